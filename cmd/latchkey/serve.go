@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/redisserver"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/jobs"
+	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/mappings"
+	"github.com/latchkey/latchkey/web"
+	"github.com/latchkey/latchkey/webhooks"
+)
+
+// app holds what serve built, for shutdown in reverse order.
+type app struct {
+	log       *slog.Logger
+	db        *gorm.DB
+	redis     *jobs.Redis
+	miniredis *redisserver.Server
+	srv       *web.Server
+	worker    *jobs.Worker
+	scheduler *jobs.Scheduler
+	queuesUI  *asynqmon.HTTPHandler
+	serveErr  chan error
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	started := time.Now()
+	cfg, err := loadConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stdout, cfg.LogFormat, cfg.LogLevel)
+	if err := ensureKeys(cfg, log); err != nil {
+		return err
+	}
+	log.Info("starting", "config", cfg)
+	a := &app{log: log, serveErr: make(chan error, 1)}
+	defer a.close()
+	if err := a.start(ctx, cfg); err != nil {
+		return err
+	}
+	log.Info("ready", "addr", a.addr(), "roles", cfg.roleList(), "startup", time.Since(started).Round(time.Millisecond).String())
+	select {
+	case <-ctx.Done():
+	case err := <-a.serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	a.shutdown(sctx)
+	log.Info("stopped")
+	return nil
+}
+
+// ensureKeys fills unset keys from files in the data dir, creating them on
+// first start, and says where they are (never what they are).
+func ensureKeys(cfg *config, log *slog.Logger) error {
+	type key struct {
+		name string
+		n    int
+		dst  func(string)
+		set  bool
+	}
+	keys := []key{
+		{"admin-api-key", 24, func(k string) { cfg.AdminAPIKey = k }, cfg.AdminAPIKey != ""},
+		{"envoy-secret", 24, func(k string) { cfg.EnvoySecrets = []string{k} }, len(cfg.EnvoySecrets) > 0},
+		{"secret-key", 32, func(k string) { cfg.SecretKey = k }, cfg.SecretKey != ""},
+	}
+	for _, k := range keys {
+		if k.set {
+			continue
+		}
+		v, created, err := loadOrCreateKey(cfg.DataDir, k.name, k.n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		k.dst(v)
+		if created {
+			log.Info("generated key", "file", filepath.Join(cfg.DataDir, k.name))
+		}
+	}
+	return nil
+}
+
+func (a *app) addr() string {
+	if a.srv == nil {
+		return ""
+	}
+	return a.srv.ListenerAddr()
+}
+
+func (a *app) start(ctx context.Context, cfg *config) error {
+	log := a.log
+	var err error
+	if a.db, err = database.Open(ctx, cfg.DatabaseURL, database.SQLitePath(cfg.DataDir), log); err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
+		return err
+	}
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		if a.miniredis, err = redisserver.Start("127.0.0.1:0"); err != nil {
+			return err
+		}
+		redisURL = a.miniredis.URL()
+		log.Info("using in-process redis", "addr", redisURL)
+	}
+	if a.redis, err = jobs.OpenRedis(redisURL); err != nil {
+		return err
+	}
+	if err := a.redis.Ping(ctx); err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	client := jobs.NewClient(a.redis)
+
+	var ln net.Listener
+	if cfg.has(roleWeb) {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("LATCHKEY_ADDR: %w", err)
+		}
+	}
+	if ln != nil {
+		checks := []web.Check{
+			{Name: "database", Func: func(ctx context.Context) error { return database.Ping(ctx, a.db) }},
+			{Name: "queue", Func: a.redis.Ping},
+		}
+		a.srv = web.New(log, checks, web.Options{})
+	}
+	public := cfg.PublicURL
+	if public == "" && ln != nil {
+		public = "http://" + loopbackAddr(ln.Addr())
+	}
+	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
+	if cfg.bundledController() {
+		ctrlKey = cfg.AdminAPIKey
+		switch {
+		case ln != nil:
+			ctrlURL = "http://" + loopbackAddr(ln.Addr()) + "/lockctl"
+		case public != "":
+			ctrlURL = public + "/lockctl"
+		default:
+			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
+		}
+	}
+	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl"}
+	if cfg.bundledController() {
+		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
+		if a.srv != nil {
+			// The controller is served by this very process: call it in
+			// memory rather than over loopback TCP.
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv}}
+		}
+	}
+	ac, err := kisi.New(ctrlURL, kopts)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
+	}
+	var (
+		sender mail.Sender
+		outbox *mail.Outbox
+	)
+	if cfg.SMTPURL != "" {
+		if sender, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom, mail.SMTPOptions{}); err != nil {
+			return fmt.Errorf("SMTP_URL: %w", err)
+		}
+	} else {
+		outbox = mail.NewOutbox(a.db)
+		sender = outbox
+	}
+	box, err := secretbox.NewFromHex(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
+	}
+	maps := mappings.NewStore(a.db)
+	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public})
+
+	if ln != nil {
+		if cfg.bundledController() {
+			driver, err := newDriver(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl"})
+			lc.Register(a.srv.Group("/lockctl"))
+			if cfg.Demo {
+				if err := lc.Seed(ctx); err != nil {
+					return fmt.Errorf("demo seed: %w", err)
+				}
+			}
+		}
+		webhooks.NewHandler(log, svc, client, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
+		accounts := web.NewAccounts(a.db)
+		web.NewAPI(log, svc, maps, ac, client, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
+		if err := a.registerUI(cfg, accounts, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+			return err
+		}
+		if cfg.Demo {
+			// Seed before serving, so the first request sees the demo
+			// mapping (the bundled controller answers in memory).
+			if err := seedDemoMapping(ctx, maps, ac, log); err != nil {
+				return fmt.Errorf("demo seed: %w", err)
+			}
+		}
+		go func() {
+			if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.serveErr <- err
+			}
+		}()
+	}
+	if cfg.has(roleWorker) {
+		a.worker = jobs.NewWorker(log, a.redis, svc, client, jobs.WorkerOptions{
+			Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval, LostAfter: cfg.LostAfter,
+			ShutdownTimeout: max(cfg.ShutdownTimeout-time.Second, time.Second),
+		})
+		if err := a.worker.Start(); err != nil {
+			return err
+		}
+	}
+	if cfg.has(roleScheduler) {
+		a.scheduler = jobs.NewScheduler(log, a.redis, jobs.SchedulerOptions{ExpireEvery: cfg.SweepEvery, LostEvery: cfg.SweepEvery, DriftEvery: cfg.DriftEvery})
+		a.scheduler.Start()
+	}
+	return nil
+}
+
+// registerUI mounts the front desk, with the queue dashboard for admins.
+func (a *app) registerUI(cfg *config, accounts *web.Accounts, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
+	opt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
+	}
+	a.queuesUI = asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: opt})
+	zone := cfg.TimeZone
+	if zone == "" && cfg.Demo {
+		zone = "Europe/Berlin"
+	}
+	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
+		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI,
+		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
+			s, err := client.Stats(ctx)
+			return web.QueueStats(s), err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ui.Register(a.srv)
+	return nil
+}
+
+// migrateLockKey is the PostgreSQL advisory lock that keeps replicas
+// starting together from migrating at the same time.
+const migrateLockKey = 7_283_021_401
+
+// migrate runs every package's migrations in dependency order. On
+// PostgreSQL it holds an advisory lock on one connection meanwhile, so
+// replicas that start together migrate one after another.
+func migrate(ctx context.Context, db *gorm.DB, postgres bool) error {
+	run := func(db *gorm.DB) error {
+		for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+			if err := m(ctx, db); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !postgres {
+		return run(db)
+	}
+	return db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", migrateLockKey).Error; err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(?)", migrateLockKey)
+		return run(conn)
+	})
+}
+
+func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driver, error) {
+	if cfg.LockDriver == "mqtt" {
+		d, err := lockctl.NewMQTTDriver(ctx, cfg.MQTTURL, cfg.MQTTPrefix, log)
+		if err != nil {
+			return nil, fmt.Errorf("LATCHKEY_MQTT_URL: %w", err)
+		}
+		return d, nil
+	}
+	return lockctl.NewSimDriver(nil), nil
+}
+
+// handlerTransport serves a process's calls to itself with its own handler,
+// in memory. The request arrives from loopback, so headers such as
+// X-Forwarded-For are trusted as they would be over TCP.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	in := r.Clone(r.Context())
+	in.RemoteAddr = "127.0.0.1:0"
+	in.RequestURI = r.URL.RequestURI()
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, in)
+	return rec.Result(), nil
+}
+
+// loopbackAddr turns a listen address such as [::]:8080 into one this
+// process can dial.
+func loopbackAddr(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// shutdown stops the scheduler, lets the worker finish its tasks in flight
+// (the bundled controller still answers meanwhile), then stops HTTP.
+func (a *app) shutdown(ctx context.Context) {
+	if a.scheduler != nil {
+		a.scheduler.Stop(ctx)
+	}
+	var wg sync.WaitGroup
+	if a.worker != nil {
+		a.worker.Shutdown()
+	}
+	if a.srv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.srv.Shutdown(ctx); err != nil {
+				a.log.Warn("http shutdown", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *app) close() {
+	if a.queuesUI != nil {
+		_ = a.queuesUI.Close()
+	}
+	if a.redis != nil {
+		_ = a.redis.Close()
+	}
+	if a.miniredis != nil {
+		a.miniredis.Close()
+	}
+	if a.db != nil {
+		_ = database.Close(a.db)
+	}
+}

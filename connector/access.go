@@ -1,0 +1,123 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// LinkSpec is the desired shape of one access link on the controller.
+type LinkSpec struct {
+	GroupID int64
+	// Name is shown in the controller's audit log: the guest's full name,
+	// then the flow in brackets.
+	Name string
+	// Email, when set, makes the controller mail the link itself.
+	Email      string
+	ValidFrom  time.Time
+	ValidUntil time.Time
+	Enabled    bool
+	// QRType asks for a QR code ("online"); "" for none.
+	QRType string
+}
+
+// Link is an access link as the controller reports it. Secret, QRToken and
+// QRImagePNG are only known from the create response.
+type Link struct {
+	ID         int64
+	GroupID    int64
+	Name       string
+	Email      string
+	ValidFrom  *time.Time
+	ValidUntil *time.Time
+	Enabled    bool
+	LastUsedAt *time.Time
+	Secret     string
+	QRToken    string
+	QRImagePNG []byte
+}
+
+// Group is an access group on the controller; a link opens its locks.
+type Group struct {
+	ID         int64
+	Name       string
+	PlaceID    int64
+	LocksCount int
+}
+
+// Lock is a door as a link holder sees it.
+type Lock struct {
+	ID         int64
+	Name       string
+	Online     bool
+	LockedDown bool
+	PlaceID    int64
+	PlaceName  string
+}
+
+// ErrUpdateUnsupported is returned by AccessControl.UpdateLink when the
+// controller has no update call (real Kisi); callers delete and recreate.
+var ErrUpdateUnsupported = errors.New("controller cannot update links in place")
+
+// ControllerError is an error answer from the controller, with Kisi's error
+// code (e.g. "f358de" not yet valid) when it sent one.
+type ControllerError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *ControllerError) Error() string {
+	if e.Code != "" {
+		return "controller: " + e.Message + " (" + e.Code + ")"
+	}
+	return "controller: " + e.Message
+}
+
+// AccessControl is a Kisi-compatible access controller. Implementations are
+// safe for concurrent use. Errors carry a latchkey Kind: NotFound for a
+// missing link, Unavailable for a controller that cannot be reached or
+// answers 5xx, TooMany for 429 (both transient), Invalid for a refused
+// request (permanent);
+// the cause is a *ControllerError when the controller answered.
+type AccessControl interface {
+	// CreateLink creates a link and returns it with its secret and QR.
+	CreateLink(ctx context.Context, spec LinkSpec) (Link, error)
+	// UpdateLink changes name, window and enabled flag of link id, keeping
+	// its secret. It returns ErrUpdateUnsupported where the controller
+	// cannot (real Kisi).
+	UpdateLink(ctx context.Context, id int64, spec LinkSpec) (Link, error)
+	// DeleteLink deletes link id; a missing link is a NotFound error.
+	DeleteLink(ctx context.Context, id int64) error
+	// ListLinks returns every link of the given groups (all groups when
+	// none are given), following the controller's paging.
+	ListLinks(ctx context.Context, groupIDs ...int64) ([]Link, error)
+	// ListGroups returns every group, following the controller's paging.
+	ListGroups(ctx context.Context) ([]Group, error)
+	// LinkLocks lists the locks a link holder with secret may open.
+	LinkLocks(ctx context.Context, secret string) ([]Lock, error)
+	// Unlock unlocks lock id as the holder of secret. A refusal is an
+	// error whose cause is a *ControllerError with the controller's code.
+	Unlock(ctx context.Context, secret string, lockID int64) error
+}
+
+// ClientInfo identifies the person behind a holder call (a guest unlocking
+// from the pass page), so the controller's audit log records their address
+// and browser rather than latchkey's.
+type ClientInfo struct {
+	IP        string
+	UserAgent string
+}
+
+type clientInfoKey struct{}
+
+// WithClientInfo returns ctx carrying ci.
+func WithClientInfo(ctx context.Context, ci ClientInfo) context.Context {
+	return context.WithValue(ctx, clientInfoKey{}, ci)
+}
+
+// ClientInfoFrom returns the ClientInfo in ctx, if any.
+func ClientInfoFrom(ctx context.Context) (ClientInfo, bool) {
+	ci, ok := ctx.Value(clientInfoKey{}).(ClientInfo)
+	return ci, ok
+}

@@ -1,0 +1,260 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// MaxExtendMinutes bounds one extension.
+const MaxExtendMinutes = 7 * 24 * 60
+
+// change applies fn to visit id and its decision in one transaction, bumps
+// the version when the desired state changed, and returns the visit.
+func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *Visit) error) (Visit, error) {
+	now := s.now()
+	var out Visit
+	err := s.store.tx(ctx, func(tx *Store) error {
+		v, err := tx.Visit(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&v); err != nil {
+			return err
+		}
+		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+		if err != nil {
+			return err
+		}
+		d := s.decide(&v, m, now)
+		v.Version++
+		applyDecision(&v, d)
+		v.UpdatedAt = now
+		if err := tx.saveVisit(ctx, &v); err != nil {
+			return err
+		}
+		if err := tx.AddTimeline(ctx, id, now, KindAction, what); err != nil {
+			return err
+		}
+		out = v
+		return tx.AddTimeline(ctx, id, now, KindDecision, describe(d, v.TimeZone))
+	})
+	return out, err
+}
+
+// Revoke takes access away from visit id now.
+func (s *Service) Revoke(ctx context.Context, id int64) (Visit, error) {
+	return s.change(ctx, id, "revoked at the front desk", func(v *Visit) error {
+		if v.Status == StatusRevoked {
+			return latchkey.Errorf(latchkey.Conflict, "visit %d is already revoked", id)
+		}
+		v.ManuallyRevoked = true
+		return nil
+	})
+}
+
+// Extend lengthens visit id's window by minutes.
+func (s *Service) Extend(ctx context.Context, id int64, mins int) (Visit, error) {
+	if mins < 1 || mins > MaxExtendMinutes {
+		return Visit{}, latchkey.Errorf(latchkey.Invalid, "minutes must be between 1 and %d", MaxExtendMinutes)
+	}
+	return s.change(ctx, id, fmt.Sprintf("extended by %s at the front desk", minutes(mins)), func(v *Visit) error {
+		switch v.Status {
+		case StatusRevoked, StatusIgnored, StatusHeld:
+			return latchkey.Errorf(latchkey.Conflict, "visit %d is %s and cannot be extended", id, v.Status)
+		}
+		v.ExtendMinutes += mins
+		return nil
+	})
+}
+
+// Resend prepares sending the guest email again; it returns the visit and
+// the email key to send under.
+func (s *Service) Resend(ctx context.Context, id int64) (Visit, string, error) {
+	now := s.now()
+	var (
+		out Visit
+		key string
+	)
+	err := s.store.tx(ctx, func(tx *Store) error {
+		v, err := tx.Visit(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !v.Status.WantsLinks() {
+			return latchkey.Errorf(latchkey.Conflict, "visit %d is %s: there is no access to send", id, v.Status)
+		}
+		if v.Email == "" {
+			return latchkey.Errorf(latchkey.Invalid, "visit %d has no email address", id)
+		}
+		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+		if err != nil {
+			return err
+		}
+		if m != nil && m.Delivery == mappings.DeliveryController {
+			return latchkey.Errorf(latchkey.Conflict, "this flow's links are mailed by the controller, not by latchkey")
+		}
+		v.ResendCount++
+		if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("resend_count", v.ResendCount).Error; err != nil {
+			return fmt.Errorf("resend visit %d: %w", id, err)
+		}
+		links, err := tx.Links(ctx, id)
+		if err != nil {
+			return err
+		}
+		key = accessKey(decisionOf(&v), links) + ":r" + strconv.Itoa(v.ResendCount)
+		out = v
+		return tx.AddTimeline(ctx, id, now, KindAction, "email resend requested at the front desk")
+	})
+	return out, key, err
+}
+
+// Detail is a visit with its links and timeline.
+type Detail struct {
+	Visit    Visit
+	Links    []VisitLink
+	Timeline []TimelineEntry
+}
+
+// Detail returns visit id with its links and timeline.
+func (s *Service) Detail(ctx context.Context, id int64) (Detail, error) {
+	v, err := s.store.Visit(ctx, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	links, err := s.store.Links(ctx, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	tl, err := s.store.Timeline(ctx, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	return Detail{Visit: v, Links: links, Timeline: tl}, nil
+}
+
+// Pass is what a guest's pass page shows.
+type Pass struct {
+	Visit Visit
+	Doors []Door
+	// QRToken is what the door reader needs ("" when none).
+	QRToken string
+}
+
+// ErrPassNotFound is returned for an unknown pass token.
+var ErrPassNotFound = &latchkey.Error{Kind: latchkey.NotFound, Msg: "this pass does not exist"}
+
+// PassByToken returns the visit of a pass token.
+func (s *Service) PassByToken(ctx context.Context, token string) (Visit, error) {
+	if len(token) < 20 || len(token) > 100 {
+		return Visit{}, ErrPassNotFound
+	}
+	v, err := s.store.VisitByPassHash(ctx, secretbox.Hash(token))
+	if errors.Is(err, ErrVisitNotFound) {
+		return Visit{}, ErrPassNotFound
+	}
+	return v, err
+}
+
+// PassView returns the pass behind token with its doors; the first view is
+// recorded on the timeline. Doors are listed only while links exist.
+func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
+	v, err := s.PassByToken(ctx, token)
+	if err != nil {
+		return Pass{}, err
+	}
+	if v.FirstViewedAt == nil {
+		now := s.now()
+		res := s.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND first_viewed_at IS NULL", v.ID).UpdateColumn("first_viewed_at", now)
+		if res.Error == nil && res.RowsAffected == 1 {
+			if err := s.store.AddTimeline(ctx, v.ID, now, KindPassViewed, "guest opened the pass"); err != nil {
+				s.log.Warn("timeline", "visit_id", v.ID, "err", err)
+			}
+		}
+	}
+	p := Pass{Visit: v}
+	if !v.Status.WantsLinks() {
+		return p, nil
+	}
+	links, err := s.store.Links(ctx, v.ID)
+	if err != nil {
+		return p, err
+	}
+	if p.Doors, err = s.doors(ctx, &v, links); err != nil {
+		return p, err
+	}
+	if p.QRToken, err = s.qrToken(&v, links); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// ErrPassEnded is returned when a pass no longer gives access.
+var ErrPassEnded = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "this pass no longer opens doors"}
+
+// PassUnlock unlocks lockID with the link behind token that opens it. A
+// refusal carries the controller's reason (a *ControllerError cause).
+func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) error {
+	v, err := s.PassByToken(ctx, token)
+	if err != nil {
+		return err
+	}
+	if !v.Status.WantsLinks() {
+		return ErrPassEnded
+	}
+	links, err := s.store.Links(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	var lastErr error = latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
+	for _, l := range links {
+		if l.Removed || l.LinkID == 0 {
+			continue
+		}
+		secret, err := s.box.Open(l.SecretEnc, linkAD(v.ID, l.GroupID))
+		if err != nil {
+			return fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
+		}
+		err = s.ac.Unlock(ctx, string(secret), lockID)
+		if err == nil {
+			if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
+				s.log.Warn("timeline", "visit_id", v.ID, "err", terr)
+			}
+			return nil
+		}
+		if latchkey.KindOf(err) != latchkey.NotFound {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+// MappingChanged re-decides every open visit of a location and flow after
+// its mapping was created, changed or deleted, and returns the visits whose
+// sync is now due. Closed visits (revoked, expired, ignored) stay as they
+// are, except ignored ones, which a new mapping may now grant access.
+func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string) ([]VisitRef, error) {
+	var ids []int64
+	err := s.store.db.WithContext(ctx).Model(&Visit{}).
+		Where("location_id = ? AND flow_id = ? AND status IN ?", locationID, flowID,
+			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed, StatusIgnored}).
+		Order("id").Limit(10000).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)
+	}
+	refs := make([]VisitRef, 0, len(ids))
+	for _, id := range ids {
+		v, err := s.change(ctx, id, "flow mapping changed", func(*Visit) error { return nil })
+		if err != nil {
+			return refs, err
+		}
+		refs = append(refs, VisitRef{ID: v.ID, Version: v.Version})
+	}
+	return refs, nil
+}

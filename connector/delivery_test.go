@@ -1,0 +1,440 @@
+package connector_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"gorm.io/gorm"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/jobs"
+	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/mappings"
+	"github.com/latchkey/latchkey/webhooks"
+)
+
+// The delivery tests send guest email through the real paths: the outbox,
+// and SMTP to a real in-process server (emersion/go-smtp) that can be
+// stopped and started on the same port.
+
+const (
+	dlAdminKey = "delivery-test-admin-key-0123456789"
+	dlPublic   = "http://pass.latchkey.test"
+	dlGuest    = "visitor@example.com"
+	dlLinkName = "Jane Visitor (Visitor)"
+)
+
+// dlSMTP is a real SMTP server on a fixed loopback address that records
+// the raw messages it accepts. It starts stopped.
+type dlSMTP struct {
+	t    testing.TB
+	addr string
+
+	mu   sync.Mutex
+	msgs [][]byte
+	srv  *smtp.Server
+	done chan struct{}
+}
+
+// newDLSMTP reserves a loopback port for a server that is not running yet.
+func newDLSMTP(t testing.TB) *dlSMTP {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("reserve a port: %v", err)
+	}
+	s := &dlSMTP{t: t, addr: l.Addr().String()}
+	if err := l.Close(); err != nil {
+		t.Fatalf("release the port: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the SMTP_URL of the server (plain SMTP, no TLS, no AUTH).
+func (s *dlSMTP) URL() string { return "smtp://" + s.addr + "?tls=none" }
+
+// Start serves on the reserved address.
+func (s *dlSMTP) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return
+	}
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.t.Fatalf("listen on %s: %v", s.addr, err)
+	}
+	srv := smtp.NewServer(dlBackend{s})
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	srv.MaxMessageBytes = 10 << 20
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	s.srv, s.done = srv, done
+}
+
+// Stop closes the server; connections are then refused.
+func (s *dlSMTP) Stop() {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	_ = srv.Close()
+	<-done
+}
+
+// Messages returns the raw messages accepted so far.
+func (s *dlSMTP) Messages() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][]byte(nil), s.msgs...)
+}
+
+type dlBackend struct{ s *dlSMTP }
+
+func (b dlBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &dlSession{s: b.s}, nil }
+
+type dlSession struct{ s *dlSMTP }
+
+func (*dlSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*dlSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (*dlSession) Reset()                               {}
+func (*dlSession) Logout() error                        { return nil }
+
+func (ss *dlSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, b)
+	ss.s.mu.Unlock()
+	return nil
+}
+
+// dlEnv is a connector service on the wall clock, driving a bundled
+// controller over HTTP, sending guest email through sender.
+type dlEnv struct {
+	t      *testing.T
+	ctx    context.Context
+	db     *gorm.DB
+	ctrl   *httptest.Server
+	outbox *mail.Outbox
+	store  *connector.Store
+	svc    *connector.Service
+}
+
+// dlOptions changes how newDLEnv builds the environment.
+type dlOptions struct {
+	// smtpURL sends guest email over SMTP instead of into the outbox.
+	smtpURL string
+	// delivery is the mapping's delivery (default latchkey).
+	delivery mappings.Delivery
+}
+
+func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
+	t.Helper()
+	ctx := context.Background()
+	db := testenv.DB(t)
+	for name, migrate := range map[string]func(context.Context, *gorm.DB) error{
+		"lockctl": lockctl.Migrate, "mappings": mappings.Migrate, "connector": connector.Migrate, "mail": mail.Migrate,
+	} {
+		if err := migrate(ctx, db); err != nil {
+			t.Fatalf("migrate %s: %v", name, err)
+		}
+	}
+	log := testenv.Logger(t)
+	outbox := mail.NewOutbox(db)
+	sim := lockctl.NewSimDriver(nil)
+	t.Cleanup(sim.Close)
+	// The controller mails its own links into the outbox when asked to.
+	lc := lockctl.New(log, db, sim, outbox, lockctl.Options{AdminAPIKey: dlAdminKey, SimUnlockDuration: time.Hour})
+	if err := lc.Seed(ctx); err != nil {
+		t.Fatalf("seed controller: %v", err)
+	}
+	ctrl := httptest.NewServer(lc.Handler())
+	t.Cleanup(ctrl.Close)
+	client, err := kisi.New(ctrl.URL, kisi.Options{APIKey: dlAdminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1), MaxRetries: -1})
+	if err != nil {
+		t.Fatalf("kisi client: %v", err)
+	}
+	if o.delivery == "" {
+		o.delivery = mappings.DeliveryLatchkey
+	}
+	maps := mappings.NewStore(db)
+	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1},
+		DurationMinutes: 240, AdvanceMinutes: 30, RevokeOnSignOut: true, Delivery: o.delivery}); err != nil {
+		t.Fatalf("create mapping: %v", err)
+	}
+	var sender mail.Sender = outbox
+	if o.smtpURL != "" {
+		// A short timeout keeps a refused connection quick.
+		if sender, err = mail.NewSMTP(o.smtpURL, "latchkey <access@latchkey.test>", mail.SMTPOptions{Timeout: 3 * time.Second, HELO: "latchkey.test"}); err != nil {
+			t.Fatalf("smtp sender: %v", err)
+		}
+	}
+	box, err := secretbox.New(bytes.Repeat([]byte{5}, 32))
+	if err != nil {
+		t.Fatalf("secretbox: %v", err)
+	}
+	store := connector.NewStore(db)
+	svc := connector.NewService(log, store, client, maps, sender, box, connector.Options{PublicURL: dlPublic})
+	return &dlEnv{t: t, ctx: ctx, db: db, ctrl: ctrl, outbox: outbox, store: store, svc: svc}
+}
+
+// dlFixture returns an Envoy fixture with changes applied to its document.
+func dlFixture(t *testing.T, name string, change func(doc map[string]any)) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "envoy", name))
+	if err != nil {
+		t.Fatalf("read fixture: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("decode fixture %s: %v", name, err)
+	}
+	change(doc)
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatalf("encode fixture %s: %v", name, err)
+	}
+	return out
+}
+
+// dlSignIn is the captured walk-in sign-in, signed in at.
+func dlSignIn(t *testing.T, at time.Time) []byte {
+	t.Helper()
+	return dlFixture(t, "envoy-plugin-event-entry_sign_in.json", func(doc map[string]any) {
+		doc["payload"].(map[string]any)["attributes"].(map[string]any)["signed-in-at"] = at.UTC().Format("2006-01-02 15:04:05 UTC")
+	})
+}
+
+// dlInvite is the captured invite as event name (invite_created or
+// invite_updated), expected at arrival, delivered as job.
+func dlInvite(t *testing.T, name string, arrival time.Time, job string) []byte {
+	t.Helper()
+	return dlFixture(t, "envoy-plugin-event-invite_created.json", func(doc map[string]any) {
+		meta := doc["meta"].(map[string]any)
+		meta["event"] = name
+		meta["job"].(map[string]any)["name"] = name
+		meta["job"].(map[string]any)["id"] = job
+		doc["payload"].(map[string]any)["attributes"].(map[string]any)["expected-arrival-time"] = arrival.UTC().Format(time.RFC3339)
+	})
+}
+
+// ingest records a webhook body as the receiver does.
+func (e *dlEnv) ingest(body []byte) connector.IngestResult {
+	e.t.Helper()
+	d, err := webhooks.Parse(body)
+	if err != nil {
+		e.t.Fatalf("parse delivery: %v", err)
+	}
+	res, err := e.svc.Ingest(e.ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	if err != nil {
+		e.t.Fatalf("ingest %s: %v", d.Kind, err)
+	}
+	return res
+}
+
+// deliver ingests body, syncs its visit and sends the email the sync asks
+// for, as the worker would; it returns the visit.
+func (e *dlEnv) deliver(body []byte) connector.Visit {
+	e.t.Helper()
+	res := e.ingest(body)
+	sr := e.syncVisit(res.VisitID)
+	if sr.EmailKind != "" {
+		if err := e.svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey); err != nil {
+			e.t.Fatalf("send %s email: %v", sr.EmailKind, err)
+		}
+	}
+	return e.visit(res.VisitID)
+}
+
+func (e *dlEnv) syncVisit(id int64) connector.SyncResult {
+	e.t.Helper()
+	sr, err := e.svc.SyncVisit(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("sync visit %d: %v", id, err)
+	}
+	return sr
+}
+
+func (e *dlEnv) visit(id int64) connector.Visit {
+	e.t.Helper()
+	v, err := e.store.Visit(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("visit %d: %v", id, err)
+	}
+	return v
+}
+
+// timelineKinds counts the visit's timeline entries by kind.
+func (e *dlEnv) timelineKinds(id int64) map[string]int {
+	e.t.Helper()
+	tl, err := e.store.Timeline(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("timeline of visit %d: %v", id, err)
+	}
+	n := map[string]int{}
+	for _, te := range tl {
+		n[te.Kind]++
+	}
+	return n
+}
+
+// captured returns the outbox's messages, oldest first.
+func (e *dlEnv) captured() []mail.StoredMessage {
+	e.t.Helper()
+	ms, _, err := e.outbox.List(e.ctx, mail.OutboxFilter{Limit: mail.MaxListLimit})
+	if err != nil {
+		e.t.Fatalf("list outbox: %v", err)
+	}
+	for i, j := 0, len(ms)-1; i < j; i, j = i+1, j-1 {
+		ms[i], ms[j] = ms[j], ms[i]
+	}
+	return ms
+}
+
+// dlWait polls cond every 20 ms until it holds or timeout passes.
+func dlWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// TestEmailSMTPOutage: while the SMTP server is down the email fails as
+// retryable and lands on the timeline; once it is back, a retry delivers
+// the email once, and further retries deliver nothing more.
+func TestEmailSMTPOutage(t *testing.T) {
+	srv := newDLSMTP(t) // not started: connections are refused
+	e := newDLEnv(t, dlOptions{smtpURL: srv.URL()})
+	res := e.ingest(dlSignIn(t, time.Now()))
+	sr := e.syncVisit(res.VisitID)
+	if sr.EmailKind != connector.EmailAccess {
+		t.Fatalf("sync asks for email %q, want %q", sr.EmailKind, connector.EmailAccess)
+	}
+
+	err := e.svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey)
+	if err == nil {
+		t.Fatal("send with the SMTP server down: got nil, want an error")
+	}
+	if k := latchkey.KindOf(err); k != latchkey.Unavailable {
+		t.Errorf("send with the SMTP server down: got kind %v (%v), want Unavailable so the task is retried", k, err)
+	}
+	if got := e.timelineKinds(res.VisitID); got[connector.KindEmailFailed] != 1 || got[connector.KindEmailSent] != 0 {
+		t.Errorf("timeline after the failed send: %v, want one %s and no %s", got, connector.KindEmailFailed, connector.KindEmailSent)
+	}
+	if v := e.visit(res.VisitID); v.EmailedWindow != "" {
+		t.Errorf("emailed window after a failed send: %q, want none", v.EmailedWindow)
+	}
+
+	srv.Start()
+	for i := range 3 { // the retry, then retries of a task that already succeeded
+		if err := e.svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey); err != nil {
+			t.Fatalf("send %d with the server up: %v", i, err)
+		}
+		if n := len(srv.Messages()); n != 1 {
+			t.Fatalf("after send %d: the server holds %d messages, want 1", i, n)
+		}
+	}
+	if got := e.timelineKinds(res.VisitID); got[connector.KindEmailSent] != 1 {
+		t.Errorf("timeline: %d %s entries, want 1", got[connector.KindEmailSent], connector.KindEmailSent)
+	}
+	m := parseMIME(t, srv.Messages()[0])
+	to, err := m.header.AddressList("To")
+	if err != nil || len(to) != 1 || to[0].Address != dlGuest {
+		t.Errorf("delivered email: To %q (%v), want %s", m.header.Get("To"), err, dlGuest)
+	}
+	if !strings.Contains(m.text, e.svc.PassURL(e.visit(res.VisitID))) {
+		t.Errorf("delivered email: text without the pass URL:\n%s", m.text)
+	}
+}
+
+// TestEmailRetriedByWorker runs the outage through the real queue: the
+// worker's email task fails while SMTP is down, asynq retries it, and the
+// guest gets exactly one email once the server is back.
+func TestEmailRetriedByWorker(t *testing.T) {
+	srv := newDLSMTP(t)
+	e := newDLEnv(t, dlOptions{smtpURL: srv.URL()})
+	rdb, err := jobs.OpenRedis(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatalf("open redis: %v", err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	q := jobs.NewClient(rdb)
+	w := jobs.NewWorker(testenv.Logger(t), rdb, e.svc, q, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Shutdown)
+
+	res := e.ingest(dlSignIn(t, time.Now()))
+	if err := q.EnqueueVisitSync(e.ctx, res.VisitID, res.Version); err != nil {
+		t.Fatalf("enqueue sync: %v", err)
+	}
+	dlWait(t, 10*time.Second, "the first send to fail", func() bool {
+		return e.timelineKinds(res.VisitID)[connector.KindEmailFailed] > 0
+	})
+	if n := len(srv.Messages()); n != 0 {
+		t.Fatalf("server holds %d messages while it was down", n)
+	}
+
+	srv.Start()
+	// asynq retries after 0.5–1 s, then 1–2 s, 2–4 s…
+	dlWait(t, 15*time.Second, "the retried email", func() bool { return len(srv.Messages()) > 0 })
+	dlWait(t, 5*time.Second, "the email_sent timeline entry", func() bool {
+		return e.timelineKinds(res.VisitID)[connector.KindEmailSent] == 1
+	})
+	v := e.visit(res.VisitID)
+	if v.Status != connector.StatusActive {
+		t.Errorf("visit status %s, want active (a delayed email does not fail the visit)", v.Status)
+	}
+
+	// A duplicate of the task (same id) and a direct retry send nothing.
+	if err := q.EnqueueEmail(e.ctx, res.VisitID, connector.EmailAccess, v.EmailedWindow); err != nil {
+		t.Fatalf("enqueue duplicate email: %v", err)
+	}
+	if err := e.svc.SendVisitEmail(e.ctx, res.VisitID, connector.EmailAccess, v.EmailedWindow); err != nil {
+		t.Fatalf("direct retry: %v", err)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("server holds %d messages, want exactly 1", n)
+	}
+	if got := e.timelineKinds(res.VisitID)[connector.KindEmailSent]; got != 1 {
+		t.Errorf("%d %s entries, want 1", got, connector.KindEmailSent)
+	}
+}

@@ -1,0 +1,291 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html/template"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// Kinds of guest email.
+const (
+	EmailAccess  = "access"
+	EmailUpdated = "updated"
+	EmailResend  = "resend"
+)
+
+// SendVisitEmail sends the guest the email of kind for the access window
+// identified by key (see accessKey), once: a message already sent for that
+// key, or access that has changed since (a newer email follows), sends
+// nothing. Nothing is sent either when the visit's mapping has the
+// controller deliver the link (delivery "controller").
+//
+// The message key is derived from the visit, kind and key, so a retry after
+// a send whose outcome was lost is recognised by the outbox (and carries
+// the same Message-ID over SMTP). A failed send lands on the timeline
+// (email_failed) and is returned with the sender's kind: Unavailable when a
+// later attempt may succeed (the email task is retried), Invalid when the
+// message was refused for good. It is safe for concurrent use.
+func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string) error {
+	now := s.now()
+	v, err := s.store.Visit(ctx, id)
+	if err != nil {
+		return err
+	}
+	current := key
+	if kind == EmailResend {
+		current, _, _ = strings.Cut(key, ":")
+	}
+	links, err := s.store.Links(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	latest := accessKey(decisionOf(&v), links)
+	switch {
+	case !v.Status.WantsLinks():
+		return nil // access ended before the mail went out
+	case latest != current:
+		return nil // stale: the window changed and its own email follows
+	case kind != EmailResend && v.EmailedWindow == key:
+		return nil // already sent
+	case v.Email == "":
+		return nil
+	}
+	m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+	if err != nil {
+		return err
+	}
+	if m != nil && m.Delivery == mappings.DeliveryController {
+		// The controller mailed its own link when it created it; a second
+		// email from us would give the guest two different links.
+		if kind == EmailResend {
+			return s.store.AddTimeline(ctx, id, now, KindEmailFailed, "email not sent: this flow's links are mailed by the controller")
+		}
+		return nil
+	}
+	msg, err := s.renderEmail(ctx, &v, kind, links)
+	if err != nil {
+		return err
+	}
+	msg.Key = fmt.Sprintf("visit-%d-%s-%s", v.ID, kind, key)
+	if err := s.mail.Send(ctx, msg); err != nil {
+		if terr := s.store.AddTimeline(ctx, id, now, KindEmailFailed, fmt.Sprintf("email to %s failed: %s", v.Email, latchkey.Message(err))); terr != nil {
+			s.log.Warn("timeline", "visit_id", id, "err", terr)
+		}
+		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)
+	}
+	return s.store.tx(ctx, func(tx *Store) error {
+		if kind != EmailResend {
+			if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("emailed_window", key).Error; err != nil {
+				return fmt.Errorf("record email of visit %d: %w", id, err)
+			}
+		}
+		return tx.AddTimeline(ctx, id, now, KindEmailSent, fmt.Sprintf("%s email sent to %s", kind, v.Email))
+	})
+}
+
+// Door is a door a visit's pass opens, as the controller reported it to the
+// link holder.
+type Door struct {
+	LockID int64
+	Name   string
+	// Online is false while the door's controller cannot be reached.
+	Online bool
+	// LockedDown is true while the door refuses every unlock.
+	LockedDown bool
+	GroupID    int64
+}
+
+// Available reports whether the door can be opened right now, as far as the
+// controller said when it listed it.
+func (d Door) Available() bool { return d.Online && !d.LockedDown }
+
+// doors lists the doors behind the visit's links, asking the controller as
+// each link's holder.
+func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Door, error) {
+	var out []Door
+	seen := map[int64]bool{}
+	for _, l := range links {
+		if l.Removed || l.LinkID == 0 {
+			continue
+		}
+		secret, err := s.box.Open(l.SecretEnc, linkAD(v.ID, l.GroupID))
+		if err != nil {
+			return nil, fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
+		}
+		locks, err := s.ac.LinkLocks(ctx, string(secret))
+		if err != nil {
+			return nil, fmt.Errorf("doors of link %d: %w", l.LinkID, err)
+		}
+		for _, lk := range locks {
+			if !seen[lk.ID] {
+				seen[lk.ID] = true
+				out = append(out, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: l.GroupID})
+			}
+		}
+	}
+	return out, nil
+}
+
+// qrToken returns the reader QR token of the visit's first link, if any.
+func (s *Service) qrToken(v *Visit, links []VisitLink) (string, error) {
+	for _, l := range links {
+		if l.Removed || len(l.QRToken) == 0 {
+			continue
+		}
+		tok, err := s.box.Open(l.QRToken, linkAD(v.ID, l.GroupID))
+		if err != nil {
+			return "", fmt.Errorf("open QR token of visit %d: %w", v.ID, err)
+		}
+		return string(tok), nil
+	}
+	return "", nil
+}
+
+type emailData struct {
+	Name, PassURL, From, Until, Zone, Heading, Intro string
+	Doors                                            []Door
+	HasQR                                            bool
+}
+
+var emailHTML = template.Must(template.New("email").Parse(`<!doctype html>
+<html><body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111;background:#f6f6f6;margin:0;padding:24px">
+<div style="max-width:520px;margin:0 auto;background:#fff;border-radius:12px;padding:24px">
+<h1 style="font-size:22px;margin:0 0 12px">{{.Heading}}</h1>
+<p>Hello {{.Name}},</p>
+<p>{{.Intro}}</p>
+<p><strong>When:</strong> {{.From}} – {{.Until}} ({{.Zone}})</p>
+{{if .Doors}}<p><strong>Doors:</strong></p><ul>{{range .Doors}}<li>{{.Name}}</li>{{end}}</ul>{{end}}
+<p style="margin:24px 0"><a href="{{.PassURL}}" style="background:#0b57d0;color:#fff;padding:14px 22px;border-radius:8px;text-decoration:none;font-weight:600;display:inline-block">Open your pass</a></p>
+{{if .HasQR}}<p>At a door reader, show this code:</p><p><img src="cid:qr.png" alt="QR code for the door reader" width="220" height="220"></p>{{end}}
+<p style="color:#555;font-size:13px">This link is personal: it opens the doors above during your visit only. If the button does not work, copy this address into your browser: {{.PassURL}}</p>
+</div></body></html>`))
+
+// renderEmail builds the guest email: doors, window in the location's local
+// time, the pass link, the reader QR inline, and an .ics for invites.
+func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links []VisitLink) (mail.Message, error) {
+	doors, err := s.doors(ctx, v, links)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	loc := location(v.TimeZone)
+	from, until := deref(v.ValidFrom).In(loc), deref(v.ValidUntil).In(loc)
+	data := emailData{
+		Name: v.Name, PassURL: s.PassURL(*v), Doors: doors, Zone: loc.String(),
+		From: from.Format("Mon 2 Jan 2006, 15:04"), Until: until.Format("Mon 2 Jan 2006, 15:04 MST"),
+		Heading: "Your door access", Intro: "Your visit pass is ready. Open it on your phone to unlock the doors below.",
+	}
+	subject := "Your door access pass"
+	switch kind {
+	case EmailUpdated:
+		subject, data.Heading = "Updated: your door access pass", "Your access has changed"
+		data.Intro = "Your access has changed: please check the times and doors below. Your pass link stays the same; if you saved the door reader code, use the new one below."
+	case EmailResend:
+		subject = "Your door access pass (sent again)"
+	}
+	msg := mail.Message{To: v.Email, Subject: subject}
+	tok, err := s.qrToken(v, links)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	if tok != "" {
+		png, err := qrcode.Encode(tok, qrcode.Medium, 256)
+		if err != nil {
+			return mail.Message{}, fmt.Errorf("QR code: %w", err)
+		}
+		data.HasQR = true
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Filename: "qr.png", ContentType: "image/png", Data: png, Inline: true, ContentID: "qr.png"})
+	}
+	var html bytes.Buffer
+	if err := emailHTML.Execute(&html, data); err != nil {
+		return mail.Message{}, fmt.Errorf("render email: %w", err)
+	}
+	msg.HTML = html.String()
+	msg.Text = emailText(data)
+	if v.Facts.Invited {
+		msg.Attachments = append(msg.Attachments, mail.Attachment{
+			Filename: "visit.ics", ContentType: "text/calendar; method=PUBLISH; charset=utf-8",
+			Data: icsEvent(v, data.PassURL, s.now()),
+		})
+	}
+	return msg, nil
+}
+
+func emailText(d emailData) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\nHello %s,\n\n%s\n\n", d.Heading, d.Name, d.Intro)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "When:\t%s – %s (%s)\n", d.From, d.Until, d.Zone)
+	for i, door := range d.Doors {
+		label := ""
+		if i == 0 {
+			label = "Doors:"
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, door.Name)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "\nOpen your pass: %s\n", d.PassURL)
+	if d.HasQR {
+		b.WriteString("\nAt a door reader, show the QR code attached to this email or shown on your pass.\n")
+	}
+	b.WriteString("\nThis link is personal: it opens the doors above during your visit only.\n")
+	return b.String()
+}
+
+// icsEvent is a calendar entry for the visit window (RFC 5545). Its UID is
+// the visit's, and SEQUENCE grows with the visit's version, so the entry in
+// an "updated" email replaces the earlier one in the guest's calendar.
+func icsEvent(v *Visit, passURL string, now time.Time) []byte {
+	const f = "20060102T150405Z"
+	esc := strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\n", `\n`)
+	lines := []string{
+		"BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//latchkey//visit pass//EN", "METHOD:PUBLISH",
+		"BEGIN:VEVENT",
+		fmt.Sprintf("UID:visit-%d@latchkey", v.ID),
+		fmt.Sprintf("SEQUENCE:%d", max(v.Version-1, 0)),
+		"DTSTAMP:" + now.UTC().Format(f),
+		"DTSTART:" + deref(v.ValidFrom).UTC().Format(f),
+		"DTEND:" + deref(v.ValidUntil).UTC().Format(f),
+		"SUMMARY:" + esc.Replace("Visit: door access"),
+		"DESCRIPTION:" + esc.Replace("Your pass: "+passURL),
+		"URL:" + passURL,
+		"END:VEVENT", "END:VCALENDAR",
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(foldICS(l))
+		b.WriteString("\r\n")
+	}
+	return []byte(b.String())
+}
+
+// foldICS folds a content line longer than 75 octets as RFC 5545 §3.1
+// requires: CRLF and one space before each continuation. It never splits
+// a UTF-8 sequence.
+func foldICS(line string) string {
+	const limit = 75
+	if len(line) <= limit {
+		return line
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range line {
+		size := len(string(r))
+		if n+size > limit {
+			b.WriteString("\r\n ")
+			n = 1
+		}
+		b.WriteRune(r)
+		n += size
+	}
+	return b.String()
+}

@@ -1,0 +1,98 @@
+package kisi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+)
+
+// lockJSON is the reduced Lock a group link holder sees.
+type lockJSON struct {
+	ID         int64  `json:"id"`
+	Name       string `json:"name"`
+	Online     *bool  `json:"online"`
+	LockedDown bool   `json:"locked_down"`
+	PlaceID    *int64 `json:"place_id"`
+	Place      *struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	} `json:"place"`
+}
+
+func (j lockJSON) toLock() connector.Lock {
+	l := connector.Lock{
+		ID:         j.ID,
+		Name:       j.Name,
+		Online:     j.Online != nil && *j.Online,
+		LockedDown: j.LockedDown,
+	}
+	if j.PlaceID != nil {
+		l.PlaceID = *j.PlaceID
+	}
+	if j.Place != nil {
+		l.PlaceName = j.Place.Name
+		if l.PlaceID == 0 {
+			l.PlaceID = j.Place.ID
+		}
+	}
+	return l
+}
+
+var errNoSecret = &latchkey.Error{Kind: latchkey.Invalid, Msg: "link secret is required"}
+
+// LinkLocks lists the locks the holder of secret may open (GET /locks with
+// "Authorization: KISI-GROUP-LINK <secret>", all pages). An empty secret is
+// an Invalid error without a request. Errors: Unauthorized for an unknown
+// secret, Forbidden, TooMany, Unavailable; the secret never appears in them.
+// GET is retried on 429, 5xx and network errors. Safe for concurrent use.
+func (cl *Client) LinkLocks(ctx context.Context, secret string) ([]connector.Lock, error) {
+	if secret == "" {
+		return nil, fmt.Errorf("kisi: list locks of a link: %w", errNoSecret)
+	}
+	js, err := listAll[lockJSON](ctx, cl, call{
+		method:  http.MethodGet,
+		path:    []string{"locks"},
+		policy:  retryIdempotent,
+		secret:  secret,
+		op:      "list locks of a link",
+		subject: "the link's locks",
+	})
+	if err != nil {
+		return nil, err
+	}
+	locks := make([]connector.Lock, len(js))
+	for i, j := range js {
+		locks[i] = j.toLock()
+	}
+	return locks, nil
+}
+
+// Unlock unlocks lock lockID as the holder of secret
+// (POST /locks/{id}/unlock). Any 2xx answer (Kisi's is
+// {"message":"Unlocked!"}) means unlocked. A refusal is an error whose cause
+// is a *connector.ControllerError with the controller's code (e.g. "f358de"
+// not yet valid): Unauthorized, Forbidden, NotFound for an unknown lock,
+// Conflict, TooMany on 429 and Unavailable on 5xx. An unlock is a person at a
+// door, so it is not retried on any answer, only on a connection error before
+// the request was sent. An empty secret is an Invalid error without a
+// request. Safe for concurrent use.
+func (cl *Client) Unlock(ctx context.Context, secret string, lockID int64) error {
+	ids := strconv.FormatInt(lockID, 10)
+	if secret == "" {
+		return fmt.Errorf("kisi: unlock lock %s: %w", ids, errNoSecret)
+	}
+	_, err := cl.do(ctx, call{
+		method:   http.MethodPost,
+		path:     []string{"locks", ids, "unlock"},
+		policy:   retryUnsent,
+		secret:   secret,
+		op:       "unlock lock " + ids,
+		subject:  "the unlock of lock " + ids,
+		notFound: "lock " + ids,
+	})
+	return err
+}

@@ -1,0 +1,306 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// SyncVisit makes the controller match visit id's desired state: one link per
+// mapped group while the visit should have access, none otherwise. A changed
+// window is updated in place where the controller can, and deleted and
+// recreated where it cannot; the guest's pass URL stays the same. A link
+// already gone counts as deleted. Running it twice changes nothing.
+//
+// It returns ErrBusy while another reconciler holds the visit, and an error
+// of kind Unavailable when the controller could not be reached (retry).
+func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
+	now := s.now()
+	if err := s.store.acquire(ctx, id, now, now.Add(s.opts.SyncLease)); err != nil {
+		return SyncResult{}, err
+	}
+	// Finish well inside the lease, so no other reconciler can take the
+	// visit while this one still works on it.
+	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncLease-5*time.Second)
+	defer cancel()
+	defer func() {
+		if err := s.store.release(context.WithoutCancel(ctx), id); err != nil {
+			s.log.Warn("release visit", "visit_id", id, "err", err)
+		}
+	}()
+	v, err := s.store.Visit(ctx, id)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	d := s.decide(&v, m, now)
+	links, err := s.store.Links(ctx, id)
+	if err != nil {
+		return SyncResult{}, err
+	}
+	byGroup := map[int64]*VisitLink{}
+	for i := range links {
+		byGroup[links[i].GroupID] = &links[i]
+	}
+	wanted := map[int64]bool{}
+	var errs []error
+	if d.Status.WantsLinks() && m != nil {
+		for _, g := range m.GroupIDs {
+			wanted[g] = true
+			if err := s.ensureLink(ctx, &v, m, g, byGroup[g], d, now); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, l := range links {
+		if l.Removed || wanted[l.GroupID] {
+			continue
+		}
+		if err := s.removeLink(ctx, &v, &l, d, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if terr := s.store.AddTimeline(ctx, id, now, KindError, "controller: "+latchkey.Message(err)+"; will retry"); terr != nil {
+			s.log.Warn("timeline", "visit_id", id, "err", terr)
+		}
+		return SyncResult{}, err
+	}
+	if err := s.store.finishSync(ctx, &v, d, now); err != nil {
+		return SyncResult{}, err
+	}
+	res := SyncResult{Version: v.Version, Status: d.Status}
+	switch d.Status {
+	case StatusScheduled:
+		res.NextAt = d.ValidFrom
+	case StatusActive:
+		res.NextAt = d.ValidUntil
+	}
+	if d.Status.WantsLinks() && m != nil && m.Delivery == mappings.DeliveryLatchkey && v.Email != "" {
+		links, err := s.store.Links(ctx, id)
+		if err != nil {
+			return SyncResult{}, err
+		}
+		if k := accessKey(d, links); k != v.EmailedWindow {
+			res.EmailKind, res.WindowKey = EmailAccess, k
+			if v.EmailedWindow != "" {
+				res.EmailKind = EmailUpdated
+			}
+			if k != v.EmailDueKey {
+				if err := s.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("email_due_key", k).Error; err != nil {
+					return SyncResult{}, fmt.Errorf("record email due for visit %d: %w", id, err)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// linkName names a link after the guest, then the flow in brackets, so the
+// controller's audit log reads as the guest's own.
+func linkName(v *Visit, m *mappings.Mapping) string {
+	name := v.Name
+	if name == "" {
+		name = "Visitor " + v.SourceID
+	}
+	flow := v.FlowName
+	if flow == "" {
+		flow = "flow " + v.FlowID
+	}
+	name += " (" + flow + ")"
+	if m.GuestIndicator != "" {
+		name += " " + m.GuestIndicator
+	}
+	return name
+}
+
+func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
+	spec := LinkSpec{GroupID: group, Name: linkName(v, m), ValidFrom: d.ValidFrom, ValidUntil: d.ValidUntil, Enabled: true, QRType: "online"}
+	if m.Delivery == mappings.DeliveryController {
+		spec.Email = v.Email
+	}
+	if row != nil && !row.Removed && row.LinkID != 0 {
+		if row.ValidFrom.Equal(spec.ValidFrom) && row.ValidUntil.Equal(spec.ValidUntil) && row.Name == spec.Name {
+			return nil
+		}
+		_, err := s.ac.UpdateLink(ctx, row.LinkID, spec)
+		switch {
+		case err == nil:
+			row.Name, row.ValidFrom, row.ValidUntil = spec.Name, spec.ValidFrom, spec.ValidUntil
+			if err := s.store.saveLink(ctx, row); err != nil {
+				return err
+			}
+			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, v.TimeZone)))
+		case errors.Is(err, ErrUpdateUnsupported):
+			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+				return fmt.Errorf("replace link %d: %w", row.LinkID, err)
+			}
+		case latchkey.KindOf(err) == latchkey.NotFound:
+			// Gone on the controller: create it again below.
+		default:
+			return fmt.Errorf("update link %d: %w", row.LinkID, err)
+		}
+	}
+	if row == nil {
+		row = &VisitLink{VisitID: v.ID, GroupID: group}
+	}
+	var replaced int64
+	if !row.Removed {
+		replaced = row.LinkID
+	}
+	l, err := s.ac.CreateLink(ctx, spec)
+	if err != nil {
+		if replaced != 0 {
+			// The old link is gone; record that before failing.
+			row.LinkID, row.Removed = 0, true
+			if serr := s.store.saveLink(ctx, row); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return fmt.Errorf("create link on group %d: %w", group, err)
+	}
+	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false
+	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
+	row.QRToken = nil
+	if l.QRToken != "" {
+		row.QRToken = s.box.Seal([]byte(l.QRToken), linkAD(v.ID, group))
+	}
+	if err := s.store.saveLink(ctx, row); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("link %d created on group %d: %s", l.ID, group, spanText(spec, v.TimeZone))
+	kind := KindLinkCreated
+	if replaced != 0 {
+		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, v.TimeZone))
+	}
+	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
+}
+
+func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d Decision, now time.Time) error {
+	if row.LinkID != 0 {
+		err := s.ac.DeleteLink(ctx, row.LinkID)
+		if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			return fmt.Errorf("delete link %d: %w", row.LinkID, err)
+		}
+	}
+	row.Removed = true
+	if err := s.store.saveLink(ctx, row); err != nil {
+		return err
+	}
+	return s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d deleted (%s)", row.LinkID, row.GroupID, d.Status))
+}
+
+// linkAD binds a sealed link secret to its visit and group.
+func linkAD(visitID, group int64) []byte {
+	return []byte("visit_link:" + strconv.FormatInt(visitID, 10) + ":" + strconv.FormatInt(group, 10))
+}
+
+func spanText(spec LinkSpec, zone string) string {
+	loc := location(zone)
+	return spec.ValidFrom.In(loc).Format("Mon 2 Jan 15:04") + " – " + spec.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST")
+}
+
+// finishSync stores the applied decision, unless the visit changed while
+// it was synced (then the newer version's sync stores its own).
+func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, now time.Time) error {
+	return s.tx(ctx, func(tx *Store) error {
+		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(map[string]any{
+			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
+			"synced_version": v.Version, "updated_at": now,
+		})
+		if res.Error != nil {
+			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
+		}
+		if res.RowsAffected == 1 && (v.Status != d.Status || v.Reason != d.Reason) {
+			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, v.TimeZone))
+		}
+		return nil
+	})
+}
+
+// RepairDrift compares the controller's links with the stored visits: a
+// link of ours that should not exist is deleted, and a link that should
+// exist but is missing is created again. Links latchkey never made are left
+// alone.
+func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
+	var rep DriftReport
+	remote, err := s.ac.ListLinks(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("list controller links: %w", err)
+	}
+	rep.Checked = len(remote)
+	ids := make([]int64, 0, len(remote))
+	present := map[int64]bool{}
+	for _, l := range remote {
+		ids = append(ids, l.ID)
+		present[l.ID] = true
+	}
+	ours, err := s.store.linksByControllerID(ctx, ids)
+	if err != nil {
+		return rep, err
+	}
+	now := s.now()
+	var errs []error
+	for _, row := range ours {
+		v, err := s.store.Visit(ctx, row.VisitID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !row.Removed && v.Status.WantsLinks() {
+			continue
+		}
+		if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			errs = append(errs, fmt.Errorf("delete stray link %d: %w", row.LinkID, err))
+			continue
+		}
+		rep.Deleted++
+		row.Removed = true
+		if err := s.store.saveLink(ctx, &row); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("drift repair: link %d should not exist and was deleted", row.LinkID)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	active, err := s.store.activeLinks(ctx)
+	if err != nil {
+		return rep, errors.Join(append(errs, err)...)
+	}
+	resync := map[int64]bool{}
+	for _, row := range active {
+		if row.LinkID != 0 && present[row.LinkID] {
+			continue
+		}
+		row.LinkID, row.Removed = 0, true
+		if err := s.store.saveLink(ctx, &row); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.store.AddTimeline(ctx, row.VisitID, now, KindError, fmt.Sprintf("drift repair: link on group %d is missing on the controller; creating it again", row.GroupID)); err != nil {
+			errs = append(errs, err)
+		}
+		resync[row.VisitID] = true
+	}
+	for id := range resync {
+		res, err := s.SyncVisit(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resync visit %d: %w", id, err))
+			continue
+		}
+		rep.Created++
+		if res.EmailKind != "" {
+			rep.Emails = append(rep.Emails, EmailDue{VisitID: id, Kind: res.EmailKind, Key: res.WindowKey})
+		}
+	}
+	return rep, errors.Join(errs...)
+}

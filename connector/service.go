@@ -1,0 +1,347 @@
+package connector
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// MappingFinder finds the mapping for a location and flow.
+type MappingFinder interface {
+	// Find returns the mapping, or an error of kind NotFound.
+	Find(ctx context.Context, locationID, flowID string) (mappings.Mapping, error)
+}
+
+// Options tunes the Service; the zero value works except for PublicURL,
+// which links in emails need.
+type Options struct {
+	// PublicURL is the absolute base of guest pass links.
+	PublicURL string
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// SyncLease bounds how long one reconciler may hold a visit
+	// (default 65 s). A sync never runs longer than its lease, so a worker
+	// that dies mid-sync blocks the visit for at most this long.
+	SyncLease time.Duration
+}
+
+// Service applies visitor events to visits and makes the access controller
+// match them. It is safe for concurrent use.
+type Service struct {
+	log   *slog.Logger
+	store *Store
+	ac    AccessControl
+	maps  MappingFinder
+	mail  mail.Sender
+	box   *secretbox.Box
+	opts  Options
+}
+
+// NewService returns a Service.
+func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFinder, sender mail.Sender, box *secretbox.Box, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SyncLease <= 0 {
+		opts.SyncLease = 65 * time.Second
+	}
+	return &Service{log: log.With("component", "connector"), store: store, ac: ac, maps: maps, mail: sender, box: box, opts: opts}
+}
+
+// Store returns the service's store, for read-only views.
+func (s *Service) Store() *Store { return s.store }
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Second) }
+
+// Now returns the service's clock reading, for views that must agree with
+// its decisions.
+func (s *Service) Now() time.Time { return s.opts.Now().UTC() }
+
+// Inbound is one received webhook delivery.
+type Inbound struct {
+	DedupeKey string
+	EventName string
+	JobID     string
+	Known     bool
+	Event     Event
+}
+
+// IngestResult says what a delivery did.
+type IngestResult struct {
+	VisitID   int64
+	Version   int64
+	Status    Status
+	Reason    string
+	Duplicate bool
+	Ignored   bool
+	// Changed reports whether the visit's desired state changed, so a
+	// sync is needed.
+	Changed bool
+}
+
+// Ingest records a delivery and applies its event to the visit, in one
+// transaction. A repeated delivery (same dedupe key) changes nothing and
+// reports Duplicate. An unknown event is recorded as ignored.
+func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) {
+	now := s.now()
+	ev := in.Event
+	var (
+		m      *mappings.Mapping
+		mapErr error
+	)
+	if in.Known {
+		m, mapErr = s.mapping(ctx, ev.LocationID, ev.FlowID)
+		if mapErr != nil {
+			return IngestResult{}, mapErr
+		}
+	}
+	var res IngestResult
+	err := s.store.tx(ctx, func(tx *Store) error {
+		d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
+		if in.Known && ev.LocationID == "" {
+			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
+		}
+		if !in.Known {
+			d.Outcome, d.Reason = "ignored", fmt.Sprintf("event %q is not handled", in.EventName)
+			res = IngestResult{Ignored: true, Reason: d.Reason}
+			return tx.createDelivery(ctx, &d)
+		}
+
+		v, found, err := tx.visitBySource(ctx, ev.InstallID, ev.LocationID, ev.SourceID())
+		if err != nil {
+			return err
+		}
+		if !found && ev.EntryID != "" && ev.InviteID == "" && ev.Kind != EventSignIn {
+			// An entry event without the invite relationship (some
+			// sign-outs) joins the invite visit its sign-in joined.
+			if v, found, err = tx.visitByEntry(ctx, ev.InstallID, ev.LocationID, ev.EntryID); err != nil {
+				return err
+			}
+		}
+		if !found {
+			salt := secretbox.RandomHex(16)
+			v = Visit{InstallID: ev.InstallID, LocationID: ev.LocationID, SourceID: ev.SourceID(),
+				PassSalt: salt, PassHash: secretbox.Hash(s.box.Token(salt)), Version: 1, CreatedAt: now}
+		}
+		if ev.EntryID != "" {
+			v.EntryID = ev.EntryID
+		}
+		if ev.TimeZone != "" {
+			v.TimeZone = ev.TimeZone
+		}
+		if ev.FlowName != "" {
+			v.FlowName = ev.FlowName
+		}
+		before := v.Facts
+		f := v.Facts
+		f.Apply(ev, now)
+		v.setFacts(f)
+		if m == nil && ev.FlowID == "" && v.FlowID != "" {
+			// An event without a flow (some sign-outs) uses the visit's.
+			if m, err = s.mapping(ctx, v.LocationID, v.FlowID); err != nil {
+				return err
+			}
+		}
+		prev := decisionOf(&v)
+		dec := s.decide(&v, m, now)
+		changed := !found || !factsEqual(before, f) || !sameDecision(dec, prev)
+		if changed && found {
+			v.Version++
+		}
+		applyDecision(&v, dec)
+		v.UpdatedAt = now
+		if err := tx.saveVisit(ctx, &v); err != nil {
+			return err
+		}
+		// The delivery's unique key turns a retried delivery into
+		// errDuplicateDelivery, which rolls all of this back.
+		d.VisitID, d.Outcome, d.Reason = &v.ID, string(dec.Status), dec.Reason
+		if err := tx.createDelivery(ctx, &d); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("%s received", in.EventName)
+		if !changed {
+			msg += "; nothing changed"
+		}
+		entries := []TimelineEntry{{VisitID: v.ID, At: now, Kind: KindEventReceived, Message: msg}}
+		if changed && !sameDecision(dec, prev) {
+			entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindDecision, Message: describe(dec, v.TimeZone)})
+		}
+		if err := tx.addTimeline(ctx, entries...); err != nil {
+			return err
+		}
+		res = IngestResult{VisitID: v.ID, Version: v.Version, Status: dec.Status, Reason: dec.Reason, Changed: changed, Ignored: dec.Status == StatusIgnored}
+		return nil
+	})
+	if errors.Is(err, errDuplicateDelivery) {
+		// A retry of a delivery already stored: report what it did.
+		d, _, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
+		if ferr != nil {
+			return IngestResult{}, ferr
+		}
+		return s.duplicate(ctx, d)
+	}
+	if latchkey.KindOf(err) == latchkey.Invalid {
+		return IngestResult{}, err
+	}
+	if err != nil {
+		return IngestResult{}, latchkey.Wrap(latchkey.Unavailable, "could not store the event", err)
+	}
+	return res, nil
+}
+
+func (s *Service) duplicate(ctx context.Context, d Delivery) (IngestResult, error) {
+	res := IngestResult{Duplicate: true, Reason: d.Reason, Ignored: d.Outcome == "ignored"}
+	if d.VisitID != nil {
+		v, err := s.store.Visit(ctx, *d.VisitID)
+		if err != nil {
+			return IngestResult{}, err
+		}
+		res.VisitID, res.Version, res.Status, res.Reason = v.ID, v.Version, v.Status, v.Reason
+	}
+	return res, nil
+}
+
+// mapping returns the mapping for (location, flow), or nil when none exists.
+func (s *Service) mapping(ctx context.Context, location, flow string) (*mappings.Mapping, error) {
+	if flow == "" {
+		return nil, nil
+	}
+	m, err := s.maps.Find(ctx, location, flow)
+	if latchkey.KindOf(err) == latchkey.NotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, latchkey.Wrap(latchkey.Unavailable, "could not read flow mappings", err)
+	}
+	return &m, nil
+}
+
+// decide computes the visit's desired state: the rules, then the front
+// desk's actions (revoke, extend). Times are whole seconds in UTC.
+func (s *Service) decide(v *Visit, m *mappings.Mapping, now time.Time) Decision {
+	d := Decide(v.Facts, m, location(v.TimeZone), now)
+	if d.Status == StatusIgnored || d.Status == StatusHeld {
+		return d
+	}
+	if v.ExtendMinutes > 0 && !d.ValidUntil.IsZero() && d.Status != StatusRevoked {
+		d.ValidUntil = d.ValidUntil.Add(time.Duration(v.ExtendMinutes) * time.Minute)
+		d.Status = statusAt(d.ValidFrom, d.ValidUntil, now)
+		d.Reason += fmt.Sprintf("; extended by %s at the front desk", minutes(v.ExtendMinutes))
+	}
+	if v.ManuallyRevoked && d.Status != StatusRevoked {
+		d.Status, d.Reason = StatusRevoked, "revoked at the front desk"
+	}
+	d.ValidFrom = d.ValidFrom.UTC().Truncate(time.Second)
+	d.ValidUntil = d.ValidUntil.UTC().Truncate(time.Second)
+	return d
+}
+
+func statusAt(from, until, now time.Time) Status {
+	switch {
+	case now.Before(from):
+		return StatusScheduled
+	case now.Before(until):
+		return StatusActive
+	}
+	return StatusExpired
+}
+
+func decisionOf(v *Visit) Decision {
+	return Decision{Status: v.Status, Reason: v.Reason, ValidFrom: deref(v.ValidFrom), ValidUntil: deref(v.ValidUntil)}
+}
+
+func applyDecision(v *Visit, d Decision) {
+	v.Status, v.Reason = d.Status, d.Reason
+	v.ValidFrom, v.ValidUntil = ptr(d.ValidFrom), ptr(d.ValidUntil)
+}
+
+// factsEqual compares facts by their stored form, so time values that
+// differ only in representation compare equal.
+func factsEqual(a, b Facts) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && string(ja) == string(jb)
+}
+
+func sameDecision(a, b Decision) bool {
+	return a.Status == b.Status && a.Reason == b.Reason && a.ValidFrom.Equal(b.ValidFrom) && a.ValidUntil.Equal(b.ValidUntil)
+}
+
+// location returns the IANA zone name's location, or UTC.
+func location(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// describe renders a decision for the timeline, in the location's zone.
+func describe(d Decision, zone string) string {
+	if d.ValidFrom.IsZero() || d.Status == StatusIgnored {
+		return fmt.Sprintf("%s: %s", d.Status, d.Reason)
+	}
+	loc := location(zone)
+	return fmt.Sprintf("%s: %s; window %s – %s", d.Status, d.Reason,
+		d.ValidFrom.In(loc).Format("Mon 2 Jan 15:04"), d.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST"))
+}
+
+// accessKey identifies what a guest email shows: the access window and the
+// controller links behind the pass (a recreated link has a new reader QR),
+// for "one email per change".
+func accessKey(d Decision, links []VisitLink) string {
+	h := sha256.New()
+	h.Write([]byte(d.ValidFrom.UTC().Format(time.RFC3339) + "|" + d.ValidUntil.UTC().Format(time.RFC3339)))
+	for _, l := range links {
+		if !l.Removed && l.LinkID != 0 {
+			fmt.Fprintf(h, "|%d:%d", l.GroupID, l.LinkID)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// PassToken returns the guest pass token of v.
+func (s *Service) PassToken(v Visit) string { return s.box.Token(v.PassSalt) }
+
+// PassURL returns the absolute URL of v's guest pass.
+func (s *Service) PassURL(v Visit) string { return s.opts.PublicURL + "/v/" + s.PassToken(v) }
+
+// MarkFailed records that work on visit id failed for good.
+func (s *Service) MarkFailed(ctx context.Context, id int64, reason string) error {
+	now := s.now()
+	return s.store.tx(ctx, func(tx *Store) error {
+		v, err := tx.Visit(ctx, id)
+		if err != nil {
+			return err
+		}
+		v.Status, v.Reason, v.UpdatedAt = StatusFailed, reason, now
+		if err := tx.saveVisit(ctx, &v); err != nil {
+			return err
+		}
+		return tx.AddTimeline(ctx, id, now, KindError, "failed: "+reason)
+	})
+}
+
+// VisitsDue lists visits whose status changes by time alone as of now.
+func (s *Service) VisitsDue(ctx context.Context, now time.Time) ([]VisitRef, error) {
+	return s.store.due(ctx, now, 1000)
+}
+
+// VisitsUnsynced lists visits changed before cutoff and not synced since.
+func (s *Service) VisitsUnsynced(ctx context.Context, cutoff time.Time) ([]VisitRef, error) {
+	return s.store.unsynced(ctx, cutoff, 1000)
+}

@@ -1,0 +1,349 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	latchkey "github.com/latchkey/latchkey"
+)
+
+// ErrVisitNotFound is returned for a visit id or pass that does not exist.
+var ErrVisitNotFound = &latchkey.Error{Kind: latchkey.NotFound, Msg: "visit not found"}
+
+// ErrBusy is returned when another reconciler holds the visit; try again.
+var ErrBusy = &latchkey.Error{Kind: latchkey.Conflict, Msg: "visit is being synced by another worker"}
+
+// Migrate creates or extends the connector's tables.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}); err != nil {
+		return fmt.Errorf("migrate connector: %w", err)
+	}
+	// The sweep for lost work looks only at visits with work owed: a
+	// partial index keeps it from reading every visit ever stored.
+	err := db.WithContext(ctx).Exec(`CREATE INDEX IF NOT EXISTS visits_owed ON visits (updated_at)
+		WHERE synced_version < version OR email_due_key <> emailed_window`).Error
+	if err != nil {
+		return fmt.Errorf("migrate connector: index visits_owed: %w", err)
+	}
+	return nil
+}
+
+// Store persists visits, their links, timelines and webhook deliveries. It is
+// safe for concurrent use.
+type Store struct{ db *gorm.DB }
+
+// NewStore returns a Store on db.
+func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+
+// tx runs fn in one transaction with a Store bound to it.
+func (s *Store) tx(ctx context.Context, fn func(tx *Store) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return fn(&Store{db: tx}) })
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+func (s *Store) deliveryByKey(ctx context.Context, key string) (Delivery, bool, error) {
+	var d Delivery
+	err := s.db.WithContext(ctx).Where("dedupe_key = ?", key).Take(&d).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("find delivery: %w", err)
+	}
+	return d, true, nil
+}
+
+func (s *Store) createDelivery(ctx context.Context, d *Delivery) error {
+	err := s.db.WithContext(ctx).Create(d).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return errDuplicateDelivery
+	}
+	if err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	return nil
+}
+
+var errDuplicateDelivery = errors.New("duplicate delivery")
+
+// visitBySource returns the visit for a source key, or found=false.
+func (s *Store) visitBySource(ctx context.Context, install, location, source string) (Visit, bool, error) {
+	var v Visit
+	err := s.db.WithContext(ctx).
+		Where("install_id = ? AND location_id = ? AND source_id = ?", install, location, source).
+		Take(&v).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, fmt.Errorf("find visit %s: %w", source, err)
+	}
+	return v, true, nil
+}
+
+// visitByEntry returns the visit an entry id was recorded on, or found=false.
+func (s *Store) visitByEntry(ctx context.Context, install, location, entry string) (Visit, bool, error) {
+	var v Visit
+	err := s.db.WithContext(ctx).
+		Where("install_id = ? AND location_id = ? AND entry_id = ?", install, location, entry).
+		Order("id").Take(&v).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, fmt.Errorf("find visit of entry %s: %w", entry, err)
+	}
+	return v, true, nil
+}
+
+// Visit returns visit id.
+func (s *Store) Visit(ctx context.Context, id int64) (Visit, error) {
+	var v Visit
+	err := s.db.WithContext(ctx).Take(&v, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return v, ErrVisitNotFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("get visit %d: %w", id, err)
+	}
+	return v, nil
+}
+
+// VisitByPassHash returns the visit whose pass token hashes to hash.
+func (s *Store) VisitByPassHash(ctx context.Context, hash string) (Visit, error) {
+	var v Visit
+	err := s.db.WithContext(ctx).Where("pass_hash = ?", hash).Take(&v).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return v, ErrVisitNotFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("get visit by pass: %w", err)
+	}
+	return v, nil
+}
+
+func (s *Store) saveVisit(ctx context.Context, v *Visit) error {
+	if err := s.db.WithContext(ctx).Omit(clause.Associations).Save(v).Error; err != nil {
+		return fmt.Errorf("save visit %d: %w", v.ID, err)
+	}
+	return nil
+}
+
+// Links returns the visit's links, including removed ones.
+func (s *Store) Links(ctx context.Context, visitID int64) ([]VisitLink, error) {
+	var ls []VisitLink
+	if err := s.db.WithContext(ctx).Where("visit_id = ?", visitID).Order("group_id").Find(&ls).Error; err != nil {
+		return nil, fmt.Errorf("links of visit %d: %w", visitID, err)
+	}
+	return ls, nil
+}
+
+// LinksOf returns the links of several visits, keyed by visit id, in as
+// few queries as the id list allows.
+func (s *Store) LinksOf(ctx context.Context, visitIDs []int64) (map[int64][]VisitLink, error) {
+	out := map[int64][]VisitLink{}
+	for start := 0; start < len(visitIDs); start += 500 {
+		end := min(start+500, len(visitIDs))
+		var ls []VisitLink
+		if err := s.db.WithContext(ctx).Where("visit_id IN ?", visitIDs[start:end]).Order("visit_id, group_id").Find(&ls).Error; err != nil {
+			return nil, fmt.Errorf("links of %d visits: %w", end-start, err)
+		}
+		for _, l := range ls {
+			out[l.VisitID] = append(out[l.VisitID], l)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) saveLink(ctx context.Context, l *VisitLink) error {
+	if err := s.db.WithContext(ctx).Save(l).Error; err != nil {
+		return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, err)
+	}
+	return nil
+}
+
+// linksByControllerID maps controller link ids to their rows.
+func (s *Store) linksByControllerID(ctx context.Context, ids []int64) (map[int64]VisitLink, error) {
+	out := map[int64]VisitLink{}
+	for start := 0; start < len(ids); start += 500 {
+		end := min(start+500, len(ids))
+		var ls []VisitLink
+		if err := s.db.WithContext(ctx).Where("link_id IN ?", ids[start:end]).Find(&ls).Error; err != nil {
+			return nil, fmt.Errorf("links by controller id: %w", err)
+		}
+		for _, l := range ls {
+			out[l.LinkID] = l
+		}
+	}
+	return out, nil
+}
+
+// activeLinks returns the links of visits that should have access.
+func (s *Store) activeLinks(ctx context.Context) ([]VisitLink, error) {
+	var ls []VisitLink
+	err := s.db.WithContext(ctx).Table("visit_links").
+		Joins("JOIN visits ON visits.id = visit_links.visit_id").
+		Where("visit_links.removed = ? AND visits.status IN ?", false, []Status{StatusScheduled, StatusActive}).
+		Select("visit_links.*").Find(&ls).Error
+	if err != nil {
+		return nil, fmt.Errorf("active links: %w", err)
+	}
+	return ls, nil
+}
+
+// AddTimeline appends an entry to a visit's timeline.
+func (s *Store) AddTimeline(ctx context.Context, visitID int64, at time.Time, kind, msg string) error {
+	return s.addTimeline(ctx, TimelineEntry{VisitID: visitID, At: at, Kind: kind, Message: msg})
+}
+
+// addTimeline appends entries in one statement.
+func (s *Store) addTimeline(ctx context.Context, es ...TimelineEntry) error {
+	for i := range es {
+		es[i].At = es[i].At.UTC()
+		if len(es[i].Message) > 1000 {
+			es[i].Message = es[i].Message[:997] + "..."
+		}
+	}
+	if err := s.db.WithContext(ctx).Create(&es).Error; err != nil {
+		return fmt.Errorf("timeline of visit %d: %w", es[0].VisitID, err)
+	}
+	return nil
+}
+
+// Timeline returns a visit's timeline, oldest first.
+func (s *Store) Timeline(ctx context.Context, visitID int64) ([]TimelineEntry, error) {
+	var es []TimelineEntry
+	if err := s.db.WithContext(ctx).Where("visit_id = ?", visitID).Order("at, id").Find(&es).Error; err != nil {
+		return nil, fmt.Errorf("timeline of visit %d: %w", visitID, err)
+	}
+	return es, nil
+}
+
+// acquire takes the visit's sync lease until until; it fails with ErrBusy
+// while another holder's lease runs.
+func (s *Store) acquire(ctx context.Context, id int64, now, until time.Time) error {
+	res := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("id = ? AND (sync_lease_until IS NULL OR sync_lease_until < ?)", id, now.UTC()).
+		UpdateColumn("sync_lease_until", until.UTC())
+	if res.Error != nil {
+		return fmt.Errorf("lease visit %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.Visit(ctx, id); err != nil {
+			return err
+		}
+		return ErrBusy
+	}
+	return nil
+}
+
+func (s *Store) release(ctx context.Context, id int64) error {
+	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("sync_lease_until", nil).Error
+	if err != nil {
+		return fmt.Errorf("release visit %d: %w", id, err)
+	}
+	return nil
+}
+
+// VisitFilter selects visits for List.
+type VisitFilter struct {
+	Status     Status
+	Email      string
+	SourceID   string
+	LocationID string
+	Query      string
+	Since      time.Time
+	Limit      int
+	Offset     int
+}
+
+// List returns visits newest first, and the total that match.
+func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Visit{})
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.Email != "" {
+		q = q.Where("email = ?", f.Email)
+	}
+	if f.SourceID != "" {
+		q = q.Where("source_id = ?", f.SourceID)
+	}
+	if f.LocationID != "" {
+		q = q.Where("location_id = ?", f.LocationID)
+	}
+	if f.Query != "" {
+		like := "%" + f.Query + "%"
+		q = q.Where("name LIKE ? OR email LIKE ?", like, like)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("updated_at >= ?", f.Since.UTC())
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count visits: %w", err)
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var vs []Visit
+	if err := q.Order("created_at DESC, id DESC").Limit(f.Limit).Offset(f.Offset).Find(&vs).Error; err != nil {
+		return nil, 0, fmt.Errorf("list visits: %w", err)
+	}
+	return vs, total, nil
+}
+
+// due returns visits whose status changes by time alone as of now.
+func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]VisitRef, error) {
+	var refs []VisitRef
+	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, version").
+		Where("(status = ? AND valid_from <= ?) OR (status IN ? AND valid_until <= ?)",
+			StatusScheduled, now.UTC(), []Status{StatusScheduled, StatusActive}, now.UTC()).
+		Order("id").Limit(limit).Scan(&refs).Error
+	if err != nil {
+		return nil, fmt.Errorf("due visits: %w", err)
+	}
+	return refs, nil
+}
+
+// unsynced returns visits changed before cutoff whose change was not synced,
+// or whose guest email is still owed.
+func (s *Store) unsynced(ctx context.Context, cutoff time.Time, limit int) ([]VisitRef, error) {
+	var refs []VisitRef
+	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, version").
+		// The first OR is the visits_owed index predicate, spelled out so
+		// SQLite and PostgreSQL both use that index.
+		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND (synced_version < version OR (status IN ? AND email_due_key <> ''))",
+			cutoff.UTC(), []Status{StatusScheduled, StatusActive}).
+		Limit(limit).Scan(&refs).Error
+	if err != nil {
+		return nil, fmt.Errorf("unsynced visits: %w", err)
+	}
+	return refs, nil
+}
+
+// Deliveries counts deliveries by outcome since a time, for health views.
+func (s *Store) LastDelivery(ctx context.Context) (Delivery, bool, error) {
+	var d Delivery
+	err := s.db.WithContext(ctx).Order("received_at DESC, id DESC").Take(&d).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, fmt.Errorf("last delivery: %w", err)
+	}
+	return d, true, nil
+}

@@ -1,0 +1,151 @@
+package connector
+
+import (
+	"time"
+)
+
+// Visit is one visitor's access, keyed by (install, location, source id).
+// The facts columns hold everything learned from its events; status, reason
+// and window are the last decision the reconciler applied.
+type Visit struct {
+	ID         int64  `gorm:"primaryKey"`
+	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_source,priority:1"`
+	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_source,priority:2"`
+	SourceID   string `gorm:"size:96;not null;uniqueIndex:visits_source,priority:3;index"`
+	// EntryID is the Envoy entry of the visitor's sign-in, also for a visit
+	// keyed by its invite, so a later entry event that lacks the invite
+	// relationship still finds the visit.
+	EntryID  string `gorm:"size:64;not null;default:'';index"`
+	FlowID   string `gorm:"size:64;not null"`
+	FlowName string `gorm:"size:200;not null"`
+	Name     string `gorm:"size:200;not null"`
+	Email    string `gorm:"size:320;not null;index"`
+	Phone    string `gorm:"size:64;not null"`
+	TimeZone string `gorm:"size:64;not null"`
+
+	Status     Status     `gorm:"size:16;not null;index:visits_status_until,priority:1"`
+	Reason     string     `gorm:"size:500;not null"`
+	ValidFrom  *time.Time ``
+	ValidUntil *time.Time `gorm:"index:visits_status_until,priority:2"`
+
+	// Facts merged from every event of the visit, stored as JSON; Name,
+	// Email, Phone and FlowID above are copies kept for queries.
+	Facts Facts `gorm:"serializer:json;type:text;not null"`
+
+	// Front-desk actions.
+	ManuallyRevoked bool
+	ExtendMinutes   int
+	ResendCount     int
+
+	// Version counts changes to the desired state; SyncedVersion is the
+	// last version the reconciler applied.
+	Version       int64 `gorm:"not null;default:1"`
+	SyncedVersion int64 `gorm:"not null;default:0;index"`
+	// SyncLeaseUntil keeps two reconcilers off the same visit.
+	SyncLeaseUntil *time.Time
+	// PassHash is the SHA-256 of the guest's pass token; PassSalt derives
+	// the token with the secret key (see Passes).
+	PassHash      string `gorm:"size:64;not null;uniqueIndex"`
+	PassSalt      string `gorm:"size:64;not null"`
+	EmailedWindow string `gorm:"size:64;not null"`
+	// EmailDueKey is the access key of the guest email the last sync made
+	// due; while it differs from EmailedWindow the email is still owed, and
+	// the sweep for lost work finds it even when the queue lost the task.
+	EmailDueKey   string `gorm:"size:64;not null;default:''"`
+	FirstViewedAt *time.Time
+
+	CreatedAt time.Time `gorm:"not null;index"`
+	UpdatedAt time.Time `gorm:"not null;index"`
+}
+
+// TableName is the visits table.
+func (Visit) TableName() string { return "visits" }
+
+// setFacts stores f on the visit and copies its searchable fields.
+func (v *Visit) setFacts(f Facts) {
+	v.Facts = f
+	v.FlowID = f.FlowID
+	v.Name = f.Name
+	v.Email = f.Email
+	v.Phone = f.Phone
+}
+
+// VisitLink is one controller link behind a visit's pass: one per mapped
+// group. LinkID 0 means no link exists on the controller now.
+type VisitLink struct {
+	ID         int64     `gorm:"primaryKey"`
+	VisitID    int64     `gorm:"not null;uniqueIndex:visit_links_group,priority:1"`
+	GroupID    int64     `gorm:"not null;uniqueIndex:visit_links_group,priority:2"`
+	LinkID     int64     `gorm:"not null;index"`
+	Name       string    `gorm:"size:300;not null"`
+	ValidFrom  time.Time `gorm:"not null"`
+	ValidUntil time.Time `gorm:"not null"`
+	// SecretEnc is the link secret, sealed with the secret key.
+	SecretEnc []byte
+	QRToken   []byte
+	// Removed is set once the link was deleted on the controller.
+	Removed   bool `gorm:"not null;default:false"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TableName is the visit links table.
+func (VisitLink) TableName() string { return "visit_links" }
+
+// TimelineEntry is one step in a visit's history.
+type TimelineEntry struct {
+	ID      int64     `gorm:"primaryKey"`
+	VisitID int64     `gorm:"not null;index:timeline_visit,priority:1"`
+	At      time.Time `gorm:"not null;index:timeline_visit,priority:2"`
+	Kind    string    `gorm:"size:32;not null"`
+	Message string    `gorm:"size:1000;not null"`
+}
+
+// TableName is the timeline table.
+func (TimelineEntry) TableName() string { return "visit_timeline" }
+
+// Timeline kinds.
+const (
+	KindEventReceived = "event"
+	KindDecision      = "decision"
+	KindLinkCreated   = "link_created"
+	KindLinkUpdated   = "link_updated"
+	KindLinkRevoked   = "link_revoked"
+	KindEmailSent     = "email_sent"
+	KindEmailFailed   = "email_failed"
+	KindPassViewed    = "pass_viewed"
+	KindUnlock        = "unlock"
+	KindError         = "error"
+	KindAction        = "action"
+)
+
+// Delivery is one webhook delivery as received, for de-duplication.
+type Delivery struct {
+	ID         int64     `gorm:"primaryKey"`
+	DedupeKey  string    `gorm:"size:200;not null;uniqueIndex"`
+	Event      string    `gorm:"size:64;not null"`
+	JobID      string    `gorm:"size:64;not null"`
+	SourceID   string    `gorm:"size:96;not null"`
+	VisitID    *int64    `gorm:"index"`
+	Outcome    string    `gorm:"size:16;not null"`
+	Reason     string    `gorm:"size:500;not null"`
+	ReceivedAt time.Time `gorm:"not null;index"`
+}
+
+// TableName is the deliveries table.
+func (Delivery) TableName() string { return "webhook_deliveries" }
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func ptr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

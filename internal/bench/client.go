@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/webhooks"
+)
+
+// visitor is one simulated guest: its Envoy entry id, its client address
+// (sent as X-Forwarded-For, so lockctl's per-IP limit sees one guest, not
+// the bench) and, once known, its visit and pass.
+type visitor struct {
+	n       int
+	entryID string
+	ip      string
+	visitID int64
+	pass    string
+}
+
+func (b *Bench) newVisitor() *visitor {
+	n := int(b.seq.Add(1))
+	// 198.18.0.0/15 is reserved for benchmarks: these addresses are only
+	// header values, never dialled.
+	ip := fmt.Sprintf("198.%d.%d.%d", 18+(n>>16)&1, (n>>8)&0xff, n&0xff)
+	return &visitor{n: n, entryID: fmt.Sprintf("%d%07d", b.runID, n), ip: ip}
+}
+
+// envoyBody returns a plugin-worker webhook body shaped like Envoy's, for
+// an entry sign-in or sign-out of v. It is built from a template, not
+// encoding/json, so the bench spends its share of the CPU on requests.
+func (b *Bench) envoyBody(v *visitor, event string, now time.Time) []byte {
+	sql := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") + " UTC" }
+	out := ""
+	if event == "entry_sign_out" {
+		out = `,"signed-out-at":"` + sql(now) + `"`
+		now = now.Add(-time.Hour)
+	}
+	job := fmt.Sprintf("bench-%d-%d-%s", b.runID, b.jobs.Add(1), event)
+	return fmt.Appendf(nil, `{"meta":{"event":%q,"plugin_id":"00000000-0000-0000-0000-000000000000","install_id":"1",`+
+		`"job":{"id":%q,"name":%q,"identifier":"vr:entry:%s"},`+
+		`"location":{"id":%q,"type":"locations","attributes":{"name":"HQ","timezone":"Europe/Berlin","time-zone":"Europe/Berlin"}},"config":{}},`+
+		`"payload":{"id":%q,"type":"entries","relationships":{"location":{"data":{"type":"locations","id":%q}},"flow":{"data":{"type":"flows","id":%q}}},`+
+		`"attributes":{"full-name":"Bench Guest %d","email":"guest%d-%d@bench.example","signed-in-at":%q%s,"flow-name":"Visitor","approval-status":{"status":"approved"}}}}`,
+		event, job, event, v.entryID, b.cfg.Location, v.entryID, b.cfg.Location, b.cfg.Flow,
+		v.n, b.runID, v.n, sql(now), out)
+}
+
+type ackBody struct {
+	Status  string `json:"status"`
+	VisitID int64  `json:"visit_id"`
+}
+
+// postWebhook signs and posts body; it returns the HTTP status and the
+// visit id from a 200 answer.
+func (b *Bench) postWebhook(ctx context.Context, body []byte) (int, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.cfg.URL+"/webhooks/envoy", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Envoy-Signature", webhooks.Sign(body, b.cfg.Secret))
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, 0, fmt.Errorf("webhook: %s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	var a ackBody
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return resp.StatusCode, 0, fmt.Errorf("webhook answer: %w", err)
+	}
+	if a.Status != "accepted" && a.Status != "duplicate" {
+		return resp.StatusCode, a.VisitID, fmt.Errorf("webhook answered %q, want accepted (is the flow mapped?)", a.Status)
+	}
+	return resp.StatusCode, a.VisitID, nil
+}
+
+// unlock posts a guest unlock through the pass; it returns the status
+// (200 unlocked, 403 refused, 429 rate limited).
+func (b *Bench) unlock(ctx context.Context, v *visitor) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/v/%s/locks/%d/unlock", b.cfg.URL, v.pass, b.lockID), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Forwarded-For", v.ip)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, strings.TrimSpace(string(raw)), nil
+}
+
+type apiVisit struct {
+	ID      int64  `json:"id"`
+	Status  string `json:"status"`
+	Synced  bool   `json:"synced"`
+	PassURL string `json:"pass_url"`
+	Links   []struct {
+		LinkID int64 `json:"link_id"`
+	} `json:"links"`
+}
+
+func (b *Bench) getJSON(ctx context.Context, path string, dst any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.cfg.APIKey)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<12))
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	return json.NewDecoder(resp.Body).Decode(dst)
+}
+
+// fetchPass fills v.pass from the admin API.
+func (b *Bench) fetchPass(ctx context.Context, v *visitor) error {
+	var av apiVisit
+	if err := b.getJSON(ctx, "/api/v1/visits/"+strconv.FormatInt(v.visitID, 10), &av); err != nil {
+		return err
+	}
+	i := strings.LastIndex(av.PassURL, "/v/")
+	if i < 0 {
+		return fmt.Errorf("visit %d has no pass URL", v.visitID)
+	}
+	v.pass = av.PassURL[i+len("/v/"):]
+	return nil
+}
+
+var doorRE = regexp.MustCompile(`/locks/(\d+)/unlock`)
+
+// discoverLock signs one guest in, waits until the pass shows a door and
+// returns that door's id: the lock all unlocks of the run go to.
+func (b *Bench) discoverLock(ctx context.Context) (int64, error) {
+	v := b.newVisitor()
+	_, id, err := b.postWebhook(ctx, b.envoyBody(v, "entry_sign_in", time.Now()))
+	if err != nil {
+		return 0, err
+	}
+	v.visitID = id
+	if err := b.fetchPass(ctx, v); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.URL+"/v/"+v.pass, nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := b.http.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if m := doorRE.FindSubmatch(raw); m != nil {
+			return strconv.ParseInt(string(m[1]), 10, 64)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("the first guest's pass showed no door within 2 minutes: is the worker running and the flow mapped to a group with doors?")
+}
+
+// drain signs one guest in and waits until the worker has synced its
+// visit. The queue is first in, first out, so by then the backlog of the
+// phase before is worked off and does not weigh on the next one.
+func (b *Bench) drain(ctx context.Context, wait time.Duration) error {
+	if b.cfg.APIKey == "" {
+		b.pause(ctx, 3*time.Second)
+		return nil
+	}
+	start := time.Now()
+	v := b.newVisitor()
+	_, id, err := b.postWebhook(ctx, b.envoyBody(v, "entry_sign_in", time.Now()))
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		var av apiVisit
+		if err := b.getJSON(ctx, "/api/v1/visits/"+strconv.FormatInt(id, 10), &av); err != nil {
+			return err
+		}
+		if av.Synced && len(av.Links) > 0 {
+			fmt.Fprintf(b.cfg.Progress, "  worker caught up in %s\n", time.Since(start).Round(100*time.Millisecond))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the worker did not catch up within %s", wait)
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Ratio is one of our figures divided by the machine's ceiling.
+type Ratio struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+}
+
+// Target is one published target and whether this run met it.
+type Target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+func (r *Report) phase(name string) (Phase, bool) {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Phase{}, false
+}
+
+// finish derives memory, ratios and targets from the phases.
+func (b *Bench) finish(r *Report) {
+	for _, p := range r.Phases {
+		r.PeakRSSMB = max(r.PeakRSSMB, p.ServerRSSMB)
+	}
+	if b.cfg.PID > 0 {
+		r.HWMMB = round(float64(peakRSS(fmt.Sprint(b.cfg.PID)))/(1<<20), 1)
+	}
+	ratio := func(name string, num, den float64) {
+		if num > 0 && den > 0 {
+			r.Ratios = append(r.Ratios, Ratio{name, round(num/den, 3)})
+		}
+	}
+	ingMax, _ := r.phase("ingest-max")
+	unlMax, _ := r.phase("unlock-max")
+	ratio("ingest-max / echo", ingMax.Rate, r.EchoRate)
+	ratio("ingest-max / insert-tx", ingMax.Rate, r.InsertRate)
+	ratio("unlock-max / echo", unlMax.Rate, r.EchoRate)
+	ratio("unlock-max / insert-tx", unlMax.Rate, r.InsertRate)
+
+	pg := b.cfg.DatabaseURL != ""
+	ingestWant := 1000.0
+	if pg {
+		ingestWant = 5000
+	}
+	if p, ok := r.phase("ingest-max"); ok {
+		r.Targets = append(r.Targets, Target{"ingest throughput", fmt.Sprintf(">= %.0f/s", ingestWant),
+			fmt.Sprintf("%.0f/s", p.Rate), p.Rate >= ingestWant && p.Errors == 0})
+	}
+	paced := func(name, label string, p99 float64) {
+		p, ok := r.phase(name)
+		if !ok {
+			return
+		}
+		kept := p.Rate >= 0.95*p.TargetRate
+		got := fmt.Sprintf("p99 %s ms at %.0f/s", num(p.P99), p.Rate)
+		if p.Errors > 0 {
+			got += fmt.Sprintf(", %d errors", p.Errors)
+		}
+		r.Targets = append(r.Targets, Target{label, fmt.Sprintf("p99 <= %.0f ms at %.0f/s", p99, p.TargetRate), got,
+			kept && p.Errors == 0 && p.P99 <= p99})
+	}
+	paced("ingest", "webhook acknowledgement", 20)
+	paced("signin", "sign-in -> usable", 300)
+	paced("signout", "sign-out -> refused", 300)
+	if p, ok := r.phase("unlock-max"); ok {
+		r.Targets = append(r.Targets, Target{"unlock decisions", ">= 5000/s", fmt.Sprintf("%.0f/s", p.Rate), p.Rate >= 5000 && p.Errors == 0})
+	}
+	paced("unlock", "unlock decision", 10)
+	if r.PeakRSSMB > 0 {
+		r.Targets = append(r.Targets, Target{"server RSS under load", "<= 150 MB", fmt.Sprintf("%.0f MB", r.PeakRSSMB), r.PeakRSSMB <= 150})
+	}
+	if !pg && len(r.Targets) > 0 {
+		r.Notes = append(r.Notes, "embedded default (SQLite, in-process Redis): only the ingest target (>= 1,000/s) is set for it; the others are PostgreSQL + Redis targets shown for comparison")
+	}
+	for _, p := range r.Phases {
+		if p.Limited > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d unlocks were rate limited (429) by lockctl; they count as decisions", p.Name, p.Limited))
+		}
+	}
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// Print writes the report as tables.
+func Print(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "\nlatchkey bench: %s, database %s, concurrency %d", r.URL, r.Database, r.Concurrency)
+	if r.PID > 0 {
+		fmt.Fprintf(w, ", server pid %d", r.PID)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tmode\tseconds\trequests\tok\trefused\tlimited\terrors\trate/s\tp50 ms\tp95 ms\tp99 ms\tmax ms\tserver cpu\tserver rss MB\tclient cpu\t")
+	for _, p := range r.Phases {
+		mode := p.Mode
+		if p.TargetRate > 0 {
+			mode = fmt.Sprintf("%.0f/s", p.TargetRate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t\n",
+			p.Name, mode, p.Seconds, p.Requests, p.OK, p.Refused, p.Limited, p.Errors, p.Rate,
+			fixed(p.P50), fixed(p.P95), fixed(p.P99), fixed(p.Max), opt(p.ServerCPU, "%.2f"), opt(p.ServerRSSMB, "%.0f"), p.ClientCPU)
+	}
+	tw.Flush()
+	for _, p := range r.Phases {
+		if p.Errors > 0 {
+			var codes []string
+			for k, n := range p.ErrorCodes {
+				codes = append(codes, fmt.Sprintf("%s x%d", k, n))
+			}
+			fmt.Fprintf(w, "  %s errors: %s; first: %s\n", p.Name, strings.Join(codes, ", "), p.FirstError)
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintf(w, "\nceiling: echo %.0f req/s, insert %.0f tx/s\n", r.EchoRate, r.InsertRate)
+		for _, x := range r.Ratios {
+			fmt.Fprintf(w, "  %-24s %.3f\n", x.Name, x.Value)
+		}
+	}
+	if r.PeakRSSMB > 0 {
+		fmt.Fprintf(w, "\nserver memory: peak RSS %.0f MB during the run (high-water mark since start %.0f MB)\n", r.PeakRSSMB, r.HWMMB)
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets:")
+		for _, t := range r.Targets {
+			mark := "MISSED"
+			if t.Met {
+				mark = "met"
+			}
+			fmt.Fprintf(w, "  %-26s want %-24s got %-30s %s\n", t.Name, t.Want, t.Got, mark)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+func fixed(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+func opt(v float64, f string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(f, v)
+}

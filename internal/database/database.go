@@ -1,0 +1,133 @@
+// Package database opens the service's gorm database: PostgreSQL when the DSN
+// is a postgres URL, otherwise pure-Go SQLite in a file. It imports no domain
+// package.
+package database
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// IsPostgres reports whether dsn names a PostgreSQL database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// ValidateURL checks a DATABASE_URL value without connecting. An empty value
+// is valid (it selects SQLite).
+func ValidateURL(dsn string) error {
+	if dsn == "" {
+		return nil
+	}
+	if !IsPostgres(dsn) {
+		return fmt.Errorf("must be a postgres:// URL or empty for SQLite")
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// url.Parse quotes the whole URL, password included: say less.
+		return fmt.Errorf("not a valid URL")
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return fmt.Errorf("no host")
+	}
+	return nil
+}
+
+// SQLitePath returns the SQLite file used when no DATABASE_URL is set.
+func SQLitePath(dataDir string) string { return filepath.Join(dataDir, "latchkey.db") }
+
+// Open connects to dsn (a postgres URL) or, when dsn is empty, to the SQLite
+// file sqlitePath, creating its directory. SQLite is opened in WAL mode with a
+// busy timeout, immediate write transactions and foreign keys, so concurrent
+// writers wait instead of failing with SQLITE_BUSY.
+func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.DB, error) {
+	cfg := &gorm.Config{
+		TranslateError: true,
+		// gorm's prepared-statement cache re-prepares inside every
+		// transaction: measured slower on PostgreSQL and no faster on
+		// SQLite (webhooks BenchmarkWebhookIngest), so it stays off.
+		PrepareStmt: false,
+		NowFunc:     func() time.Time { return time.Now().UTC() },
+		Logger: logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
+			SlowThreshold:             500 * time.Millisecond,
+			LogLevel:                  logger.Warn,
+			IgnoreRecordNotFoundError: true,
+			ParameterizedQueries:      true,
+		}),
+	}
+	var (
+		db  *gorm.DB
+		err error
+	)
+	if dsn != "" {
+		if err := ValidateURL(dsn); err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		db, err = gorm.Open(postgres.Open(dsn), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		// Webhooks, the worker and the bundled controller share this pool;
+		// their work waits on commits, not CPU, so it is larger than the
+		// core count.
+		sqlDB.SetMaxOpenConns(40)
+		sqlDB.SetMaxIdleConns(40)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		q := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		db, err = gorm.Open(sqlite.Open("file:"+sqlitePath+"?"+q), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", sqlitePath, err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, err
+		}
+		// One writer at a time is what SQLite allows anyway; a small pool
+		// keeps readers concurrent under WAL.
+		sqlDB.SetMaxOpenConns(4)
+	}
+	if err := Ping(ctx, db); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Ping checks that the database answers.
+func Ping(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the underlying connection pool.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}

@@ -1,0 +1,108 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Client enqueues tasks. It is safe for concurrent use.
+type Client struct {
+	c *asynq.Client
+	i *asynq.Inspector
+}
+
+// NewClient returns a Client on r.
+func NewClient(r *Redis) *Client {
+	return &Client{c: asynq.NewClientFromRedisClient(r.c), i: asynq.NewInspectorFromRedisClient(r.c)}
+}
+
+// enqueue adds t under id; a task already queued under that id counts as
+// success. Finished tasks are not retained: every task is idempotent (a
+// sync re-reads the visit, an email checks what was sent), so a duplicate
+// after completion costs a little work, while retention would keep every
+// finished task in Redis for its duration.
+func (c *Client) enqueue(ctx context.Context, t *asynq.Task, id string, opts ...asynq.Option) error {
+	opts = append(opts, asynq.TaskID(id))
+	_, err := c.c.EnqueueContext(ctx, t, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", id, err)
+	}
+	return nil
+}
+
+// EnqueueVisitSync enqueues a sync of visit id at the given version.
+func (c *Client) EnqueueVisitSync(ctx context.Context, visitID, version int64) error {
+	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, id)
+}
+
+// EnqueueVisitSyncTagged enqueues a sync of visit id under an id that also
+// carries tag, for sweeps: the plain id may still be taken by a finished or
+// archived task of the same version.
+func (c *Client) EnqueueVisitSyncTagged(ctx context.Context, visitID, version int64, tag string) error {
+	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, id+":"+tag)
+}
+
+// EnqueueVisitSyncAt enqueues a sync of visit id to run at when (used for
+// the moment a window opens or closes).
+func (c *Client) EnqueueVisitSyncAt(ctx context.Context, visitID, version int64, when time.Time) error {
+	t, _, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("visit:sync:%d:%d:at:%d", visitID, version, when.Unix())
+	return c.enqueue(ctx, t, id, asynq.ProcessAt(when))
+}
+
+// EnqueueEmail enqueues the email of kind for visit id's window windowKey.
+func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error {
+	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, id)
+}
+
+// QueueStats sums pending, active, scheduled, retry and archived tasks over
+// every queue.
+type QueueStats struct {
+	Pending, Active, Scheduled, Retry, Archived int
+}
+
+// Stats returns the current queue depths.
+func (c *Client) Stats(ctx context.Context) (QueueStats, error) {
+	var s QueueStats
+	queues, err := c.i.Queues()
+	if err != nil {
+		return s, fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range queues {
+		info, err := c.i.GetQueueInfo(q)
+		if err != nil {
+			return s, fmt.Errorf("queue %s: %w", q, err)
+		}
+		s.Pending += info.Pending
+		s.Active += info.Active
+		s.Scheduled += info.Scheduled
+		s.Retry += info.Retry
+		s.Archived += info.Archived
+	}
+	return s, nil
+}
+
+// Close releases the client's resources (not the shared Redis pool).
+func (c *Client) Close() error { return nil }

@@ -1,0 +1,289 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/testenv"
+)
+
+func openRedis(t *testing.T) *Redis {
+	t.Helper()
+	r, err := OpenRedis(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// recorder is a Domain that records calls; syncErr, when set, is returned
+// by SyncVisit.
+type recorder struct {
+	mu      sync.Mutex
+	syncs   []int64
+	emails  []string
+	failed  map[int64]string
+	syncErr error
+	result  connector.SyncResult
+	due     []connector.VisitRef
+	calls   chan string
+}
+
+func newRecorder() *recorder {
+	return &recorder{failed: map[int64]string{}, calls: make(chan string, 100)}
+}
+
+func (r *recorder) SyncVisit(_ context.Context, id int64) (connector.SyncResult, error) {
+	r.mu.Lock()
+	r.syncs = append(r.syncs, id)
+	err, res := r.syncErr, r.result
+	r.mu.Unlock()
+	r.calls <- "sync"
+	return res, err
+}
+
+func (r *recorder) SendVisitEmail(_ context.Context, id int64, kind, key string) error {
+	r.mu.Lock()
+	r.emails = append(r.emails, kind+":"+key)
+	r.mu.Unlock()
+	r.calls <- "email"
+	return nil
+}
+
+func (r *recorder) MarkFailed(_ context.Context, id int64, reason string) error {
+	r.mu.Lock()
+	r.failed[id] = reason
+	r.mu.Unlock()
+	r.calls <- "failed"
+	return nil
+}
+
+func (r *recorder) VisitsDue(context.Context, time.Time) ([]connector.VisitRef, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.due, nil
+}
+func (r *recorder) VisitsUnsynced(context.Context, time.Time) ([]connector.VisitRef, error) {
+	return nil, nil
+}
+func (r *recorder) RepairDrift(context.Context) (connector.DriftReport, error) {
+	return connector.DriftReport{}, nil
+}
+
+// waitFor waits for the named call, failing after a deadline.
+func (r *recorder) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-r.calls:
+			if got == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s call within 10s", want)
+		}
+	}
+}
+
+func startWorker(t *testing.T, r *Redis, d Domain) *Client {
+	t.Helper()
+	c := NewClient(r)
+	w := NewWorker(testenv.Logger(t), r, d, c, WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	return c
+}
+
+func TestWorkerSyncsOnceAndSendsEmail(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.result = connector.SyncResult{Version: 1, Status: connector.StatusActive, EmailKind: "access", WindowKey: "w1"}
+	c := startWorker(t, r, d)
+	ctx := context.Background()
+	for range 3 {
+		// A repeated enqueue of the same visit version is one task.
+		if err := c.EnqueueVisitSync(ctx, 7, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.waitFor(t, "sync")
+	d.waitFor(t, "email")
+	// A new version is new work.
+	if err := c.EnqueueVisitSync(ctx, 7, 2); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "sync")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.syncs) != 2 {
+		t.Fatalf("got %d syncs %v, want 2 (versions 1 and 2, duplicates collapsed)", len(d.syncs), d.syncs)
+	}
+	if len(d.emails) != 1 || d.emails[0] != "access:w1" {
+		t.Fatalf("got emails %v, want [access:w1] once", d.emails)
+	}
+}
+
+// TestSweepResyncsAfterFinishedSync: a visit whose sync task already ran
+// (its id retained by asynq) is synced again when the expiry sweep finds
+// its window has moved on.
+func TestSweepResyncsAfterFinishedSync(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.due = []connector.VisitRef{{ID: 5, Version: 1}}
+	c := startWorker(t, r, d)
+	ctx := context.Background()
+	if err := c.EnqueueVisitSync(ctx, 5, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "sync")
+	task, id, err := NewSweepTask(TypeSweepExpire, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.enqueue(ctx, task, id); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "sync")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.syncs) != 2 {
+		t.Fatalf("got %d syncs, want 2 (the sweep's sync is not swallowed by the first task's id)", len(d.syncs))
+	}
+}
+
+func TestWorkerPermanentErrorMarksVisitFailed(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.syncErr = latchkey.Errorf(latchkey.Invalid, "controller refused the link: group 9 does not exist")
+	c := startWorker(t, r, d)
+	if err := c.EnqueueVisitSync(context.Background(), 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "failed")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if got, want := d.failed[3], "controller refused the link: group 9 does not exist"; got != want {
+		t.Fatalf("failed reason %q, want %q", got, want)
+	}
+	if len(d.syncs) != 1 {
+		t.Fatalf("got %d attempts, want 1 (a permanent error is not retried)", len(d.syncs))
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		skipRetry bool
+		failure   bool
+	}{
+		{"invalid is permanent", latchkey.Errorf(latchkey.Invalid, "bad"), true, true},
+		{"forbidden is permanent", latchkey.Errorf(latchkey.Forbidden, "no"), true, true},
+		{"unavailable is retried", latchkey.Errorf(latchkey.Unavailable, "down"), false, true},
+		{"too many is retried", latchkey.Errorf(latchkey.TooMany, "slow down"), false, true},
+		{"busy is retried without using the budget", connector.ErrBusy, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := classify(tt.err)
+			if skip := errors.Is(got, asynq.SkipRetry); skip != tt.skipRetry {
+				t.Errorf("SkipRetry = %v, want %v", skip, tt.skipRetry)
+			}
+			if f := isFailure(got); f != tt.failure {
+				t.Errorf("isFailure = %v, want %v", f, tt.failure)
+			}
+		})
+	}
+}
+
+func TestRetryDelayGrowsAndIsBounded(t *testing.T) {
+	prevMax := time.Duration(0)
+	for n := range 15 {
+		d := retryDelay(n, nil, nil)
+		hi := min(time.Second<<min(n, 9), 5*time.Minute)
+		if d < hi/2 || d > hi {
+			t.Fatalf("retry %d: delay %v outside [%v, %v]", n, d, hi/2, hi)
+		}
+		prevMax = max(prevMax, d)
+	}
+	if prevMax > 5*time.Minute {
+		t.Fatalf("delay %v above the 5 minute cap", prevMax)
+	}
+}
+
+// TestSchedulerOneReplicaActs runs two scheduler replicas on one Redis: the
+// sweep fires once per tick, from the replica holding the lease, and the
+// other takes over when the leader stops.
+func TestSchedulerOneReplicaActs(t *testing.T) {
+	r := openRedis(t)
+	opts := SchedulerOptions{ExpireEvery: time.Second, LostEvery: time.Hour, DriftEvery: time.Hour, LeaseTTL: 3 * time.Second}
+	a := NewScheduler(testenv.Logger(t), r, opts)
+	b := NewScheduler(testenv.Logger(t), r, opts)
+	a.Start()
+	b.Start()
+	stopped := map[*Scheduler]bool{}
+	t.Cleanup(func() {
+		for _, s := range []*Scheduler{a, b} {
+			if !stopped[s] {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				s.Stop(ctx)
+				cancel()
+			}
+		}
+	})
+	if a.IsLeader() == b.IsLeader() {
+		t.Fatalf("leaders: a=%v b=%v, want exactly one", a.IsLeader(), b.IsLeader())
+	}
+	leader, standby := a, b
+	if b.IsLeader() {
+		leader, standby = b, a
+	}
+	waitUntil(t, 10*time.Second, func() bool { return leader.Fired(TypeSweepExpire) >= 3 })
+	if n := standby.Fired(TypeSweepExpire); n != 0 {
+		t.Fatalf("standby fired %d ticks, want 0", n)
+	}
+	insp := asynq.NewInspectorFromRedisClient(r.c)
+	tasks, err := insp.ListPendingTasks(QueueLow, asynq.PageSize(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ti := range tasks {
+		if seen[ti.ID] {
+			t.Fatalf("task %s enqueued twice", ti.ID)
+		}
+		seen[ti.ID] = true
+	}
+	if fired := leader.Fired(TypeSweepExpire); len(tasks) < fired || len(tasks) > fired+1 {
+		t.Fatalf("%d sweep tasks queued, leader fired %d ticks: want one task per tick", len(tasks), fired)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	leader.Stop(ctx)
+	stopped[leader] = true
+	waitUntil(t, 2*opts.LeaseTTL, standby.IsLeader)
+	waitUntil(t, 5*time.Second, func() bool { return standby.Fired(TypeSweepExpire) >= 1 })
+}
+
+func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

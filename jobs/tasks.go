@@ -1,0 +1,89 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types, in noun:verb form.
+const (
+	TypeVisitSync   = "visit:sync"
+	TypeEmailSend   = "email:send"
+	TypeSweepExpire = "sweep:expire"
+	TypeSweepLost   = "sweep:requeue"
+	TypeSweepDrift  = "sweep:drift"
+)
+
+// Queues and their weights: access changes first, mail next, sweeps last.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+var queueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// VisitSyncPayload asks the worker to make the controller match visit
+// VisitID's desired state as of its Version.
+type VisitSyncPayload struct {
+	VisitID int64 `json:"visit_id"`
+	Version int64 `json:"version"`
+}
+
+// EmailSendPayload asks the worker to send the guest email of kind Kind for
+// the window identified by WindowKey.
+type EmailSendPayload struct {
+	VisitID   int64  `json:"visit_id"`
+	Kind      string `json:"kind"`
+	WindowKey string `json:"window_key"`
+}
+
+// SweepPayload carries the scheduler tick that enqueued a sweep.
+type SweepPayload struct {
+	Tick time.Time `json:"tick"`
+}
+
+// NewVisitSyncTask returns a sync task and its deterministic id: one task per
+// visit version, so duplicate events collapse and a later change runs again.
+func NewVisitSyncTask(p VisitSyncPayload) (*asynq.Task, string, error) {
+	id := fmt.Sprintf("visit:sync:%d:%d", p.VisitID, p.Version)
+	t, err := newTask(TypeVisitSync, p, asynq.Queue(QueueCritical), asynq.MaxRetry(12), asynq.Timeout(60*time.Second))
+	return t, id, err
+}
+
+// NewEmailSendTask returns an email task and its deterministic id: one email
+// per visit, kind and window.
+func NewEmailSendTask(p EmailSendPayload) (*asynq.Task, string, error) {
+	id := fmt.Sprintf("email:%d:%s:%s", p.VisitID, p.Kind, p.WindowKey)
+	t, err := newTask(TypeEmailSend, p, asynq.Queue(QueueDefault), asynq.MaxRetry(20), asynq.Timeout(60*time.Second))
+	return t, id, err
+}
+
+// NewSweepTask returns a sweep task of type typ for a scheduler tick; its id
+// comes from the tick, so several schedulers enqueue it once.
+func NewSweepTask(typ string, tick time.Time) (*asynq.Task, string, error) {
+	id := fmt.Sprintf("%s:%d", typ, tick.Unix())
+	t, err := newTask(typ, SweepPayload{Tick: tick}, asynq.Queue(QueueLow), asynq.MaxRetry(1), asynq.Timeout(5*time.Minute))
+	return t, id, err
+}
+
+func newTask(typ string, payload any, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, b, opts...), nil
+}
+
+// decode reads a task payload; a payload that does not decode can never
+// succeed, so it is wrapped with asynq.SkipRetry.
+func decode[T any](t *asynq.Task) (T, error) {
+	var p T
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return p, fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return p, nil
+}

@@ -1,0 +1,259 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+)
+
+// Domain is what the worker needs from the connector.
+type Domain interface {
+	// SyncVisit makes the controller match the visit's desired state.
+	SyncVisit(ctx context.Context, visitID int64) (connector.SyncResult, error)
+	// SendVisitEmail sends the guest email of kind for windowKey, once.
+	SendVisitEmail(ctx context.Context, visitID int64, kind, windowKey string) error
+	// MarkFailed records that work on the visit failed for good.
+	MarkFailed(ctx context.Context, visitID int64, reason string) error
+	// VisitsDue lists visits whose status changes by time alone by now.
+	VisitsDue(ctx context.Context, now time.Time) ([]connector.VisitRef, error)
+	// VisitsUnsynced lists visits changed before cutoff and not synced since.
+	VisitsUnsynced(ctx context.Context, cutoff time.Time) ([]connector.VisitRef, error)
+	// RepairDrift makes the controller's links match the stored visits.
+	RepairDrift(ctx context.Context) (connector.DriftReport, error)
+}
+
+// WorkerOptions tunes the worker; the zero value works.
+type WorkerOptions struct {
+	// Concurrency is the number of tasks processed at once (default 10).
+	Concurrency int
+	// PollInterval is how often idle queues and delayed tasks are checked
+	// (default 1s; tests use less).
+	PollInterval time.Duration
+	// LostAfter is how long a changed visit may wait for its sync before
+	// the sweep enqueues it again (default 30s).
+	LostAfter time.Duration
+	// ShutdownTimeout bounds how long in-flight tasks may finish on stop
+	// (default 8s).
+	ShutdownTimeout time.Duration
+}
+
+// Worker processes tasks. Build it with NewWorker, then Start and Shutdown.
+type Worker struct {
+	log    *slog.Logger
+	d      Domain
+	client *Client
+	srv    *asynq.Server
+	opts   WorkerOptions
+}
+
+// NewWorker returns a worker on r that calls d and enqueues follow-up work
+// through client.
+func NewWorker(log *slog.Logger, r *Redis, d Domain, client *Client, opts WorkerOptions) *Worker {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 10
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.LostAfter <= 0 {
+		opts.LostAfter = 30 * time.Second
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 8 * time.Second
+	}
+	w := &Worker{log: log.With("component", "worker"), d: d, client: client, opts: opts}
+	w.srv = asynq.NewServerFromRedisClient(r.c, asynq.Config{
+		Concurrency:              opts.Concurrency,
+		Queues:                   queueWeights,
+		TaskCheckInterval:        opts.PollInterval,
+		DelayedTaskCheckInterval: opts.PollInterval,
+		ShutdownTimeout:          opts.ShutdownTimeout,
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.handleError),
+		Logger:                   asynqLogger{w.log},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	return w
+}
+
+// Start begins processing in the background.
+func (w *Worker) Start() error {
+	mux := asynq.NewServeMux()
+	w.Register(mux)
+	if err := w.srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	return nil
+}
+
+// Stop stops taking new tasks; Shutdown then waits for tasks in flight.
+func (w *Worker) Stop() { w.srv.Stop() }
+
+// Shutdown stops the worker, letting tasks in flight finish within the
+// shutdown timeout; unfinished ones go back to the queue.
+func (w *Worker) Shutdown() { w.srv.Shutdown() }
+
+// Register adds every task handler to mux.
+func (w *Worker) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeVisitSync, w.handleVisitSync)
+	mux.HandleFunc(TypeEmailSend, w.handleEmailSend)
+	mux.HandleFunc(TypeSweepExpire, w.handleSweepExpire)
+	mux.HandleFunc(TypeSweepLost, w.handleSweepLost)
+	mux.HandleFunc(TypeSweepDrift, w.handleSweepDrift)
+}
+
+func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[VisitSyncPayload](t)
+	if err != nil {
+		return err
+	}
+	res, err := w.d.SyncVisit(ctx, p.VisitID)
+	if err != nil {
+		return classify(err)
+	}
+	if res.EmailKind != "" {
+		if err := w.client.EnqueueEmail(ctx, p.VisitID, res.EmailKind, res.WindowKey); err != nil {
+			return err
+		}
+	}
+	if !res.NextAt.IsZero() {
+		if err := w.client.EnqueueVisitSyncAt(ctx, p.VisitID, res.Version, res.NextAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Worker) handleEmailSend(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[EmailSendPayload](t)
+	if err != nil {
+		return err
+	}
+	return classify(w.d.SendVisitEmail(ctx, p.VisitID, p.Kind, p.WindowKey))
+}
+
+func (w *Worker) handleSweepExpire(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[SweepPayload](t)
+	if err != nil {
+		return err
+	}
+	refs, err := w.d.VisitsDue(ctx, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	return w.enqueueSyncs(ctx, refs, fmt.Sprintf("due:%d", p.Tick.Unix()))
+}
+
+func (w *Worker) handleSweepLost(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[SweepPayload](t)
+	if err != nil {
+		return err
+	}
+	refs, err := w.d.VisitsUnsynced(ctx, time.Now().UTC().Add(-w.opts.LostAfter))
+	if err != nil {
+		return err
+	}
+	return w.enqueueSyncs(ctx, refs, fmt.Sprintf("lost:%d", p.Tick.Unix()))
+}
+
+func (w *Worker) handleSweepDrift(ctx context.Context, _ *asynq.Task) error {
+	rep, err := w.d.RepairDrift(ctx)
+	for _, e := range rep.Emails {
+		if qerr := w.client.EnqueueEmail(ctx, e.VisitID, e.Kind, e.Key); qerr != nil {
+			err = errors.Join(err, qerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Deleted+rep.Created > 0 {
+		w.log.Info("drift repaired", "checked", rep.Checked, "deleted", rep.Deleted, "created", rep.Created)
+	}
+	return nil
+}
+
+// enqueueSyncs enqueues a sync of each visit, tagged with the sweep tick.
+func (w *Worker) enqueueSyncs(ctx context.Context, refs []connector.VisitRef, tag string) error {
+	var errs []error
+	for _, r := range refs {
+		if err := w.client.EnqueueVisitSyncTagged(ctx, r.ID, r.Version, tag); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// classify marks permanent errors (bad input, a refused request) so asynq
+// does not retry them.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, connector.ErrBusy) {
+		return fmt.Errorf("%w: %w", err, errNotReady)
+	}
+	switch latchkey.KindOf(err) {
+	case latchkey.Invalid, latchkey.Forbidden, latchkey.Unauthorized:
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	return err
+}
+
+// errNotReady may be returned by a handler whose input is not there yet; it
+// is retried without using up the retry budget.
+var errNotReady = errors.New("not ready")
+
+func isFailure(err error) bool { return !errors.Is(err, errNotReady) }
+
+// retryDelay backs off exponentially from 1s to 5 minutes, with jitter.
+func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	d := time.Second << min(n, 9)
+	if d > 5*time.Minute {
+		d = 5 * time.Minute
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// handleError logs each failure once and marks the visit failed when no
+// retry is left.
+func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	id, _ := asynq.GetTaskID(ctx)
+	final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
+	log := w.log.With("task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry, "err", err)
+	if !final {
+		log.Warn("task failed, will retry")
+		return
+	}
+	log.Error("task failed for good")
+	var visitID int64
+	switch t.Type() {
+	case TypeVisitSync:
+		p, derr := decode[VisitSyncPayload](t)
+		visitID = p.VisitID
+		if derr != nil {
+			return
+		}
+	case TypeEmailSend:
+		p, derr := decode[EmailSendPayload](t)
+		visitID = p.VisitID
+		if derr != nil {
+			return
+		}
+	default:
+		return
+	}
+	if merr := w.d.MarkFailed(context.WithoutCancel(ctx), visitID, latchkey.Message(err)); merr != nil {
+		log.Error("mark visit failed", "visit_id", visitID, "mark_err", merr)
+	}
+}

@@ -1,0 +1,156 @@
+package lockctl
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey"
+)
+
+// principal is who made a request: an administrator (a login, or the
+// bootstrap key when Login is nil) or the holder of a group link.
+type principal struct {
+	Admin bool
+	Login *Login
+	Link  *GroupLink
+}
+
+const (
+	principalKey = "lockctl.principal"
+	authErrKey   = "lockctl.auth_error"
+)
+
+var (
+	errNoCredentials = &apiError{Status: http.StatusUnauthorized, Code: CodeNotAuthorized, Message: "Not authorized"}
+	errBadLogin      = &apiError{Status: http.StatusUnauthorized, Code: CodeNotAuthorized, Message: "Not authorized"}
+	errBadLink       = &apiError{Status: http.StatusUnauthorized, Code: CodeLinkInvalid, Message: "Link is invalid"}
+	errAdminOnly     = &apiError{Status: http.StatusForbidden, Code: CodeAccessDenied, Message: "Access denied"}
+)
+
+// authenticate resolves the Authorization header into a principal (or an
+// authentication error) and stores both in the echo context. It never
+// rejects by itself: the route's requirement decides, and the unlock route
+// records failed attempts before answering.
+func (c *Controller) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		p, err := c.resolve(ec)
+		if err != nil {
+			ec.Set(authErrKey, err)
+		} else {
+			ec.Set(principalKey, p)
+		}
+		return next(ec)
+	}
+}
+
+func (c *Controller) resolve(ec echo.Context) (*principal, error) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(ec.Request().Header.Get(echo.HeaderAuthorization)), " ")
+	cred = strings.TrimSpace(cred)
+	if cred == "" {
+		return nil, errNoCredentials
+	}
+	ctx := ec.Request().Context()
+	switch strings.ToUpper(scheme) {
+	case "KISI-LOGIN":
+		if c.opts.AdminAPIKey != "" && equalSecret(cred, c.opts.AdminAPIKey) {
+			return &principal{Admin: true}, nil
+		}
+		l, err := c.store.loginBySecret(ctx, hashSecret(cred))
+		if latchkey.KindOf(err) == latchkey.NotFound {
+			return nil, errBadLogin
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &principal{Admin: true, Login: &l}, nil
+	case "KISI-GROUP-LINK":
+		l, err := c.store.linkBySecret(ctx, hashSecret(cred))
+		if latchkey.KindOf(err) == latchkey.NotFound {
+			return nil, errBadLink
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &principal{Link: &l}, nil
+	}
+	return nil, errNoCredentials
+}
+
+// who returns the request's principal, or the authentication error.
+func who(ec echo.Context) (*principal, error) {
+	if p, ok := ec.Get(principalKey).(*principal); ok {
+		return p, nil
+	}
+	if err, ok := ec.Get(authErrKey).(error); ok {
+		return nil, err
+	}
+	return nil, errNoCredentials
+}
+
+// requireAdmin lets only KISI-LOGIN principals through: 401 without valid
+// credentials, 403 for link holders.
+func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		p, err := who(ec)
+		if err != nil {
+			return err
+		}
+		if !p.Admin {
+			return errAdminOnly
+		}
+		return next(ec)
+	}
+}
+
+// requireAny lets any authenticated principal through.
+func requireAny(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		if _, err := who(ec); err != nil {
+			return err
+		}
+		return next(ec)
+	}
+}
+
+// actor fills the actor and authentication fields of e from p.
+func actor(e *Event, p *principal) {
+	switch {
+	case p == nil:
+	case p.Link != nil:
+		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorGroupLink, ptr(p.Link.ID), p.Link.Name, p.Link.Email
+		e.AuthenticatedByType, e.AuthenticatedByID = authByGroupLink, ptr(p.Link.ID)
+	case p.Login != nil:
+		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorUser, ptr(p.Login.ID), p.Login.displayName(), p.Login.Email
+		e.AuthenticatedByType, e.AuthenticatedByID = authByLogin, ptr(p.Login.ID)
+	default:
+		e.ActorType, e.ActorName, e.AuthenticatedByType = actorUser, "Administrator", authByLogin
+	}
+}
+
+// requestEvent starts an event for the current request: actor from the
+// principal (if any), client IP, user agent and time.
+func (c *Controller) requestEvent(ec echo.Context, typ string) Event {
+	e := Event{Type: typ, ClientIP: ec.RealIP(), UserAgent: truncate(ec.Request().UserAgent(), 500)}
+	p, _ := who(ec)
+	actor(&e, p)
+	return e
+}
+
+// record stores e; a failure is logged, never returned, so that the answer
+// to the client does not depend on the audit log being writable.
+func (c *Controller) record(ec echo.Context, e Event) {
+	ctx := context.WithoutCancel(ec.Request().Context())
+	if err := c.store.addEvent(ctx, &e); err != nil {
+		c.log.Error("record event", "type", e.Type, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

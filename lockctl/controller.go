@@ -1,0 +1,141 @@
+package lockctl
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/internal/mail"
+)
+
+// Options tunes a Controller. The zero value works.
+type Options struct {
+	// AdminAPIKey is the bootstrap key accepted as "KISI-LOGIN <key>"
+	// besides the keys created through POST /logins. Empty: only those.
+	AdminAPIKey string
+	// Now is the clock for validity windows, events and rate limits
+	// (default time.Now).
+	Now func() time.Time
+	// SimUnlockDuration is how long an unlock keeps a door open (default 5 s).
+	SimUnlockDuration time.Duration
+	// LinkRate limits unlocks per group link (default 1/s, burst 5).
+	LinkRate Rate
+	// IPRate limits unlocks per client IP (default 5/s, burst 20).
+	IPRate Rate
+	// PublicURL is the absolute base URL under which this controller's
+	// routes are reachable (e.g. https://door.example.com/lockctl); the
+	// emailed link is PublicURL + "/grouplinks/<secret>".
+	PublicURL string
+	// EventSetTTL is how long an event set can be read (default 24 h).
+	EventSetTTL time.Duration
+}
+
+// Controller is the bundled lock controller: its store, driver, mailer and
+// HTTP API. It is safe for concurrent use.
+type Controller struct {
+	log    *slog.Logger
+	store  *store
+	driver Driver
+	mailer mail.Sender
+	opts   Options
+	now    func() time.Time
+
+	linkLimits *limiters
+	ipLimits   *limiters
+}
+
+// New returns a Controller over db (already migrated with Migrate). driver
+// moves the locks; nil means a SimDriver. mailer may be nil: then links with
+// an email are not mailed. New registers the Controller as the driver's
+// watcher, so driver-reported lock changes become events.
+func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts Options) *Controller {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SimUnlockDuration <= 0 {
+		opts.SimUnlockDuration = 5 * time.Second
+	}
+	if opts.EventSetTTL <= 0 {
+		opts.EventSetTTL = 24 * time.Hour
+	}
+	opts.LinkRate = opts.LinkRate.withDefault(Rate{PerSecond: 1, Burst: 5})
+	opts.IPRate = opts.IPRate.withDefault(Rate{PerSecond: 5, Burst: 20})
+	if driver == nil {
+		driver = NewSimDriver(opts.Now)
+	}
+	c := &Controller{
+		log:        log.With("component", "lockctl"),
+		store:      newStore(db, opts.Now),
+		driver:     driver,
+		mailer:     mailer,
+		opts:       opts,
+		now:        opts.Now,
+		linkLimits: newLimiters(opts.LinkRate, opts.Now),
+		ipLimits:   newLimiters(opts.IPRate, opts.Now),
+	}
+	driver.Watch(c.onStateChange)
+	return c
+}
+
+// Handler returns a standalone HTTP handler serving the Kisi API at "/",
+// with its own Kisi-style error handler, panic recovery, request IDs and a
+// 1 MiB body limit. The client IP is taken from X-Forwarded-For only when the
+// request comes from a loopback or private address.
+func (c *Controller) Handler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	e.HTTPErrorHandler = func(err error, ec echo.Context) { c.writeError(ec, err) }
+	e.Use(middleware.Recover(), middleware.RequestID(), middleware.BodyLimit("1M"))
+	c.Register(e.Group(""))
+	return e
+}
+
+// onStateChange records what the driver reports: the lock row follows it
+// and every real change becomes an event.
+func (c *Controller) onStateChange(sc StateChange) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	before, after, err := c.store.updateLock(ctx, sc.LockID, func(l *Lock) error {
+		if sc.Unlocked != nil {
+			l.Unlocked = *sc.Unlocked
+			l.UnlockedUntil = nil
+			if *sc.Unlocked {
+				l.UnlockedUntil = utcPtr(sc.Until)
+			}
+		}
+		if sc.Online != nil {
+			l.Online = *sc.Online
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Warn("apply lock state change", "lock_id", sc.LockID, "err", err)
+		return
+	}
+	var types []string
+	if before.Unlocked != after.Unlocked {
+		types = append(types, map[bool]string{true: EventLockUnlocked, false: EventLockLocked}[after.Unlocked])
+	}
+	if before.Online != after.Online {
+		types = append(types, map[bool]string{true: EventLockOnline, false: EventLockOffline}[after.Online])
+	}
+	for _, t := range types {
+		e := lockEvent(t, after)
+		e.CreatedAt = sc.At // when the driver saw it; zero means now
+		if err := c.store.addEvent(ctx, &e); err != nil {
+			c.log.Error("record lock state event", "lock_id", sc.LockID, "type", t, "err", err)
+		}
+	}
+}
+
+// lockEvent is a successful event about lock l with no actor.
+func lockEvent(typ string, l Lock) Event {
+	return Event{Type: typ, ObjectType: objectLock, ObjectID: ptr(l.ID), ObjectName: l.Name,
+		PlaceID: ptr(l.PlaceID), Success: true}
+}

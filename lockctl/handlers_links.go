@@ -1,0 +1,301 @@
+package lockctl
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey"
+)
+
+type createLinkRequest struct {
+	GroupLink struct {
+		GroupID     int64   `json:"group_id"`
+		Name        string  `json:"name"`
+		Email       *string `json:"email"`
+		Phone       *string `json:"phone"`
+		ValidFrom   *string `json:"valid_from"`
+		ValidUntil  *string `json:"valid_until"`
+		LinkEnabled *bool   `json:"link_enabled"`
+		QRType      *string `json:"quick_response_code_type"`
+	} `json:"group_link"`
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// linkFields checks the fields a create or update may set and stores the
+// good ones into l.
+func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *string) {
+	if name != nil {
+		if strings.TrimSpace(*name) == "" {
+			fe.add("name", "can't be blank")
+		}
+		l.Name = strings.TrimSpace(*name)
+	}
+	if email != nil {
+		l.Email = strings.TrimSpace(*email)
+		if a, err := mail.ParseAddress(l.Email); l.Email != "" && (err != nil || a.Address != l.Email) {
+			fe.add("email", "is invalid")
+		}
+	}
+	if phone != nil {
+		l.Phone = strings.TrimSpace(*phone)
+		if l.Phone != "" && !e164.MatchString(l.Phone) {
+			fe.add("phone", "is invalid (E.164, e.g. +11234567890)")
+		}
+	}
+	for field, src := range map[string]struct {
+		s   *string
+		dst **time.Time
+	}{"valid_from": {from, &l.ValidFrom}, "valid_until": {until, &l.ValidUntil}} {
+		if src.s == nil {
+			continue
+		}
+		if *src.s == "" {
+			*src.dst = nil
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, *src.s)
+		if err != nil {
+			fe.add(field, "is not a valid RFC 3339 time")
+			continue
+		}
+		*src.dst = &t
+	}
+	if l.ValidFrom != nil && l.ValidUntil != nil && !l.ValidUntil.After(*l.ValidFrom) {
+		fe.add("valid_until", "must be after valid_from")
+	}
+}
+
+// createLink creates a group link. The answer carries the secret (shown
+// this once), and for a QR type the QR token and its PNG image; when email
+// is set the link is mailed.
+func (c *Controller) createLink(ec echo.Context) error {
+	var req createLinkRequest
+	if err := bindBody(ec, &req); err != nil {
+		return err
+	}
+	r := req.GroupLink
+	ctx := ec.Request().Context()
+	fe := fieldErrors{}
+	var g Group
+	if r.GroupID == 0 {
+		fe.add("group_id", "can't be blank")
+	} else {
+		found, err := c.store.group(ctx, r.GroupID)
+		switch {
+		case latchkey.KindOf(err) == latchkey.NotFound:
+			fe.add("group", "must exist")
+		case err != nil:
+			return err
+		default:
+			g = found
+		}
+	}
+	l := GroupLink{GroupID: r.GroupID, LinkEnabled: r.LinkEnabled == nil || *r.LinkEnabled}
+	linkFields(fe, &l, &r.Name, r.Email, r.Phone, r.ValidFrom, r.ValidUntil)
+	if r.QRType != nil {
+		l.QRType = *r.QRType
+		if l.QRType != "" && l.QRType != "online" && l.QRType != "offline" {
+			fe.add("quick_response_code_type", "is not included in the list")
+		}
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return err
+	}
+	l.SecretHash = hashSecret(secret)
+	p, _ := who(ec)
+	if p.Login != nil {
+		l.CreatedByID = &p.Login.ID
+	}
+	out := groupLinkCreatedResponse{Secret: secret}
+	var png []byte
+	if l.QRType != "" {
+		token, err := newSecret()
+		if err != nil {
+			return err
+		}
+		if png, err = qrPNG(token); err != nil {
+			return err
+		}
+		l.QRTokenHash = hashSecret(token)
+		img := base64.StdEncoding.EncodeToString(png)
+		out.QuickResponseCodeToken, out.QuickResponseCodeImage = &token, &img
+	}
+	if err := c.store.createLink(ctx, &l); err != nil {
+		return err
+	}
+	c.recordLinkEvent(ec, EventGroupLinkCreate, l, g.PlaceID)
+	out.groupLinkResponse = newGroupLinkResponse(l, g, p.Login)
+	if l.Email != "" && c.mailer != nil {
+		c.mailLink(ec, l, g, secret, png)
+	}
+	return ec.JSON(http.StatusOK, out)
+}
+
+func (c *Controller) getLink(ec echo.Context) error {
+	id, err := pathID(ec)
+	if err != nil {
+		return err
+	}
+	l, err := c.store.link(ec.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	out, err := c.linkResponses(ec.Request().Context(), []GroupLink{l})
+	if err != nil {
+		return err
+	}
+	return ec.JSON(http.StatusOK, out[0])
+}
+
+func (c *Controller) listLinks(ec echo.Context) error {
+	pg, err := parsePage(ec, 10)
+	if err != nil {
+		return err
+	}
+	var f linkFilter
+	if f.IDs, err = queryIDs(ec, "ids"); err != nil {
+		return err
+	}
+	if f.GroupID, err = queryInt(ec, "group_id"); err != nil {
+		return err
+	}
+	if f.Sort, err = querySort(ec, "name", "unlock", "valid_until", "group_name"); err != nil {
+		return err
+	}
+	f.Query = ec.QueryParam("query")
+	ctx := ec.Request().Context()
+	links, total, err := c.store.listLinks(ctx, f, pg)
+	if err != nil {
+		return err
+	}
+	out, err := c.linkResponses(ctx, links)
+	if err != nil {
+		return err
+	}
+	return writeList(ec, pg, total, out)
+}
+
+// updateLink is the PATCH /group_links/{id} extension: it changes name,
+// email, phone, window and link_enabled; the secret stays. A null
+// valid_from or valid_until removes that bound.
+func (c *Controller) updateLink(ec echo.Context) error {
+	id, err := pathID(ec)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		GroupLink map[string]json.RawMessage `json:"group_link"`
+	}
+	if err := bindBody(ec, &req); err != nil {
+		return err
+	}
+	fields := map[string]*string{}
+	var enabled *bool
+	for k, raw := range req.GroupLink {
+		switch k {
+		case "name", "email", "phone", "valid_from", "valid_until":
+			var s *string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fieldErrors{k: {"must be a string"}}
+			}
+			if s == nil {
+				s = new(string)
+			}
+			fields[k] = s
+		case "link_enabled":
+			if err := json.Unmarshal(raw, &enabled); err != nil {
+				return fieldErrors{k: {"must be true or false"}}
+			}
+		}
+	}
+	ctx := ec.Request().Context()
+	l, err := c.store.updateLink(ctx, id, func(l *GroupLink) error {
+		fe := fieldErrors{}
+		linkFields(fe, l, fields["name"], fields["email"], fields["phone"], fields["valid_from"], fields["valid_until"])
+		if enabled != nil {
+			l.LinkEnabled = *enabled
+		}
+		return fe.err()
+	})
+	if err != nil {
+		return err
+	}
+	out, err := c.linkResponses(ctx, []GroupLink{l})
+	if err != nil {
+		return err
+	}
+	c.recordLinkEvent(ec, EventGroupLinkUpdate, l, out[0].Group.ID)
+	return ec.JSON(http.StatusOK, out[0])
+}
+
+func (c *Controller) deleteLink(ec echo.Context) error {
+	id, err := pathID(ec)
+	if err != nil {
+		return err
+	}
+	ctx := ec.Request().Context()
+	l, err := c.store.deleteLink(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.recordLinkEvent(ec, EventGroupLinkDestroy, l, 0)
+	return ec.NoContent(http.StatusNoContent)
+}
+
+// recordLinkEvent records a change to link l by the requesting admin.
+func (c *Controller) recordLinkEvent(ec echo.Context, typ string, l GroupLink, placeID int64) {
+	e := c.requestEvent(ec, typ)
+	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectGroupLink, ptr(l.ID), l.Name, true
+	if placeID == 0 {
+		if g, err := c.store.group(ec.Request().Context(), l.GroupID); err == nil {
+			placeID = g.PlaceID
+		}
+	}
+	if placeID != 0 {
+		e.PlaceID = ptr(placeID)
+	}
+	c.record(ec, e)
+}
+
+// linkResponses renders links with their groups and creators.
+func (c *Controller) linkResponses(ctx context.Context, links []GroupLink) ([]groupLinkResponse, error) {
+	var groupIDs, loginIDs []int64
+	for _, l := range links {
+		groupIDs = append(groupIDs, l.GroupID)
+		if l.CreatedByID != nil {
+			loginIDs = append(loginIDs, *l.CreatedByID)
+		}
+	}
+	groups, err := c.store.groups(ctx, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	logins, err := c.store.logins(ctx, loginIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]groupLinkResponse, len(links))
+	for i, l := range links {
+		var by *Login
+		if l.CreatedByID != nil {
+			if lg, ok := logins[*l.CreatedByID]; ok {
+				by = &lg
+			}
+		}
+		out[i] = newGroupLinkResponse(l, groups[l.GroupID], by)
+	}
+	return out, nil
+}

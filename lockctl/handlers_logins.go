@@ -1,0 +1,70 @@
+package lockctl
+
+import (
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+type createLoginRequest struct {
+	Login struct {
+		Type        string `json:"type"`
+		DeviceBrand string `json:"device_brand"`
+		DeviceModel string `json:"device_model"`
+		OSName      string `json:"os_name"`
+		Email       string `json:"email"`
+		Expire      any    `json:"expire"`
+	} `json:"login"`
+}
+
+type loginUser struct {
+	ID     int64   `json:"id"`
+	Email  *string `json:"email"`
+	Name   string  `json:"name"`
+	Expire string  `json:"expire"`
+}
+
+type loginCreatedResponse struct {
+	User   loginUser `json:"user"`
+	Secret string    `json:"secret"`
+}
+
+// createLogin creates an API key (Kisi's POST /logins). The secret is in
+// the answer only; it is stored hashed. lockctl's keys do not expire, so
+// expire is always "false".
+func (c *Controller) createLogin(ec echo.Context) error {
+	var req createLoginRequest
+	if err := bindBody(ec, &req); err != nil {
+		return err
+	}
+	r := req.Login
+	if r.Type == "" {
+		r.Type = "device"
+	}
+	fe := fieldErrors{}
+	if r.Type != "device" {
+		fe.add("type", "is not included in the list")
+	}
+	r.Email = strings.TrimSpace(r.Email)
+	if a, err := mail.ParseAddress(r.Email); r.Email != "" && (err != nil || a.Address != r.Email) {
+		fe.add("email", "is invalid")
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return err
+	}
+	l := Login{Email: r.Email, Type: r.Type, DeviceBrand: r.DeviceBrand, DeviceModel: r.DeviceModel,
+		OSName: r.OSName, SecretHash: hashSecret(secret)}
+	if err := c.store.createLogin(ec.Request().Context(), &l); err != nil {
+		return err
+	}
+	return ec.JSON(http.StatusOK, loginCreatedResponse{
+		User:   loginUser{ID: l.ID, Email: nullable(l.Email), Name: l.displayName(), Expire: "false"},
+		Secret: secret,
+	})
+}

@@ -1,0 +1,125 @@
+package lockctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// addEvent stores e, filling UUID and CreatedAt when unset.
+func (s *store) addEvent(ctx context.Context, e *Event) error {
+	if e.UUID == "" {
+		e.UUID = uuid.NewString()
+	}
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = s.stamp()
+	}
+	e.CreatedAt = utc(e.CreatedAt)
+	return create(ctx, s, e, "event")
+}
+
+// filterEvents applies f to q.
+func filterEvents(q *gorm.DB, f EventFilter) *gorm.DB {
+	if len(f.Types) > 0 {
+		q = q.Where("type IN ?", f.Types)
+	}
+	for col, v := range map[string]string{"actor_type": f.ActorType, "object_type": f.ObjectType,
+		"authenticated_by_type": f.AuthType, "uuid": f.UUID} {
+		if v != "" {
+			q = q.Where(col+" = ?", v)
+		}
+	}
+	for col, v := range map[string]*int64{"actor_id": f.ActorID, "object_id": f.ObjectID,
+		"authenticated_by_id": f.AuthID, "place_id": f.PlaceID} {
+		if v != nil {
+			q = q.Where(col+" = ?", *v)
+		}
+	}
+	if f.Success != nil {
+		q = q.Where("success = ?", *f.Success)
+	}
+	if f.Since != nil {
+		q = q.Where("created_at >= ?", utc(*f.Since))
+	}
+	if f.Until != nil {
+		q = q.Where("created_at < ?", utc(*f.Until))
+	}
+	return q
+}
+
+// listEvents returns one page of the events f selects, newest first.
+func (s *store) listEvents(ctx context.Context, f EventFilter, p page) ([]Event, int64, error) {
+	q := filterEvents(s.db.WithContext(ctx).Model(&Event{}), f)
+	var out []Event
+	total, err := listPage(q, "created_at DESC, id DESC", p, &out)
+	return out, total, translate(err, "list events", "event")
+}
+
+// createEventSet freezes f over the events recorded so far.
+func (s *store) createEventSet(ctx context.Context, f EventFilter, ttl time.Duration) (EventSet, error) {
+	raw, err := json.Marshal(f)
+	if err != nil {
+		return EventSet{}, fmt.Errorf("encode event filter: %w", err)
+	}
+	var maxID *int64
+	if err := s.db.WithContext(ctx).Model(&Event{}).Select("MAX(id)").Scan(&maxID).Error; err != nil {
+		return EventSet{}, translate(err, "max event id", "event")
+	}
+	now := s.stamp()
+	set := EventSet{Filter: string(raw), CreatedAt: now, ExpiresAt: now.Add(ttl)}
+	if maxID != nil {
+		set.MaxEventID = *maxID
+	}
+	return set, create(ctx, s, &set, "event set")
+}
+
+// eventSet loads set id and its filter; an expired set is not found.
+func (s *store) eventSet(ctx context.Context, id int64) (EventSet, EventFilter, error) {
+	set, err := byID[EventSet](ctx, s, id, "event set")
+	if err != nil {
+		return set, EventFilter{}, err
+	}
+	if !s.now().Before(set.ExpiresAt) {
+		return set, EventFilter{}, translate(gorm.ErrRecordNotFound, "", "event set")
+	}
+	var f EventFilter
+	if err := json.Unmarshal([]byte(set.Filter), &f); err != nil {
+		return set, f, fmt.Errorf("decode event set %d filter: %w", id, err)
+	}
+	return set, f, nil
+}
+
+// eventSetPage returns up to limit events of set, newest first, with ids
+// below before (0 = from the newest), plus whether more remain.
+func (s *store) eventSetPage(ctx context.Context, set EventSet, f EventFilter, before int64, limit int) ([]Event, bool, error) {
+	q := filterEvents(s.db.WithContext(ctx).Model(&Event{}), f).Where("id <= ?", set.MaxEventID)
+	if before > 0 {
+		q = q.Where("id < ?", before)
+	}
+	var out []Event
+	err := q.Order("id DESC").Limit(limit + 1).Find(&out).Error
+	if err != nil {
+		return nil, false, translate(err, fmt.Sprintf("page event set %d", set.ID), "event")
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// recordUnlock stores a granted unlock's event and the link's last_used_at
+// in one transaction: one commit on the hot path instead of two.
+func (s *store) recordUnlock(ctx context.Context, e *Event, linkID int64, at time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ts := &store{db: tx, now: s.now}
+		if err := ts.addEvent(ctx, e); err != nil {
+			return err
+		}
+		return ts.touchLink(ctx, linkID, at)
+	})
+}

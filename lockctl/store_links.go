@@ -1,0 +1,168 @@
+package lockctl
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// linkFilter selects group links for GET /group_links.
+type linkFilter struct {
+	IDs     []int64
+	GroupID *int64
+	Query   string
+	Sort    string
+}
+
+func (s *store) createLink(ctx context.Context, l *GroupLink) error {
+	l.CreatedAt, l.UpdatedAt = s.stamp(), s.stamp()
+	l.ValidFrom, l.ValidUntil = utcPtr(l.ValidFrom), utcPtr(l.ValidUntil)
+	return create(ctx, s, l, "group link")
+}
+
+func (s *store) link(ctx context.Context, id int64) (GroupLink, error) {
+	return byID[GroupLink](ctx, s, id, "group link")
+}
+
+// linkBySecret finds the link whose secret hashes to hash.
+func (s *store) linkBySecret(ctx context.Context, hash string) (GroupLink, error) {
+	var l GroupLink
+	err := s.db.WithContext(ctx).Where("secret_hash = ?", hash).Take(&l).Error
+	return l, translate(err, "get group link by secret", "group link")
+}
+
+var linkSorts = map[string]string{
+	"name":         "lockctl_group_links.name, lockctl_group_links.id",
+	"unlock":       "(last_used_at IS NULL), last_used_at, lockctl_group_links.id",
+	"valid_until":  "(valid_until IS NULL), valid_until, lockctl_group_links.id",
+	"group_name":   "(SELECT g.name FROM lockctl_groups g WHERE g.id = lockctl_group_links.group_id), lockctl_group_links.id",
+	"-name":        "lockctl_group_links.name DESC, lockctl_group_links.id DESC",
+	"-unlock":      "(last_used_at IS NULL), last_used_at DESC, lockctl_group_links.id DESC",
+	"-valid_until": "(valid_until IS NULL), valid_until DESC, lockctl_group_links.id DESC",
+	"-group_name":  "(SELECT g.name FROM lockctl_groups g WHERE g.id = lockctl_group_links.group_id) DESC, lockctl_group_links.id DESC",
+}
+
+func (s *store) listLinks(ctx context.Context, f linkFilter, p page) ([]GroupLink, int64, error) {
+	q := s.db.WithContext(ctx).Model(&GroupLink{})
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN ?", f.IDs)
+	}
+	if f.GroupID != nil {
+		q = q.Where("group_id = ?", *f.GroupID)
+	}
+	if f.Query != "" {
+		like := likePattern(f.Query)
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\' OR phone LIKE ? ESCAPE '\'`+
+			` OR group_id IN (SELECT id FROM lockctl_groups WHERE LOWER(name) LIKE ? ESCAPE '\')`,
+			like, like, like, like)
+	}
+	order, ok := linkSorts[f.Sort]
+	if !ok {
+		order = "id"
+	}
+	var out []GroupLink
+	total, err := listPage(q, order, p, &out)
+	return out, total, translate(err, "list group links", "group link")
+}
+
+// updateLink applies change to link id inside a transaction and returns the
+// link after the change. The secret never changes.
+func (s *store) updateLink(ctx context.Context, id int64, change func(*GroupLink) error) (GroupLink, error) {
+	var l GroupLink
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&l).Error; err != nil {
+			return translate(err, fmt.Sprintf("get group link %d", id), "group link")
+		}
+		if err := change(&l); err != nil {
+			return err
+		}
+		l.ValidFrom, l.ValidUntil = utcPtr(l.ValidFrom), utcPtr(l.ValidUntil)
+		l.UpdatedAt = s.stamp()
+		err := tx.Model(&GroupLink{ID: id}).Select("name", "email", "phone", "link_enabled",
+			"valid_from", "valid_until", "updated_at").Updates(&l).Error
+		return translate(err, fmt.Sprintf("update group link %d", id), "group link")
+	})
+	return l, err
+}
+
+// deleteLink removes link id and returns it as it was.
+func (s *store) deleteLink(ctx context.Context, id int64) (GroupLink, error) {
+	var l GroupLink
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&l).Error; err != nil {
+			return translate(err, fmt.Sprintf("get group link %d", id), "group link")
+		}
+		err := tx.Where("id = ?", id).Delete(&GroupLink{}).Error
+		return translate(err, fmt.Sprintf("delete group link %d", id), "group link")
+	})
+	return l, err
+}
+
+// touchLink sets the link's last_used_at.
+func (s *store) touchLink(ctx context.Context, id int64, at time.Time) error {
+	err := s.db.WithContext(ctx).Model(&GroupLink{}).Where("id = ?", id).
+		UpdateColumn("last_used_at", utc(at)).Error
+	return translate(err, fmt.Sprintf("touch group link %d", id), "group link")
+}
+
+func (s *store) createLogin(ctx context.Context, l *Login) error {
+	l.CreatedAt = s.stamp()
+	return create(ctx, s, l, "login")
+}
+
+// loginBySecret finds the login whose secret hashes to hash.
+func (s *store) loginBySecret(ctx context.Context, hash string) (Login, error) {
+	var l Login
+	err := s.db.WithContext(ctx).Where("secret_hash = ?", hash).Take(&l).Error
+	return l, translate(err, "get login by secret", "login")
+}
+
+// logins returns the logins with the given ids, keyed by id.
+func (s *store) logins(ctx context.Context, ids []int64) (map[int64]Login, error) {
+	out := map[int64]Login{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Login
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate(err, "get logins", "login")
+	}
+	for _, l := range rows {
+		out[l.ID] = l
+	}
+	return out, nil
+}
+
+// groups returns the groups with the given ids, keyed by id.
+func (s *store) groups(ctx context.Context, ids []int64) (map[int64]Group, error) {
+	out := map[int64]Group{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Group
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate(err, "get groups", "group")
+	}
+	for _, g := range rows {
+		out[g.ID] = g
+	}
+	return out, nil
+}
+
+// places returns the places with the given ids, keyed by id.
+func (s *store) places(ctx context.Context, ids []int64) (map[int64]Place, error) {
+	out := map[int64]Place{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Place
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, translate(err, "get places", "place")
+	}
+	for _, p := range rows {
+		out[p.ID] = p
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package lockctl
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// placeFilter selects places for GET /places.
+type placeFilter struct {
+	IDs   []int64
+	Query string
+}
+
+// lockFilter selects locks for GET /locks. GroupID restricts the list to the
+// locks a group opens (what a link holder sees).
+type lockFilter struct {
+	IDs        []int64
+	Query      string
+	PlaceID    *int64
+	GroupID    *int64
+	Online     *bool
+	LockedDown *bool
+	Unlocked   *bool
+	Sort       string
+}
+
+// groupFilter selects groups for GET /groups.
+type groupFilter struct {
+	IDs     []int64
+	Query   string
+	PlaceID *int64
+	LockID  *int64
+	Sort    string
+}
+
+// groupLockFilter selects group_locks for GET /group_locks.
+type groupLockFilter struct {
+	GroupID *int64
+	LockID  *int64
+}
+
+func (s *store) createPlace(ctx context.Context, p *Place) error {
+	p.CreatedAt, p.UpdatedAt = s.stamp(), s.stamp()
+	return create(ctx, s, p, "place")
+}
+
+func (s *store) place(ctx context.Context, id int64) (Place, error) {
+	return byID[Place](ctx, s, id, "place")
+}
+
+func (s *store) listPlaces(ctx context.Context, f placeFilter, p page) ([]Place, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Place{})
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN ?", f.IDs)
+	}
+	if f.Query != "" {
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\'`, likePattern(f.Query))
+	}
+	var out []Place
+	total, err := listPage(q, "name, id", p, &out)
+	return out, total, translate(err, "list places", "place")
+}
+
+func (s *store) createLock(ctx context.Context, l *Lock) error {
+	if _, err := s.place(ctx, l.PlaceID); err != nil {
+		return err
+	}
+	l.CreatedAt, l.UpdatedAt = s.stamp(), s.stamp()
+	return create(ctx, s, l, "lock")
+}
+
+func (s *store) lock(ctx context.Context, id int64) (Lock, error) {
+	return byID[Lock](ctx, s, id, "lock")
+}
+
+func (s *store) listLocks(ctx context.Context, f lockFilter, p page) ([]Lock, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Lock{})
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN ?", f.IDs)
+	}
+	if f.Query != "" {
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\'`, likePattern(f.Query))
+	}
+	if f.PlaceID != nil {
+		q = q.Where("place_id = ?", *f.PlaceID)
+	}
+	if f.GroupID != nil {
+		q = q.Where("id IN (SELECT lock_id FROM lockctl_group_locks WHERE group_id = ?)", *f.GroupID)
+	}
+	for col, v := range map[string]*bool{"online": f.Online, "locked_down": f.LockedDown, "unlocked": f.Unlocked} {
+		if v != nil {
+			q = q.Where(col+" = ?", *v)
+		}
+	}
+	order := "id"
+	switch f.Sort {
+	case "name":
+		order = "name, id"
+	case "-name":
+		order = "name DESC, id DESC"
+	}
+	var out []Lock
+	total, err := listPage(q, order, p, &out)
+	return out, total, translate(err, "list locks", "lock")
+}
+
+// updateLock applies change to lock id inside a transaction and returns the
+// lock before and after the change.
+func (s *store) updateLock(ctx context.Context, id int64, change func(*Lock) error) (before, after Lock, err error) {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&before).Error; err != nil {
+			return translate(err, fmt.Sprintf("get lock %d", id), "lock")
+		}
+		after = before
+		if err := change(&after); err != nil {
+			return err
+		}
+		after.UpdatedAt = s.stamp()
+		err := tx.Model(&Lock{ID: id}).Select("name", "description", "online", "locked_down",
+			"locked_down_since", "unlocked", "unlocked_until", "updated_at").Updates(&after).Error
+		return translate(err, fmt.Sprintf("update lock %d", id), "lock")
+	})
+	return before, after, err
+}
+
+func (s *store) createGroup(ctx context.Context, g *Group) error {
+	if _, err := s.place(ctx, g.PlaceID); err != nil {
+		return err
+	}
+	g.CreatedAt, g.UpdatedAt = s.stamp(), s.stamp()
+	return create(ctx, s, g, "group")
+}
+
+func (s *store) group(ctx context.Context, id int64) (Group, error) {
+	return byID[Group](ctx, s, id, "group")
+}
+
+func (s *store) listGroups(ctx context.Context, f groupFilter, p page) ([]Group, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Group{})
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN ?", f.IDs)
+	}
+	if f.Query != "" {
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\'`, likePattern(f.Query))
+	}
+	if f.PlaceID != nil {
+		q = q.Where("place_id = ?", *f.PlaceID)
+	}
+	if f.LockID != nil {
+		q = q.Where("id IN (SELECT group_id FROM lockctl_group_locks WHERE lock_id = ?)", *f.LockID)
+	}
+	order := "id"
+	switch f.Sort {
+	case "name":
+		order = "name, id"
+	case "-name":
+		order = "name DESC, id DESC"
+	}
+	var out []Group
+	total, err := listPage(q, order, p, &out)
+	return out, total, translate(err, "list groups", "group")
+}
+
+func (s *store) createGroupLock(ctx context.Context, gl *GroupLock) error {
+	gl.CreatedAt, gl.UpdatedAt = s.stamp(), s.stamp()
+	return create(ctx, s, gl, "group lock")
+}
+
+func (s *store) listGroupLocks(ctx context.Context, f groupLockFilter, p page) ([]GroupLock, int64, error) {
+	q := s.db.WithContext(ctx).Model(&GroupLock{})
+	if f.GroupID != nil {
+		q = q.Where("group_id = ?", *f.GroupID)
+	}
+	if f.LockID != nil {
+		q = q.Where("lock_id = ?", *f.LockID)
+	}
+	var out []GroupLock
+	total, err := listPage(q, "id", p, &out)
+	return out, total, translate(err, "list group locks", "group lock")
+}
+
+func (s *store) deleteGroupLock(ctx context.Context, id int64) error {
+	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&GroupLock{})
+	if res.Error != nil {
+		return translate(res.Error, fmt.Sprintf("delete group lock %d", id), "group lock")
+	}
+	if res.RowsAffected == 0 {
+		return translate(gorm.ErrRecordNotFound, "", "group lock")
+	}
+	return nil
+}
+
+// groupOpens reports whether group opens lock.
+func (s *store) groupOpens(ctx context.Context, groupID, lockID int64) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&GroupLock{}).
+		Where("group_id = ? AND lock_id = ?", groupID, lockID).Count(&n).Error
+	return n > 0, translate(err, "check group lock", "group lock")
+}
+
+// countLocks returns, for each id in ids, how many locks it has: per place
+// when col is "place_id" (table locks), per group when col is "group_id"
+// (table group_locks).
+func (s *store) countLocks(ctx context.Context, col string, ids []int64) (map[int64]int, error) {
+	out := map[int64]int{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Ref int64
+		Cnt int
+	}
+	q := s.db.WithContext(ctx).Model(&Lock{})
+	if col == "group_id" {
+		q = s.db.WithContext(ctx).Model(&GroupLock{})
+	}
+	err := q.Select(col+" AS ref, COUNT(*) AS cnt").Where(col+" IN ?", ids).Group(col).Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err, "count locks", "lock")
+	}
+	for _, r := range rows {
+		out[r.Ref] = r.Cnt
+	}
+	return out, nil
+}

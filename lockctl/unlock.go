@@ -1,0 +1,96 @@
+package lockctl
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey"
+)
+
+var errLockNotFound = &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: "Lock not found"}
+
+func tooMany(wait time.Duration) *apiError {
+	return &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+		Message: "Too many unlock requests, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
+}
+
+// unlock serves POST /locks/{id}/unlock for link holders and admins. Every
+// request, whatever its outcome, is recorded as one lock.unlock event with
+// the client IP and user agent. The order of checks is: client IP rate limit,
+// credentials, link rate limit, link state and window (at this instant),
+// group membership, lock state, then the driver.
+func (c *Controller) unlock(ec echo.Context) error {
+	now := c.now()
+	ctx := ec.Request().Context()
+	e := c.requestEvent(ec, EventLockUnlock)
+	e.UUID, e.CreatedAt, e.ObjectType = uuid.NewString(), now, objectLock
+	deny := func(err error) error {
+		ae, _ := toAPIError(err)
+		e.Success, e.Code, e.Message = false, ae.Code, ae.Message
+		c.record(ec, e)
+		return err
+	}
+
+	if ok, wait := c.ipLimits.allow(ec.RealIP()); !ok {
+		return deny(tooMany(wait))
+	}
+	p, err := who(ec)
+	if err != nil {
+		return deny(err)
+	}
+	if p.Link != nil {
+		if ok, wait := c.linkLimits.allow(strconv.FormatInt(p.Link.ID, 10)); !ok {
+			return deny(tooMany(wait))
+		}
+	}
+	lockID, err := pathID(ec)
+	if err != nil {
+		return deny(errLockNotFound)
+	}
+	e.ObjectID = &lockID
+	lock, err := c.store.lock(ctx, lockID)
+	found := err == nil
+	if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+		return deny(err)
+	}
+	if found {
+		e.ObjectName, e.PlaceID = lock.Name, &lock.PlaceID
+	}
+
+	var d *Denial
+	switch {
+	case p.Link != nil:
+		inGroup := false
+		if found {
+			if inGroup, err = c.store.groupOpens(ctx, p.Link.GroupID, lock.ID); err != nil {
+				return deny(err)
+			}
+		}
+		d = CheckUnlock(*p.Link, lock, inGroup, now)
+	case !found:
+		return deny(errLockNotFound)
+	default:
+		d = checkLock(lock)
+	}
+	if d != nil {
+		return deny(&apiError{Status: d.Status, Code: d.Code, Message: d.Message})
+	}
+
+	if err := c.driver.Unlock(ctx, lock.ID, c.opts.SimUnlockDuration, e.UUID); err != nil {
+		c.log.Warn("lock driver unlock", "lock_id", lock.ID, "request_id", e.UUID, "err", err)
+		return deny(&apiError{Status: http.StatusServiceUnavailable, Code: CodeDriverFailed,
+			Message: "Lock controller unavailable"})
+	}
+	e.Success = true
+	if p.Link == nil {
+		c.record(ec, e)
+	} else if err := c.store.recordUnlock(context.WithoutCancel(ctx), &e, p.Link.ID, now); err != nil {
+		c.log.Error("record unlock", "link_id", p.Link.ID, "err", err)
+	}
+	return ec.JSON(http.StatusOK, map[string]string{"message": "Unlocked!"})
+}

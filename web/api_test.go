@@ -1,0 +1,184 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/mappings"
+	"github.com/latchkey/latchkey/web"
+)
+
+const adminKey = "admin-key-for-tests"
+
+type apiEnv struct {
+	srv      *web.Server
+	maps     *mappings.Store
+	q        *uiQueue
+	accounts *web.Accounts
+}
+
+func newAPIEnv(t *testing.T) apiEnv {
+	t.Helper()
+	ctx := context.Background()
+	db := testenv.DB(t)
+	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+		if err := m(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := testenv.Logger(t)
+	outbox := mail.NewOutbox(db)
+	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: adminKey})
+	if err := lc.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctrl := httptest.NewServer(lc.Handler())
+	t.Cleanup(ctrl.Close)
+	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
+	maps := mappings.NewStore(db)
+	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
+	srv := web.New(log, nil, web.Options{})
+	q := &uiQueue{}
+	accounts := web.NewAccounts(db)
+	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
+	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts}
+}
+
+func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+const demoMapping = `{"location_id":"177837","flow_id":"359435","group_ids":[1],"duration_minutes":240,"advance_minutes":30,"only_invited":false,"revoke_on_sign_out":true,"grace_minutes":0,"until_end_of_day":false,"delivery":"latchkey"}`
+
+func TestMappingsAPI(t *testing.T) {
+	e := newAPIEnv(t)
+	tests := []struct {
+		name, method, path, body, key string
+		want                          int
+		contains                      string
+	}{
+		{"no key", "GET", "/api/v1/mappings", "", "", http.StatusUnauthorized, "missing or invalid API key"},
+		{"wrong key", "GET", "/api/v1/mappings", "", "nope", http.StatusUnauthorized, "missing or invalid API key"},
+		{"empty list", "GET", "/api/v1/mappings", "", adminKey, http.StatusOK, "[]"},
+		{"create", "POST", "/api/v1/mappings", demoMapping, adminKey, http.StatusCreated, `"id":1`},
+		{"duplicate flow", "POST", "/api/v1/mappings", demoMapping, adminKey, http.StatusConflict, "already exists"},
+		{"unknown group", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `[1]`, `[99]`, 1), adminKey, http.StatusBadRequest, "group 99 does not exist on the controller"},
+		{"negative duration", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `240`, `-5`, 1), adminKey, http.StatusBadRequest, "duration_minutes"},
+		{"bad json", "POST", "/api/v1/mappings", `{"location_id":`, adminKey, http.StatusBadRequest, ""},
+		{"get", "GET", "/api/v1/mappings/1", "", adminKey, http.StatusOK, `"flow_id":"359435"`},
+		{"get missing", "GET", "/api/v1/mappings/42", "", adminKey, http.StatusNotFound, "mapping not found"},
+		{"bad id", "GET", "/api/v1/mappings/x", "", adminKey, http.StatusBadRequest, "id must be a positive number"},
+		{"update", "PUT", "/api/v1/mappings/1", strings.Replace(demoMapping, `240`, `60`, 1), adminKey, http.StatusOK, `"duration_minutes":60`},
+		{"groups", "GET", "/api/v1/groups", "", adminKey, http.StatusOK, `"name":"Visitors"`},
+		{"preview invite", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"invite","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, adminKey, http.StatusOK, `"valid_from":"2026-03-08T14:30:00Z","valid_until":"2026-03-08T16:00:00Z"`},
+		{"preview local time", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"walk-in","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, adminKey, http.StatusOK, `"valid_from_local":"2026-03-08 11:00 EDT"`},
+		{"preview bad zone", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"arrival":"2026-03-08T15:00:00Z","time_zone":"Mars/Base"}`, adminKey, http.StatusBadRequest, "not an IANA zone"},
+		{"preview without arrival", "POST", "/api/v1/mappings/preview", `{"mapping_id":1}`, adminKey, http.StatusBadRequest, "arrival is required"},
+		{"delete", "DELETE", "/api/v1/mappings/1", "", adminKey, http.StatusNoContent, ""},
+		{"delete again", "DELETE", "/api/v1/mappings/1", "", adminKey, http.StatusNotFound, "mapping not found"},
+	}
+	for _, tt := range tests {
+		code, body := e.do(t, tt.method, tt.path, tt.body, tt.key)
+		if code != tt.want || !strings.Contains(body, tt.contains) {
+			t.Errorf("%s: %s %s = %d %s; want %d containing %q", tt.name, tt.method, tt.path, code, body, tt.want, tt.contains)
+		}
+	}
+}
+
+func TestVisitsAPIValidation(t *testing.T) {
+	e := newAPIEnv(t)
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"list empty", "GET", "/api/v1/visits", "", http.StatusOK},
+		{"bad status", "GET", "/api/v1/visits?status=party", "", http.StatusBadRequest},
+		{"bad limit", "GET", "/api/v1/visits?limit=-1", "", http.StatusBadRequest},
+		{"missing visit", "GET", "/api/v1/visits/9", "", http.StatusNotFound},
+		{"revoke missing", "POST", "/api/v1/visits/9/revoke", "", http.StatusNotFound},
+		{"extend zero", "POST", "/api/v1/visits/9/extend", `{"minutes":0}`, http.StatusBadRequest},
+		{"outbox", "GET", "/api/v1/outbox", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		code, body := e.do(t, tt.method, tt.path, tt.body, adminKey)
+		if code != tt.want {
+			t.Errorf("%s: %s %s = %d %s; want %d", tt.name, tt.method, tt.path, code, body, tt.want)
+		}
+		if code >= 400 {
+			var errBody struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(body), &errBody); err != nil || errBody.Error.Message == "" {
+				t.Errorf("%s: error body %s is not {\"error\":{\"code\",\"message\"}}", tt.name, body)
+			}
+		}
+	}
+}
+
+func TestPassUnknownAndHeaders(t *testing.T) {
+	e := newAPIEnv(t)
+	req := httptest.NewRequest("GET", "/v/"+strings.Repeat("x", 43), nil)
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("unknown pass: got %d, want 404", rec.Code)
+	}
+	if got := rec.Header().Get("Referrer-Policy"); got != "no-referrer" {
+		t.Fatalf("Referrer-Policy %q, want no-referrer", got)
+	}
+	req = httptest.NewRequest("POST", "/v/"+strings.Repeat("x", 43)+"/locks/1/unlock", nil)
+	req.Header.Set("Accept", "application/json")
+	rec = httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"message"`) {
+		t.Fatalf("unlock with unknown pass: got %d %s, want 404 with a message", rec.Code, rec.Body.String())
+	}
+}
+
+// TestAPIKeysFromTheUI: a key an admin created works on /api/v1 until it is
+// revoked.
+func TestAPIKeysFromTheUI(t *testing.T) {
+	e := newAPIEnv(t)
+	ctx := context.Background()
+	key, k, err := e.accounts.CreateAPIKey(ctx, "reception tablet", "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := e.do(t, "GET", "/api/v1/visits", "", key); code != http.StatusOK {
+		t.Fatalf("with a created key: got %d %s, want 200", code, body)
+	}
+	if err := e.accounts.RevokeAPIKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.do(t, "GET", "/api/v1/visits", "", key); code != http.StatusUnauthorized {
+		t.Fatalf("with a revoked key: got %d, want 401", code)
+	}
+}

@@ -1,0 +1,274 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+
+	latchkey "github.com/latchkey/latchkey"
+)
+
+const sessionCookie = "latchkey_session"
+
+// Keys of request-scoped values on the echo context, read through the
+// typed accessors below.
+const (
+	ctxUser    = "ui.user"
+	ctxSession = "ui.session"
+	ctxPreCSRF = "ui.pre_csrf"
+)
+
+func userOf(c echo.Context) (User, bool) {
+	u, ok := c.Get(ctxUser).(User)
+	return u, ok
+}
+
+func sessionOf(c echo.Context) (Session, bool) {
+	s, ok := c.Get(ctxSession).(Session)
+	return s, ok
+}
+
+// secure reports whether cookies should be Secure: behind TLS, or when the
+// public URL is https.
+func (u *UI) secure(c echo.Context) bool {
+	return u.opts.SecureCookies || c.Scheme() == "https"
+}
+
+// loadSession puts the signed-in user, if any, on the context.
+func (u *UI) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ck, err := c.Cookie(sessionCookie)
+		if err != nil || ck.Value == "" {
+			return next(c)
+		}
+		s, usr, err := u.accts.SessionByToken(c.Request().Context(), ck.Value)
+		if errors.Is(err, ErrNoSession) {
+			u.clearSessionCookie(c)
+			return next(c)
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(ctxSession, s)
+		c.Set(ctxUser, usr)
+		return next(c)
+	}
+}
+
+// requireUser sends a visitor without a session to the login page.
+func (u *UI) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := userOf(c); ok {
+			return next(c)
+		}
+		target := "/admin/login"
+		if r := c.Request(); r.Method == http.MethodGet && r.URL.Path != "/admin" && r.URL.Path != "/admin/" {
+			target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		return c.Redirect(http.StatusSeeOther, target)
+	}
+}
+
+// requireAdmin refuses users who are not admins.
+func (u *UI) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if usr, ok := userOf(c); ok && usr.Role == RoleAdmin {
+			return next(c)
+		}
+		return latchkey.Errorf(latchkey.Forbidden, "only admins may open this page")
+	}
+}
+
+// canSimulate reports whether usr may post simulated visitor events.
+func (u *UI) canSimulate(usr User) bool { return usr.Role == RoleAdmin || u.opts.Demo }
+
+func (u *UI) setSessionCookie(c echo.Context, token string) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: token, Path: "/admin", HttpOnly: true,
+		Secure: u.secure(c), SameSite: http.SameSiteLaxMode, MaxAge: int(SessionTTL.Seconds())})
+}
+
+func (u *UI) clearSessionCookie(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", HttpOnly: true,
+		Secure: u.secure(c), SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// safeNext keeps a post-login redirect on our own pages.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/admin") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/admin"
+	}
+	return next
+}
+
+type loginForm struct {
+	Email, Next, Error string
+}
+
+func (u *UI) loginPage(c echo.Context) error {
+	if _, ok := userOf(c); ok {
+		return c.Redirect(http.StatusSeeOther, "/admin")
+	}
+	n, err := u.accts.CountUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return c.Redirect(http.StatusSeeOther, "/admin/setup")
+	}
+	c.Set(ctxPreCSRF, u.preCSRFToken(c))
+	return u.render(c, http.StatusOK, "login", "Sign in", loginForm{Next: safeNext(c.QueryParam("next"))})
+}
+
+func (u *UI) login(c echo.Context) error {
+	email := strings.ToLower(strings.TrimSpace(c.FormValue("email")))
+	form := loginForm{Email: email, Next: safeNext(c.FormValue("next"))}
+	again := func(status int, msg string) error {
+		form.Error = msg
+		c.Set(ctxPreCSRF, u.preCSRFToken(c))
+		return u.render(c, status, "login", "Sign in", form)
+	}
+	if !u.logins.allow(c.RealIP(), email) {
+		c.Response().Header().Set("Retry-After", "60")
+		return again(http.StatusTooManyRequests, "Too many sign-in attempts. Wait a minute and try again.")
+	}
+	ctx := c.Request().Context()
+	usr, err := u.accts.Authenticate(ctx, email, c.FormValue("password"))
+	if errors.Is(err, ErrBadCredentials) {
+		u.log.Info("login failed", "remote_ip", c.RealIP())
+		return again(http.StatusUnauthorized, "Wrong email or password.")
+	}
+	if err != nil {
+		return err
+	}
+	return u.startSession(c, usr, form.Next)
+}
+
+func (u *UI) startSession(c echo.Context, usr User, next string) error {
+	tok, _, err := u.accts.NewSession(c.Request().Context(), usr.ID)
+	if err != nil {
+		return err
+	}
+	u.setSessionCookie(c, tok)
+	u.log.Info("signed in", "user_id", usr.ID, "role", usr.Role)
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (u *UI) logout(c echo.Context) error {
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		if err := u.accts.DeleteSession(c.Request().Context(), ck.Value); err != nil {
+			return err
+		}
+	}
+	u.clearSessionCookie(c)
+	return c.Redirect(http.StatusSeeOther, "/admin/login")
+}
+
+type setupForm struct {
+	Email, Error string
+	MinLength    int
+}
+
+// setupPage is the first-run page that creates the first admin; it exists
+// only while there is no user.
+func (u *UI) setupPage(c echo.Context) error {
+	n, err := u.accts.CountUsers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return c.Redirect(http.StatusSeeOther, "/admin/login")
+	}
+	c.Set(ctxPreCSRF, u.preCSRFToken(c))
+	return u.render(c, http.StatusOK, "setup", "Set up latchkey", setupForm{MinLength: MinPasswordLength})
+}
+
+func (u *UI) setup(c echo.Context) error {
+	email := c.FormValue("email")
+	form := setupForm{Email: email, MinLength: MinPasswordLength}
+	if !u.logins.allow(c.RealIP(), "setup") {
+		return latchkey.Errorf(latchkey.TooMany, "too many attempts; wait a minute")
+	}
+	pw := c.FormValue("password")
+	if pw != c.FormValue("password_confirm") {
+		form.Error = "The two passwords differ."
+		c.Set(ctxPreCSRF, u.preCSRFToken(c))
+		return u.render(c, http.StatusBadRequest, "setup", "Set up latchkey", form)
+	}
+	usr, err := u.accts.CreateFirstUser(c.Request().Context(), email, pw)
+	if errors.Is(err, ErrSetupDone) {
+		return c.Redirect(http.StatusSeeOther, "/admin/login")
+	}
+	if latchkey.KindOf(err) == latchkey.Invalid {
+		form.Error = latchkey.Message(err)
+		c.Set(ctxPreCSRF, u.preCSRFToken(c))
+		return u.render(c, http.StatusBadRequest, "setup", "Set up latchkey", form)
+	}
+	if err != nil {
+		return err
+	}
+	u.log.Info("first admin created", "user_id", usr.ID)
+	return u.startSession(c, usr, "/admin")
+}
+
+// loginLimiter limits sign-in attempts per client address and per email,
+// so neither one address nor a spread of addresses can guess a password.
+// It is safe for concurrent use.
+type loginLimiter struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	byIP  map[string]*limitEntry
+	byKey map[string]*limitEntry
+	swept time.Time
+}
+
+type limitEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// Per address: 20 attempts, then one every 6 s; per email: 5, then one
+// every 20 s.
+var (
+	ipRate, ipBurst       = rate.Every(6 * time.Second), 20
+	emailRate, emailBurst = rate.Every(20 * time.Second), 5
+)
+
+func newLoginLimiter(now func() time.Time) *loginLimiter {
+	return &loginLimiter{now: now, byIP: map[string]*limitEntry{}, byKey: map[string]*limitEntry{}}
+}
+
+// allow reports whether another attempt from ip for email may go ahead,
+// and counts it.
+func (l *loginLimiter) allow(ip, email string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.swept) > 10*time.Minute {
+		for _, m := range []map[string]*limitEntry{l.byIP, l.byKey} {
+			for k, e := range m {
+				if now.Sub(e.seen) > 10*time.Minute {
+					delete(m, k)
+				}
+			}
+		}
+		l.swept = now
+	}
+	get := func(m map[string]*limitEntry, k string, r rate.Limit, b int) *limitEntry {
+		e, ok := m[k]
+		if !ok {
+			e = &limitEntry{lim: rate.NewLimiter(r, b)}
+			m[k] = e
+		}
+		e.seen = now
+		return e
+	}
+	ipOK := get(l.byIP, ip, ipRate, ipBurst).lim.AllowN(now, 1)
+	emailOK := get(l.byKey, email, emailRate, emailBurst).lim.AllowN(now, 1)
+	return ipOK && emailOK
+}

@@ -1,0 +1,291 @@
+package web
+
+import (
+	"context"
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/mail"
+)
+
+// health is the operations panel.
+type health struct {
+	LastWebhook     string
+	LastWebhookAgo  string
+	LastWebhookWarn bool
+	Unsynced        int
+	SyncLag         string
+	SyncLagWarn     bool
+	Failed          int64
+	Queue           *QueueStats
+	QueueErr        string
+	Controller      string
+	ControllerOK    bool
+	Signature       string
+	SignatureWarn   bool
+	Mail            string
+}
+
+func (u *UI) operationsPage(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+	defer cancel()
+	h := u.health(ctx)
+	return u.render(c, http.StatusOK, "operations", "Operations", h)
+}
+
+func (u *UI) health(ctx context.Context) health {
+	now := u.now()
+	h := health{LastWebhook: "none received yet", LastWebhookAgo: "—"}
+	if d, ok, err := u.svc.Store().LastDelivery(ctx); err != nil {
+		h.LastWebhook = "could not be read: " + err.Error()
+		h.LastWebhookWarn = true
+	} else if ok {
+		h.LastWebhook = d.Event + " (" + d.Outcome + ")"
+		h.LastWebhookAgo = humanDuration(now.Sub(d.ReceivedAt)) + " ago, " + d.ReceivedAt.In(u.zone).Format("Mon 2 Jan 15:04:05 MST")
+	}
+	// Sync lag: visits whose change the reconciler has not applied yet.
+	if refs, err := u.svc.VisitsUnsynced(ctx, now.Add(time.Second)); err == nil {
+		h.Unsynced = len(refs)
+		var oldest time.Duration
+		for i, r := range refs {
+			if i >= 20 {
+				break
+			}
+			if v, err := u.svc.Store().Visit(ctx, r.ID); err == nil && now.Sub(v.UpdatedAt) > oldest {
+				oldest = now.Sub(v.UpdatedAt)
+			}
+		}
+		h.SyncLag = "none"
+		if h.Unsynced > 0 {
+			h.SyncLag = humanDuration(oldest)
+			h.SyncLagWarn = oldest > time.Minute
+		}
+	} else {
+		h.SyncLag = "unknown"
+		h.SyncLagWarn = true
+	}
+	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
+		h.Failed = n
+	}
+	if u.opts.QueueStats != nil {
+		if s, err := u.opts.QueueStats(ctx); err != nil {
+			h.QueueErr = "the queue is not reachable"
+		} else {
+			h.Queue = &s
+		}
+	}
+	start := time.Now()
+	if _, err := u.groups.ListGroups(ctx); err != nil {
+		h.Controller = "not reachable: " + err.Error()
+	} else {
+		h.ControllerOK = true
+		h.Controller = "reachable (" + time.Since(start).Round(time.Millisecond).String() + ")"
+	}
+	n := u.counter("latchkey_webhooks_total", "outcome", "bad_signature")
+	h.Signature = strconv.FormatFloat(n, 'f', 0, 64) + " since start"
+	h.SignatureWarn = n > 0
+	h.Mail = "sent over SMTP"
+	if u.outbox != nil {
+		h.Mail = "captured in the outbox (no SMTP_URL)"
+	}
+	return h
+}
+
+// counter reads a counter with one label value from the server's metrics.
+func (u *UI) counter(name, label, value string) float64 {
+	if u.gatherer == nil {
+		return 0
+	}
+	mfs, err := u.gatherer.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// eventFilter selects door events.
+type eventFilter struct {
+	Type    string
+	Success string
+}
+
+type eventRow struct {
+	At, Type, Actor, Object, Outcome, Detail, IP string
+	OK                                           bool
+}
+
+type eventsData struct {
+	Filter      eventFilter
+	Rows        []eventRow
+	Total       int
+	Offset      int
+	Prev, Next  int
+	HasPrev     bool
+	HasNext     bool
+	Query       string
+	Unavailable string
+}
+
+const eventsPageSize = 50
+
+func parseEventFilter(c echo.Context) eventFilter {
+	f := eventFilter{Type: strings.TrimSpace(c.QueryParam("type"))}
+	switch c.QueryParam("success") {
+	case "true", "false":
+		f.Success = c.QueryParam("success")
+	}
+	if len(f.Type) > 100 {
+		f.Type = ""
+	}
+	return f
+}
+
+func (f eventFilter) query() string {
+	var parts []string
+	if f.Type != "" {
+		parts = append(parts, "type="+f.Type)
+	}
+	if f.Success != "" {
+		parts = append(parts, "success="+f.Success)
+	}
+	return strings.Join(parts, "&")
+}
+
+func (u *UI) eventRow(e ctrlEvent) eventRow {
+	r := eventRow{At: e.CreatedAt.In(u.zone).Format("2006-01-02 15:04:05"), Type: e.Type, Object: e.ObjectName, OK: e.Success, Outcome: "ok"}
+	if e.ActorName != nil {
+		r.Actor = *e.ActorName
+	}
+	if e.ActorEmail != nil && *e.ActorEmail != "" {
+		r.Actor += " <" + *e.ActorEmail + ">"
+	}
+	if !e.Success {
+		r.Outcome = "refused"
+	}
+	if e.Message != nil {
+		r.Detail = *e.Message
+	}
+	if e.Code != nil && *e.Code != "" {
+		r.Detail += " (" + *e.Code + ")"
+	}
+	if e.ClientIP != nil {
+		r.IP = *e.ClientIP
+	}
+	return r
+}
+
+// eventsPage lists the controller's door events, newest first.
+func (u *UI) eventsPage(c echo.Context) error {
+	f := parseEventFilter(c)
+	offset, err := queryInt(c, "offset", 0, 20000)
+	if err != nil {
+		return err
+	}
+	d := eventsData{Filter: f, Offset: offset, Query: f.query()}
+	if u.ctrl == nil {
+		d.Unavailable = "No controller API is configured for this process."
+		return u.render(c, http.StatusOK, "events", "Door events", d)
+	}
+	es, total, err := u.ctrl.events(c.Request().Context(), f, eventsPageSize, offset)
+	if err != nil {
+		d.Unavailable = "The controller's events could not be read right now."
+		u.log.Warn("door events", "err", err)
+		return u.render(c, http.StatusOK, "events", "Door events", d)
+	}
+	for _, e := range es {
+		d.Rows = append(d.Rows, u.eventRow(e))
+	}
+	d.Total = total
+	d.HasPrev, d.Prev = offset > 0, max(offset-eventsPageSize, 0)
+	d.HasNext, d.Next = offset+len(es) < total, offset+eventsPageSize
+	return u.render(c, http.StatusOK, "events", "Door events", d)
+}
+
+// maxCSVEvents bounds one CSV export.
+const maxCSVEvents = 10000
+
+// eventsCSV exports the filtered door events as CSV.
+func (u *UI) eventsCSV(c echo.Context) error {
+	f := parseEventFilter(c)
+	if u.ctrl == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "No controller API is configured for this process.")
+	}
+	ctx := c.Request().Context()
+	var rows []eventRow
+	for offset := 0; offset < maxCSVEvents; {
+		es, total, err := u.ctrl.events(ctx, f, 250, offset)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			rows = append(rows, u.eventRow(e))
+		}
+		offset += len(es)
+		if len(es) == 0 || offset >= total {
+			break
+		}
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+	h.Set(echo.HeaderContentDisposition, `attachment; filename="door-events-`+u.now().In(u.zone).Format("2006-01-02")+`.csv"`)
+	c.Response().WriteHeader(http.StatusOK)
+	w := csv.NewWriter(c.Response())
+	_ = w.Write([]string{"time (" + u.zone.String() + ")", "type", "actor", "door", "outcome", "detail", "client_ip"})
+	for _, r := range rows {
+		_ = w.Write([]string{csvCell(r.At), csvCell(r.Type), csvCell(r.Actor), csvCell(r.Object), r.Outcome, csvCell(r.Detail), csvCell(r.IP)})
+	}
+	w.Flush()
+	return w.Error()
+}
+
+// csvCell defuses cells a spreadsheet would run as a formula: guest names
+// come from outside.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+type outboxData struct {
+	SMTP     bool
+	To       string
+	Messages []mail.StoredMessage
+	Total    int64
+	Zone     *time.Location
+}
+
+// outboxPage lists captured mail (embedded mail only), newest first. Only
+// the text part is shown, never the HTML, so a message cannot run script.
+func (u *UI) outboxPage(c echo.Context) error {
+	d := outboxData{To: strings.TrimSpace(c.QueryParam("to")), Zone: u.zone}
+	if u.outbox == nil {
+		d.SMTP = true
+		return u.render(c, http.StatusOK, "outbox", "Outbox", d)
+	}
+	ms, total, err := u.outbox.List(c.Request().Context(), mail.OutboxFilter{To: d.To, Limit: 50})
+	if err != nil {
+		return err
+	}
+	d.Messages, d.Total = ms, total
+	return u.render(c, http.StatusOK, "outbox", "Outbox", d)
+}

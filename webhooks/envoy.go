@@ -1,0 +1,382 @@
+package webhooks
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+)
+
+// Delivery is one parsed Envoy webhook delivery.
+type Delivery struct {
+	// Event is the normalized event. For unknown event names only Kind and
+	// the meta fields (install, location, time zone) are filled in.
+	Event connector.Event
+	// Kind is the raw event name, which may be one latchkey does not know.
+	Kind string
+	// JobID is Envoy's meta.job.id, "" when absent.
+	JobID string
+	// DedupeKey identifies the delivery across retries: the job id when
+	// Envoy sent one, else a hash of the event name, payload id and the
+	// payload's sign-in, sign-out and expected-arrival times.
+	DedupeKey string
+	// Known reports whether Kind is an event latchkey acts on.
+	Known bool
+}
+
+// envelope is the top level of a delivery. Plugin workers get
+// {meta:{event,…}, payload}; the Webhooks app is documented as
+// {event, payload}, so both are read.
+type envelope struct {
+	Event   string          `json:"event"`
+	Meta    *meta           `json:"meta"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type meta struct {
+	Event     string `json:"event"`
+	InstallID string `json:"install_id"`
+	Job       *struct {
+		ID string `json:"id"`
+	} `json:"job"`
+	Location *struct {
+		ID         string `json:"id"`
+		Attributes *struct {
+			Timezone string `json:"timezone"`
+			TimeZone string `json:"time-zone"`
+		} `json:"attributes"`
+	} `json:"location"`
+}
+
+// resource is a JSON:API resource: an entry or an invite.
+type resource struct {
+	ID            string                     `json:"id"`
+	Type          string                     `json:"type"`
+	Attributes    *attributes                `json:"attributes"`
+	Relationships map[string]json.RawMessage `json:"relationships"`
+}
+
+// attributes holds the dash-cased attributes latchkey reads from entries
+// and invites; every other attribute is ignored.
+type attributes struct {
+	FullName        string          `json:"full-name"`
+	Email           string          `json:"email"`
+	Phone           string          `json:"phone-number"`
+	FlowName        string          `json:"flow-name"`
+	FlowID          json.RawMessage `json:"flow-id"`
+	SignedInAt      string          `json:"signed-in-at"`
+	SignedOutAt     string          `json:"signed-out-at"`
+	ExpectedArrival string          `json:"expected-arrival-time"`
+	ApprovalStatus  *struct {
+		Status string `json:"status"`
+	} `json:"approval-status"`
+}
+
+// Payload types per event family.
+const (
+	typeEntries = "entries"
+	typeInvites = "invites"
+)
+
+// Parse decodes an Envoy webhook body. The event name comes from
+// meta.event, falling back to a top-level event. Unknown event names parse
+// without error and with Known false; their payload is not inspected beyond
+// its id.
+//
+// Parse returns an Invalid *latchkey.Error, whose message says what is wrong
+// and is safe to show the sender, when the body is not JSON, a field has
+// the wrong type (nulls are accepted anywhere), the event name is missing,
+// or a known event lacks its payload or payload id or has an unreadable
+// timestamp. It is safe for concurrent use.
+func Parse(body []byte) (Delivery, error) {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return Delivery{}, jsonError("", err)
+	}
+	var m meta
+	if env.Meta != nil {
+		m = *env.Meta
+	}
+	name := m.Event
+	if name == "" {
+		name = env.Event
+	}
+	if name == "" {
+		return Delivery{}, latchkey.Errorf(latchkey.Invalid, "event name is missing: expected meta.event or event")
+	}
+
+	kind := connector.EventKind(name)
+	d := Delivery{Kind: name, Known: kind.Known()}
+	if m.Job != nil {
+		d.JobID = m.Job.ID
+	}
+	d.Event = connector.Event{Kind: kind, InstallID: m.InstallID}
+	if m.Location != nil {
+		d.Event.LocationID = m.Location.ID
+		if a := m.Location.Attributes; a != nil {
+			d.Event.TimeZone = a.Timezone
+			if d.Event.TimeZone == "" {
+				d.Event.TimeZone = a.TimeZone
+			}
+		}
+	}
+
+	hasPayload := len(env.Payload) > 0 && !bytes.Equal(env.Payload, []byte("null"))
+	if !d.Known {
+		var r struct {
+			ID string `json:"id"`
+		}
+		if hasPayload {
+			_ = json.Unmarshal(env.Payload, &r) // best effort: only for the dedupe key
+		}
+		d.DedupeKey = dedupeKey(d.JobID, name, r.ID, "", "", "")
+		return d, nil
+	}
+
+	if !hasPayload {
+		return Delivery{}, latchkey.Errorf(latchkey.Invalid, "payload is missing for event %s", name)
+	}
+	var r resource
+	if err := json.Unmarshal(env.Payload, &r); err != nil {
+		return Delivery{}, jsonError("payload", err)
+	}
+	if err := fillEvent(&d.Event, r); err != nil {
+		return Delivery{}, err
+	}
+	d.DedupeKey = dedupeKey(d.JobID, name, r.ID,
+		stamp(d.Event.SignedInAt), stamp(d.Event.SignedOutAt), stamp(d.Event.ExpectedArrival))
+	return d, nil
+}
+
+// fillEvent copies what latchkey needs from an entry or invite resource
+// into ev, whose Kind is known.
+func fillEvent(ev *connector.Event, r resource) error {
+	want := typeEntries
+	if ev.Kind.IsInvite() {
+		want = typeInvites
+	}
+	if r.Type != "" && r.Type != want {
+		return latchkey.Errorf(latchkey.Invalid, "payload.type is %q, want %q for event %s", r.Type, want, ev.Kind)
+	}
+	if r.ID == "" {
+		return latchkey.Errorf(latchkey.Invalid, "payload.id is missing for event %s", ev.Kind)
+	}
+	if ev.Kind.IsInvite() {
+		ev.InviteID = r.ID
+	} else {
+		ev.EntryID = r.ID
+		inviteID, err := relationshipID(r, "invite")
+		if err != nil {
+			return err
+		}
+		ev.InviteID = inviteID
+	}
+
+	locationID, err := relationshipID(r, "location")
+	if err != nil {
+		return err
+	}
+	if locationID != "" {
+		ev.LocationID = locationID
+	}
+
+	var a attributes
+	if r.Attributes != nil {
+		a = *r.Attributes
+	}
+	ev.FlowID, err = relationshipID(r, "flow")
+	if err != nil {
+		return err
+	}
+	if ev.FlowID == "" {
+		if ev.FlowID, err = flowID(a.FlowID); err != nil {
+			return err
+		}
+	}
+	ev.FlowName = a.FlowName
+	ev.FullName = a.FullName
+	ev.Email = a.Email
+	ev.Phone = a.Phone
+	if a.ApprovalStatus != nil {
+		ev.ApprovalStatus = a.ApprovalStatus.Status
+	}
+	times := []struct {
+		name string
+		raw  string
+		dst  *time.Time
+	}{
+		{"signed-in-at", a.SignedInAt, &ev.SignedInAt},
+		{"signed-out-at", a.SignedOutAt, &ev.SignedOutAt},
+		{"expected-arrival-time", a.ExpectedArrival, &ev.ExpectedArrival},
+	}
+	for _, t := range times {
+		if *t.dst, err = parseTime(t.raw); err != nil {
+			return &latchkey.Error{Kind: latchkey.Invalid,
+				Msg: fmt.Sprintf("payload.attributes.%s: %q is not a time", t.name, t.raw), Err: err}
+		}
+	}
+	return nil
+}
+
+// relationshipID returns relationships.<name>.data.id of r, "" when the
+// relationship or its data is absent or null.
+func relationshipID(r resource, name string) (string, error) {
+	raw, ok := r.Relationships[name]
+	if !ok {
+		return "", nil
+	}
+	var rel *struct {
+		Data *struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &rel); err != nil {
+		return "", jsonError("payload.relationships."+name, err)
+	}
+	if rel == nil || rel.Data == nil {
+		return "", nil
+	}
+	return rel.Data.ID, nil
+}
+
+// flowID reads attributes.flow-id, a JSON number in real invites and a
+// string in the SDK's types.
+func flowID(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", jsonError("payload.attributes.flow-id", err)
+		}
+		return s, nil
+	}
+	if isInteger(raw) {
+		return string(raw), nil
+	}
+	return "", latchkey.Errorf(latchkey.Invalid, "payload.attributes.flow-id must be a string or an integer, not %s", raw)
+}
+
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// timeLayouts are the timestamp forms Envoy sends: RFC 3339 on invites,
+// SQL-style UTC on entries ("2022-09-22 10:07:07 UTC"), and the SDK's
+// zone-less SQL form, which is UTC.
+var timeLayouts = []string{
+	time.RFC3339,
+	"2006-01-02 15:04:05 UTC",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04:05",
+}
+
+// parseTime parses an Envoy timestamp into UTC; "" is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	var first error
+	for _, layout := range timeLayouts {
+		t, err := time.Parse(layout, s)
+		if err == nil {
+			return t.UTC(), nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return time.Time{}, fmt.Errorf("parse time %q: %w", s, first)
+}
+
+// stamp formats t for a dedupe key.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// dedupeKey returns jobID when set, else a hash of the other parts.
+func dedupeKey(jobID string, parts ...string) string {
+	if jobID != "" {
+		return jobID
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "|")))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// jsonError turns a decoding error into an Invalid *latchkey.Error naming
+// the offending field; prefix is the path of the decoded value in the body.
+func jsonError(prefix string, err error) error {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		where := "body"
+		if prefix != "" {
+			where = prefix
+		}
+		return &latchkey.Error{Kind: latchkey.Invalid,
+			Msg: fmt.Sprintf("%s is not valid JSON: %s (at byte %d)", where, syntax, syntax.Offset), Err: err}
+	}
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) {
+		field := typ.Field
+		switch {
+		case prefix != "" && field != "":
+			field = prefix + "." + field
+		case prefix != "":
+			field = prefix
+		case field == "":
+			field = "body"
+		}
+		return &latchkey.Error{Kind: latchkey.Invalid,
+			Msg: fmt.Sprintf("%s must be %s, not %s", field, jsonKind(typ.Type), typ.Value), Err: err}
+	}
+	return &latchkey.Error{Kind: latchkey.Invalid, Msg: "body is not a valid Envoy delivery", Err: err}
+}
+
+// jsonKind names the JSON value a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a value"
+}

@@ -1,0 +1,112 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
+)
+
+// MaxBody is the largest webhook body accepted (1 MiB).
+const MaxBody = 1 << 20
+
+// Ingester stores a delivery and its visit change in one transaction.
+type Ingester interface {
+	Ingest(ctx context.Context, in connector.Inbound) (connector.IngestResult, error)
+}
+
+// Enqueuer schedules the sync of a visit version.
+type Enqueuer interface {
+	EnqueueVisitSync(ctx context.Context, visitID, version int64) error
+}
+
+// Handler receives Envoy webhooks: it verifies the signature on the raw
+// body before parsing anything, stores the delivery, enqueues the visit's
+// sync and answers quickly. It is safe for concurrent use.
+type Handler struct {
+	log     *slog.Logger
+	ing     Ingester
+	q       Enqueuer
+	secrets []string
+	outcome *prometheus.CounterVec
+}
+
+// NewHandler returns a Handler that accepts signatures made with any of
+// secrets. Metrics are registered on reg.
+func NewHandler(log *slog.Logger, ing Ingester, q Enqueuer, secrets []string, reg prometheus.Registerer) *Handler {
+	h := &Handler{log: log.With("component", "webhooks"), ing: ing, q: q, secrets: secrets,
+		outcome: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_webhooks_total", Help: "Envoy webhook deliveries by outcome.",
+		}, []string{"outcome"})}
+	reg.MustRegister(h.outcome)
+	return h
+}
+
+// Register mounts POST /envoy on g (cmd mounts g at /webhooks).
+func (h *Handler) Register(g *echo.Group) {
+	g.POST("/envoy", h.envoy)
+}
+
+type response struct {
+	Status      string           `json:"status"`
+	VisitID     int64            `json:"visit_id,omitempty"`
+	VisitStatus connector.Status `json:"visit_status,omitempty"`
+	Reason      string           `json:"reason,omitempty"`
+}
+
+func (h *Handler) envoy(c echo.Context) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBody+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.outcome.WithLabelValues("too_large").Inc()
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body is larger than 1MB")
+		}
+		return latchkey.Wrap(latchkey.Invalid, "could not read the body", err)
+	}
+	if len(body) > MaxBody {
+		h.outcome.WithLabelValues("too_large").Inc()
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body is larger than 1MB")
+	}
+	if !Verify(body, c.Request().Header.Get("X-Envoy-Signature"), h.secrets) {
+		h.outcome.WithLabelValues("bad_signature").Inc()
+		h.log.Warn("webhook signature rejected", "remote_ip", c.RealIP(), "has_header", c.Request().Header.Get("X-Envoy-Signature") != "")
+		return latchkey.Errorf(latchkey.Unauthorized, "missing or invalid X-Envoy-Signature")
+	}
+	d, err := Parse(body)
+	if err != nil {
+		h.outcome.WithLabelValues("malformed").Inc()
+		return err
+	}
+	ctx := c.Request().Context()
+	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	if err != nil {
+		h.outcome.WithLabelValues("unavailable").Inc()
+		if latchkey.KindOf(err) == latchkey.Internal {
+			err = latchkey.Wrap(latchkey.Unavailable, "could not store the event", err)
+		}
+		return err
+	}
+	out := response{Status: "accepted", VisitID: res.VisitID, VisitStatus: res.Status, Reason: res.Reason}
+	switch {
+	case res.Duplicate:
+		out.Status = "duplicate"
+	case !d.Known:
+		out.Status = "ignored"
+	case res.Changed:
+		// The delivery is stored; if the queue is down the sweep for lost
+		// syncs picks the visit up, so this is not the sender's problem.
+		if err := h.q.EnqueueVisitSync(ctx, res.VisitID, res.Version); err != nil {
+			h.log.Warn("enqueue visit sync", "visit_id", res.VisitID, "err", err)
+		}
+	}
+	h.outcome.WithLabelValues(out.Status).Inc()
+	return c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,191 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/mappings"
+	"github.com/latchkey/latchkey/web"
+	"github.com/latchkey/latchkey/webhooks"
+)
+
+// queue records enqueued syncs: the queue is the seam here.
+type queue struct {
+	mu    sync.Mutex
+	syncs []int64
+}
+
+func (q *queue) EnqueueVisitSync(_ context.Context, id, version int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.syncs = append(q.syncs, id)
+	return nil
+}
+
+func (q *queue) count() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.syncs)
+}
+
+type env struct {
+	srv *web.Server
+	db  *gorm.DB
+	q   *queue
+	svc *connector.Service
+}
+
+const secret = "whsec-test"
+
+func newEnv(t testing.TB) env {
+	t.Helper()
+	ctx := context.Background()
+	db := testenv.DB(t)
+	for _, m := range []func(context.Context, *gorm.DB) error{mappings.Migrate, connector.Migrate} {
+		if err := m(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	maps := mappings.NewStore(db)
+	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ingest never calls the controller or the mailer.
+	svc := connector.NewService(testenv.Logger(t), connector.NewStore(db), nil, maps, nil, box, connector.Options{})
+	srv := web.New(testenv.Logger(t), nil, web.Options{})
+	q := &queue{}
+	webhooks.NewHandler(testenv.Logger(t), svc, q, []string{"old-secret", secret}, prometheus.NewRegistry()).Register(srv.Group("/webhooks"))
+	return env{srv: srv, db: db, q: q, svc: svc}
+}
+
+func fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "envoy", name))
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	return b
+}
+
+func (e env) post(t *testing.T, body []byte, sig string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/envoy", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set("X-Envoy-Signature", sig)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	var out map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out
+}
+
+func TestWebhookAcceptsAndDeduplicates(t *testing.T) {
+	e := newEnv(t)
+	body := fixture(t, "envoy-plugin-event-entry_sign_in.json")
+	code, out := e.post(t, body, webhooks.Sign(body, secret))
+	if code != http.StatusOK || out["status"] != "accepted" {
+		t.Fatalf("first delivery: got %d %v, want 200 accepted", code, out)
+	}
+	if e.q.count() != 1 {
+		t.Fatalf("got %d syncs enqueued, want 1", e.q.count())
+	}
+	for range 4 {
+		code, out = e.post(t, body, webhooks.Sign(body, secret))
+		if code != http.StatusOK || out["status"] != "duplicate" {
+			t.Fatalf("retry: got %d %v, want 200 duplicate", code, out)
+		}
+	}
+	if e.q.count() != 1 {
+		t.Fatalf("after retries got %d syncs enqueued, want 1", e.q.count())
+	}
+	var n int64
+	e.db.Model(&connector.Visit{}).Count(&n)
+	if n != 1 {
+		t.Fatalf("got %d visits, want 1", n)
+	}
+	// A rotated-out secret still verifies.
+	body2 := bytes.Replace(body, []byte(`292bed38`), []byte(`392bed38`), 1)
+	if code, _ := e.post(t, body2, webhooks.Sign(body2, "old-secret")); code != http.StatusOK {
+		t.Fatalf("old secret: got %d, want 200", code)
+	}
+}
+
+func TestWebhookRejections(t *testing.T) {
+	e := newEnv(t)
+	body := fixture(t, "envoy-plugin-event-entry_sign_in.json")
+	big := append([]byte(`{"meta":{"event":"entry_sign_in"},"pad":"`), bytes.Repeat([]byte("x"), webhooks.MaxBody)...)
+	big = append(big, `"}`...)
+	malformed := []byte(`{"meta":{"event":"entry_sign_in"},"payload":`)
+	unknown := []byte(`{"meta":{"event":"desk_sign_in","job":{"id":"j-1"}},"payload":{"id":"5","type":"desks"}}`)
+	tests := []struct {
+		name     string
+		body     []byte
+		sig      string
+		want     int
+		contains string
+	}{
+		{"missing signature", body, "", http.StatusUnauthorized, "X-Envoy-Signature"},
+		{"wrong secret", body, webhooks.Sign(body, "nope"), http.StatusUnauthorized, "X-Envoy-Signature"},
+		{"tampered body", append([]byte(" "), body...), webhooks.Sign(body, secret), http.StatusUnauthorized, "X-Envoy-Signature"},
+		{"over 1 MiB", big, webhooks.Sign(big, secret), http.StatusRequestEntityTooLarge, "larger than 1MB"},
+		{"malformed JSON", malformed, webhooks.Sign(malformed, secret), http.StatusBadRequest, ""},
+		{"unknown event", unknown, webhooks.Sign(unknown, secret), http.StatusOK, "ignored"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := e.post(t, tt.body, tt.sig)
+			if code != tt.want {
+				t.Fatalf("got %d %v, want %d", code, out, tt.want)
+			}
+			if b, _ := json.Marshal(out); !strings.Contains(string(b), tt.contains) {
+				t.Fatalf("body %s does not mention %q", b, tt.contains)
+			}
+		})
+	}
+	if e.q.count() != 0 {
+		t.Fatalf("rejected deliveries enqueued %d syncs, want 0", e.q.count())
+	}
+	var n int64
+	e.db.Model(&connector.Visit{}).Count(&n)
+	if n != 0 {
+		t.Fatalf("rejected deliveries made %d visits, want 0", n)
+	}
+}
+
+// TestWebhookDatabaseDown: an event that cannot be stored is never
+// acknowledged with a 2xx, so Envoy retries it.
+func TestWebhookDatabaseDown(t *testing.T) {
+	e := newEnv(t)
+	if err := database.Close(e.db); err != nil {
+		t.Fatal(err)
+	}
+	body := fixture(t, "envoy-plugin-event-entry_sign_in.json")
+	code, out := e.post(t, body, webhooks.Sign(body, secret))
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("got %d %v, want 503", code, out)
+	}
+	if e.q.count() != 0 {
+		t.Fatalf("enqueued %d syncs for an unstored event", e.q.count())
+	}
+}
