@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -252,15 +254,25 @@ func dlInvite(t *testing.T, name string, arrival time.Time, job string) []byte {
 // ingest records a webhook body as the receiver does.
 func (e *dlEnv) ingest(body []byte) connector.IngestResult {
 	e.t.Helper()
+	res, err := e.tryIngest(body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+// tryIngest is ingest returning its error; it is safe to call from several
+// goroutines.
+func (e *dlEnv) tryIngest(body []byte) (connector.IngestResult, error) {
 	d, err := webhooks.Parse(body)
 	if err != nil {
-		e.t.Fatalf("parse delivery: %v", err)
+		return connector.IngestResult{}, fmt.Errorf("parse delivery: %w", err)
 	}
 	res, err := e.svc.Ingest(e.ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
 	if err != nil {
-		e.t.Fatalf("ingest %s: %v", d.Kind, err)
+		return res, fmt.Errorf("ingest %s: %w", d.Kind, err)
 	}
-	return res
+	return res, nil
 }
 
 // deliver ingests body, syncs its visit and sends the email the sync asks
@@ -437,4 +449,139 @@ func TestEmailRetriedByWorker(t *testing.T) {
 	if got := e.timelineKinds(res.VisitID)[connector.KindEmailSent]; got != 1 {
 		t.Errorf("%d %s entries, want 1", got, connector.KindEmailSent)
 	}
+}
+
+// TestEmailsOwed: the database, not the queue, knows which guest emails are
+// owed. A synced visit whose email was not sent is listed (and is not an
+// unsynced visit); a stale task does not settle the current email; a sent
+// email is owed no more.
+func TestEmailsOwed(t *testing.T) {
+	srv := newDLSMTP(t)
+	srv.Start()
+	e := newDLEnv(t, dlOptions{smtpURL: srv.URL()})
+	res := e.ingest(dlSignIn(t, time.Now()))
+	sr := e.syncVisit(res.VisitID)
+	cutoff := time.Now().Add(time.Second)
+
+	owed, err := e.svc.EmailsOwed(e.ctx, cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []connector.EmailDue{{VisitID: res.VisitID, Kind: connector.EmailAccess, Key: sr.WindowKey}}
+	if !slices.Equal(owed, want) {
+		t.Fatalf("emails owed after the sync = %+v, want %+v", owed, want)
+	}
+	if refs, err := e.svc.VisitsUnsynced(e.ctx, cutoff); err != nil || len(refs) != 0 {
+		t.Errorf("unsynced visits = %+v (%v), want none: the visit is synced, only its email is owed", refs, err)
+	}
+	if got, _ := e.svc.EmailsOwed(e.ctx, time.Now().Add(-time.Minute)); len(got) != 0 {
+		t.Errorf("emails owed for changes before a minute ago = %+v, want none", got)
+	}
+
+	if err := e.svc.SendVisitEmail(e.ctx, res.VisitID, connector.EmailAccess, "an-older-window"); err != nil {
+		t.Fatalf("stale send: %v", err)
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Fatalf("a stale email task sent %d messages", n)
+	}
+	if owed, _ := e.svc.EmailsOwed(e.ctx, cutoff); !slices.Equal(owed, want) {
+		t.Fatalf("emails owed after a stale task = %+v, want still %+v", owed, want)
+	}
+
+	if err := e.svc.SendVisitEmail(e.ctx, res.VisitID, owed[0].Kind, owed[0].Key); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("the server holds %d messages, want 1", n)
+	}
+	if owed, err := e.svc.EmailsOwed(e.ctx, cutoff); err != nil || len(owed) != 0 {
+		t.Errorf("emails owed after the send = %+v (%v), want none", owed, err)
+	}
+}
+
+// TestConcurrentChangesToOneVisitAreAllKept: webhooks and front-desk actions
+// that change the same visit at once are applied one after the other, never
+// one over the other (a lost update would drop a sign-out or an extension).
+func TestConcurrentChangesToOneVisitAreAllKept(t *testing.T) {
+	e := newDLEnv(t, dlOptions{})
+	now := time.Now().Add(-2 * time.Minute)
+	for i := range 15 {
+		entry := fmt.Sprint(950000 + i)
+		signIn, signOut := dlEntryEvents(t, entry, now)
+		id := e.ingest(signIn).VisitID
+
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		wg.Go(func() { _, errs[0] = e.svc.Extend(e.ctx, id, 15) })
+		wg.Go(func() { _, errs[1] = e.svc.Extend(e.ctx, id, 15) })
+		wg.Go(func() { _, errs[2] = e.tryIngest(signOut) })
+		wg.Wait()
+		if errs[2] != nil {
+			t.Fatalf("visit %d: sign-out: %v", id, errs[2])
+		}
+		extended := 0
+		for _, err := range errs[:2] {
+			switch {
+			case err == nil:
+				extended += 15
+			case latchkey.KindOf(err) != latchkey.Conflict: // extending after the sign-out is refused
+				t.Fatalf("visit %d: extend: %v", id, err)
+			}
+		}
+		v := e.visit(id)
+		if v.Facts.SignedOutAt.IsZero() || v.Status != connector.StatusRevoked {
+			t.Errorf("visit %d: status %s, signed out at %v: the sign-out was lost", id, v.Status, v.Facts.SignedOutAt)
+		}
+		if v.ExtendMinutes != extended {
+			t.Errorf("visit %d: extended by %d minutes, want %d (from %d successful extensions)", id, v.ExtendMinutes, extended, extended/15)
+		}
+	}
+}
+
+// TestConcurrentFirstEventsMakeOneVisit: the first two events of a visit
+// arriving at once (Envoy delivers in parallel) both succeed and make one
+// visit holding both.
+func TestConcurrentFirstEventsMakeOneVisit(t *testing.T) {
+	e := newDLEnv(t, dlOptions{})
+	now := time.Now().Add(-2 * time.Minute)
+	for i := range 15 {
+		signIn, signOut := dlEntryEvents(t, fmt.Sprint(960000+i), now)
+		var wg sync.WaitGroup
+		var in, out connector.IngestResult
+		var inErr, outErr error
+		wg.Go(func() { in, inErr = e.tryIngest(signIn) })
+		wg.Go(func() { out, outErr = e.tryIngest(signOut) })
+		wg.Wait()
+		if inErr != nil || outErr != nil {
+			t.Fatalf("entry %d: sign-in: %v; sign-out: %v; want both stored", i, inErr, outErr)
+		}
+		if in.VisitID != out.VisitID {
+			t.Fatalf("entry %d: sign-in made visit %d, sign-out visit %d; want one visit", i, in.VisitID, out.VisitID)
+		}
+		if v := e.visit(in.VisitID); v.Status != connector.StatusRevoked {
+			t.Errorf("visit %d: status %s, want revoked (signed out)", v.ID, v.Status)
+		}
+	}
+}
+
+// dlEntryEvents returns a sign-in and a sign-out of one walk-in entry, made
+// from the captured sign-in: signed in at, out a minute later.
+func dlEntryEvents(t *testing.T, entry string, at time.Time) (signIn, signOut []byte) {
+	t.Helper()
+	event := func(name string) []byte {
+		return dlFixture(t, "envoy-plugin-event-entry_sign_in.json", func(doc map[string]any) {
+			meta := doc["meta"].(map[string]any)
+			meta["event"] = name
+			meta["job"].(map[string]any)["name"] = name
+			meta["job"].(map[string]any)["id"] = name + "-" + entry
+			p := doc["payload"].(map[string]any)
+			p["id"] = entry
+			attrs := p["attributes"].(map[string]any)
+			attrs["signed-in-at"] = at.UTC().Format("2006-01-02 15:04:05 UTC")
+			if name == "entry_sign_out" {
+				attrs["signed-out-at"] = at.Add(time.Minute).UTC().Format("2006-01-02 15:04:05 UTC")
+			}
+		})
+	}
+	return event("entry_sign_in"), event("entry_sign_out")
 }

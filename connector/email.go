@@ -54,11 +54,15 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 	case !v.Status.WantsLinks():
 		return nil // access ended before the mail went out
 	case latest != current:
-		return nil // stale: the window changed and its own email follows
+		// Stale: the window changed and its own email is owed instead.
+		if kind == EmailResend {
+			return nil
+		}
+		return s.store.moveEmailDue(ctx, id, key, latest)
 	case kind != EmailResend && v.EmailedWindow == key:
 		return nil // already sent
 	case v.Email == "":
-		return nil
+		return s.store.moveEmailDue(ctx, id, key, v.EmailedWindow)
 	}
 	m, err := s.mapping(ctx, v.LocationID, v.FlowID)
 	if err != nil {
@@ -70,7 +74,7 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 		if kind == EmailResend {
 			return s.store.AddTimeline(ctx, id, now, KindEmailFailed, "email not sent: this flow's links are mailed by the controller")
 		}
-		return nil
+		return s.store.moveEmailDue(ctx, id, key, v.EmailedWindow)
 	}
 	msg, err := s.renderEmail(ctx, &v, kind, links)
 	if err != nil {

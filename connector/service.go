@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gorm.io/gorm"
 	"log/slog"
 	"time"
 
@@ -106,7 +107,7 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		}
 	}
 	var res IngestResult
-	err := s.store.tx(ctx, func(tx *Store) error {
+	apply := func(tx *Store) error {
 		d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
 		if in.Known && ev.LocationID == "" {
 			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
@@ -182,7 +183,13 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		}
 		res = IngestResult{VisitID: v.ID, Version: v.Version, Status: dec.Status, Reason: dec.Reason, Changed: changed, Ignored: dec.Status == StatusIgnored}
 		return nil
-	})
+	}
+	err := s.store.tx(ctx, apply)
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// Another event of the same new visit created it first (Envoy
+		// delivers in parallel): apply this one to that visit.
+		err = s.store.tx(ctx, apply)
+	}
 	if errors.Is(err, errDuplicateDelivery) {
 		// A retry of a delivery already stored: report what it did.
 		d, _, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
@@ -344,4 +351,12 @@ func (s *Service) VisitsDue(ctx context.Context, now time.Time) ([]VisitRef, err
 // VisitsUnsynced lists visits changed before cutoff and not synced since.
 func (s *Service) VisitsUnsynced(ctx context.Context, cutoff time.Time) ([]VisitRef, error) {
 	return s.store.unsynced(ctx, cutoff, 1000)
+}
+
+// EmailsOwed lists the guest emails that synced visits, changed before
+// cutoff, still owe: their task was lost, or is still retrying. Sending one
+// needs no sync, so a visit whose sync lease is held by a dead worker still
+// gets its email.
+func (s *Service) EmailsOwed(ctx context.Context, cutoff time.Time) ([]EmailDue, error) {
+	return s.store.emailsOwed(ctx, cutoff, 1000)
 }

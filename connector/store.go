@@ -35,14 +35,31 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 
 // Store persists visits, their links, timelines and webhook deliveries. It is
 // safe for concurrent use.
-type Store struct{ db *gorm.DB }
+type Store struct {
+	db *gorm.DB
+	// inTx is set on the Store that tx hands out: visits it reads are
+	// locked until the transaction ends, so two changes to one visit
+	// apply one after the other instead of one over the other.
+	inTx bool
+}
 
 // NewStore returns a Store on db.
 func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
 
 // tx runs fn in one transaction with a Store bound to it.
 func (s *Store) tx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return fn(&Store{db: tx}) })
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return fn(&Store{db: tx, inTx: true}) })
+}
+
+// visits starts a query for visits to be changed: inside a transaction the
+// rows read are locked (SELECT … FOR UPDATE on PostgreSQL; SQLite's write
+// transactions already run one at a time).
+func (s *Store) visits(ctx context.Context) *gorm.DB {
+	q := s.db.WithContext(ctx)
+	if s.inTx {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	return q
 }
 
 // Ping checks the database answers.
@@ -82,7 +99,7 @@ var errDuplicateDelivery = errors.New("duplicate delivery")
 // visitBySource returns the visit for a source key, or found=false.
 func (s *Store) visitBySource(ctx context.Context, install, location, source string) (Visit, bool, error) {
 	var v Visit
-	err := s.db.WithContext(ctx).
+	err := s.visits(ctx).
 		Where("install_id = ? AND location_id = ? AND source_id = ?", install, location, source).
 		Take(&v).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -97,7 +114,7 @@ func (s *Store) visitBySource(ctx context.Context, install, location, source str
 // visitByEntry returns the visit an entry id was recorded on, or found=false.
 func (s *Store) visitByEntry(ctx context.Context, install, location, entry string) (Visit, bool, error) {
 	var v Visit
-	err := s.db.WithContext(ctx).
+	err := s.visits(ctx).
 		Where("install_id = ? AND location_id = ? AND entry_id = ?", install, location, entry).
 		Order("id").Take(&v).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -112,7 +129,7 @@ func (s *Store) visitByEntry(ctx context.Context, install, location, entry strin
 // Visit returns visit id.
 func (s *Store) Visit(ctx context.Context, id int64) (Visit, error) {
 	var v Visit
-	err := s.db.WithContext(ctx).Take(&v, id).Error
+	err := s.visits(ctx).Take(&v, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return v, ErrVisitNotFound
 	}
@@ -326,13 +343,56 @@ func (s *Store) unsynced(ctx context.Context, cutoff time.Time, limit int) ([]Vi
 	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, version").
 		// The first OR is the visits_owed index predicate, spelled out so
 		// SQLite and PostgreSQL both use that index.
-		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND (synced_version < version OR (status IN ? AND email_due_key <> ''))",
-			cutoff.UTC(), []Status{StatusScheduled, StatusActive}).
+		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version < version",
+			cutoff.UTC()).
 		Limit(limit).Scan(&refs).Error
 	if err != nil {
 		return nil, fmt.Errorf("unsynced visits: %w", err)
 	}
 	return refs, nil
+}
+
+// emailsOwed lists the guest emails of synced visits, changed before cutoff,
+// whose sync made an email due that has not been sent.
+func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]EmailDue, error) {
+	var rows []struct {
+		ID            int64
+		EmailDueKey   string
+		EmailedWindow string
+	}
+	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, email_due_key, emailed_window").
+		// The first OR is the visits_owed index predicate, as in unsynced.
+		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version = version AND status IN ? AND email_due_key <> ''",
+			cutoff.UTC(), []Status{StatusScheduled, StatusActive}).
+		Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("owed emails: %w", err)
+	}
+	out := make([]EmailDue, 0, len(rows))
+	for _, r := range rows {
+		if r.EmailDueKey == r.EmailedWindow {
+			continue
+		}
+		kind := EmailAccess
+		if r.EmailedWindow != "" {
+			kind = EmailUpdated
+		}
+		out = append(out, EmailDue{VisitID: r.ID, Kind: kind, Key: r.EmailDueKey})
+	}
+	return out, nil
+}
+
+// moveEmailDue replaces the visit's owed email key from with to, when the
+// email due for from will never be sent: the window changed again (to is the
+// current key) or nothing is owed any more (to is the emailed key). The
+// sweep for lost work then offers the right email, or none.
+func (s *Store) moveEmailDue(ctx context.Context, id int64, from, to string) error {
+	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND email_due_key = ?", id, from).
+		UpdateColumn("email_due_key", to).Error
+	if err != nil {
+		return fmt.Errorf("record email due for visit %d: %w", id, err)
+	}
+	return nil
 }
 
 // Deliveries counts deliveries by outcome since a time, for health views.

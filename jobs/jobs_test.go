@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type recorder struct {
 	syncErr error
 	result  connector.SyncResult
 	due     []connector.VisitRef
+	owed    []connector.EmailDue
 	calls   chan string
 }
 
@@ -73,6 +75,11 @@ func (r *recorder) VisitsDue(context.Context, time.Time) ([]connector.VisitRef, 
 }
 func (r *recorder) VisitsUnsynced(context.Context, time.Time) ([]connector.VisitRef, error) {
 	return nil, nil
+}
+func (r *recorder) EmailsOwed(context.Context, time.Time) ([]connector.EmailDue, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owed, nil
 }
 func (r *recorder) RepairDrift(context.Context) (connector.DriftReport, error) {
 	return connector.DriftReport{}, nil
@@ -159,6 +166,33 @@ func TestSweepResyncsAfterFinishedSync(t *testing.T) {
 	defer d.mu.Unlock()
 	if len(d.syncs) != 2 {
 		t.Fatalf("got %d syncs, want 2 (the sweep's sync is not swallowed by the first task's id)", len(d.syncs))
+	}
+}
+
+// TestLostSweepSendsOwedEmailWithoutSync: an email the database says is
+// owed is sent by the lost-work sweep directly, with no sync (whose lease a
+// dead worker may still hold).
+func TestLostSweepSendsOwedEmailWithoutSync(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.owed = []connector.EmailDue{{VisitID: 9, Kind: connector.EmailUpdated, Key: "k2"}}
+	c := startWorker(t, r, d)
+	ctx := context.Background()
+	task, id, err := NewSweepTask(TypeSweepLost, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.enqueue(ctx, task, id); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "email")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if want := []string{"updated:k2"}; !slices.Equal(d.emails, want) {
+		t.Errorf("emails sent = %q, want %q", d.emails, want)
+	}
+	if len(d.syncs) != 0 {
+		t.Errorf("the sweep synced visits %v; an owed email needs no sync", d.syncs)
 	}
 }
 

@@ -26,6 +26,9 @@ type Domain interface {
 	VisitsDue(ctx context.Context, now time.Time) ([]connector.VisitRef, error)
 	// VisitsUnsynced lists visits changed before cutoff and not synced since.
 	VisitsUnsynced(ctx context.Context, cutoff time.Time) ([]connector.VisitRef, error)
+	// EmailsOwed lists guest emails of synced visits changed before cutoff
+	// that were never sent.
+	EmailsOwed(ctx context.Context, cutoff time.Time) ([]connector.EmailDue, error)
 	// RepairDrift makes the controller's links match the stored visits.
 	RepairDrift(ctx context.Context) (connector.DriftReport, error)
 }
@@ -158,11 +161,21 @@ func (w *Worker) handleSweepLost(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	refs, err := w.d.VisitsUnsynced(ctx, time.Now().UTC().Add(-w.opts.LostAfter))
+	cutoff := time.Now().UTC().Add(-w.opts.LostAfter)
+	refs, err := w.d.VisitsUnsynced(ctx, cutoff)
 	if err != nil {
 		return err
 	}
-	return w.enqueueSyncs(ctx, refs, fmt.Sprintf("lost:%d", p.Tick.Unix()))
+	err = w.enqueueSyncs(ctx, refs, fmt.Sprintf("lost:%d", p.Tick.Unix()))
+	// An owed email goes straight to the queue under its own task id: a
+	// task still retrying is not doubled, and a sync lease left by a dead
+	// worker does not hold it back.
+	emails, eerr := w.d.EmailsOwed(ctx, cutoff)
+	err = errors.Join(err, eerr)
+	for _, e := range emails {
+		err = errors.Join(err, w.client.EnqueueEmail(ctx, e.VisitID, e.Kind, e.Key))
+	}
+	return err
 }
 
 func (w *Worker) handleSweepDrift(ctx context.Context, _ *asynq.Task) error {
