@@ -8,6 +8,7 @@ import (
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -21,15 +22,16 @@ import (
 // of kind Unavailable when the controller could not be reached (retry).
 func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 	now := s.now()
-	if err := s.store.acquire(ctx, id, now, now.Add(s.opts.SyncLease)); err != nil {
+	owner := secretbox.RandomHex(8)
+	if err := s.store.acquire(ctx, id, owner, s.opts.Now(), s.opts.Now().Add(s.opts.SyncLease)); err != nil {
 		return SyncResult{}, err
 	}
-	// Finish well inside the lease, so no other reconciler can take the
-	// visit while this one still works on it.
-	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncLease-5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
 	defer cancel()
+	stop := s.holdLease(ctx, cancel, id, owner)
 	defer func() {
-		if err := s.store.release(context.WithoutCancel(ctx), id); err != nil {
+		stop()
+		if err := s.store.release(context.WithoutCancel(ctx), id, owner); err != nil {
 			s.log.Warn("release visit", "visit_id", id, "err", err)
 		}
 	}()
@@ -102,6 +104,55 @@ func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// holdLease renews owner's lease on visit id every third of the lease until
+// stop is called. When the lease cannot be renewed in time (the database is
+// unreachable, or another reconciler took the visit after a stall), it
+// cancels the sync: two reconcilers must never work on one visit.
+func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, id int64, owner string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		every := s.opts.SyncLease / 3
+		t := time.NewTicker(every)
+		defer t.Stop()
+		// held is when the lease last renewed runs out, on this process's
+		// monotonic clock; the database holds the same on the service clock.
+		held := time.Now().Add(s.opts.SyncLease)
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			// Give up a third of the lease before it runs out, so a
+			// cancelled sync stops before another reconciler may start.
+			rctx, rcancel := context.WithDeadline(ctx, held.Add(-every))
+			start := time.Now()
+			ok, err := s.store.renew(rctx, id, owner, s.opts.Now().Add(s.opts.SyncLease))
+			rcancel()
+			switch {
+			case err == nil && ok:
+				held = start.Add(s.opts.SyncLease)
+			case err == nil:
+				s.log.Warn("sync lease lost; stopping this sync", "visit_id", id)
+				cancel()
+				return
+			case time.Now().After(held.Add(-every)):
+				s.log.Warn("sync lease could not be renewed; stopping this sync", "visit_id", id, "err", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // linkName names a link after the guest, then the flow in brackets, so the

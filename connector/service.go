@@ -30,10 +30,14 @@ type Options struct {
 	PublicURL string
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
-	// SyncLease bounds how long one reconciler may hold a visit
-	// (default 65 s). A sync never runs longer than its lease, so a worker
-	// that dies mid-sync blocks the visit for at most this long.
+	// SyncLease is how long a reconciler's hold on a visit lasts without
+	// renewal (default 15 s). The holder renews it every third of that
+	// while it works, so a worker that dies mid-sync blocks the visit for
+	// at most this long.
 	SyncLease time.Duration
+	// SyncTimeout bounds one sync, controller calls and retries included
+	// (default 2 minutes).
+	SyncTimeout time.Duration
 }
 
 // Service applies visitor events to visits and makes the access controller
@@ -54,7 +58,10 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFi
 		opts.Now = time.Now
 	}
 	if opts.SyncLease <= 0 {
-		opts.SyncLease = 65 * time.Second
+		opts.SyncLease = 15 * time.Second
+	}
+	if opts.SyncTimeout <= 0 {
+		opts.SyncTimeout = 2 * time.Minute
 	}
 	return &Service{log: log.With("component", "connector"), store: store, ac: ac, maps: maps, mail: sender, box: box, opts: opts}
 }

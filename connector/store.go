@@ -249,12 +249,12 @@ func (s *Store) Timeline(ctx context.Context, visitID int64) ([]TimelineEntry, e
 	return es, nil
 }
 
-// acquire takes the visit's sync lease until until; it fails with ErrBusy
-// while another holder's lease runs.
-func (s *Store) acquire(ctx context.Context, id int64, now, until time.Time) error {
+// acquire takes the visit's sync lease for owner until until; it fails with
+// ErrBusy while another holder's lease runs.
+func (s *Store) acquire(ctx context.Context, id int64, owner string, now, until time.Time) error {
 	res := s.db.WithContext(ctx).Model(&Visit{}).
 		Where("id = ? AND (sync_lease_until IS NULL OR sync_lease_until < ?)", id, now.UTC()).
-		UpdateColumn("sync_lease_until", until.UTC())
+		UpdateColumns(map[string]any{"sync_lease_until": until.UTC(), "sync_lease_owner": owner})
 	if res.Error != nil {
 		return fmt.Errorf("lease visit %d: %w", id, res.Error)
 	}
@@ -267,8 +267,21 @@ func (s *Store) acquire(ctx context.Context, id int64, now, until time.Time) err
 	return nil
 }
 
-func (s *Store) release(ctx context.Context, id int64) error {
-	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("sync_lease_until", nil).Error
+// renew extends owner's lease on the visit to until; it reports false when
+// owner no longer holds it.
+func (s *Store) renew(ctx context.Context, id int64, owner string, until time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", id, owner).
+		UpdateColumn("sync_lease_until", until.UTC())
+	if res.Error != nil {
+		return false, fmt.Errorf("renew lease of visit %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// release gives up owner's lease on the visit, if owner still holds it.
+func (s *Store) release(ctx context.Context, id int64, owner string) error {
+	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", id, owner).
+		UpdateColumns(map[string]any{"sync_lease_until": nil, "sync_lease_owner": ""}).Error
 	if err != nil {
 		return fmt.Errorf("release visit %d: %w", id, err)
 	}

@@ -41,8 +41,11 @@ type Visit struct {
 	// last version the reconciler applied.
 	Version       int64 `gorm:"not null;default:1"`
 	SyncedVersion int64 `gorm:"not null;default:0;index"`
-	// SyncLeaseUntil keeps two reconcilers off the same visit.
+	// SyncLeaseUntil and SyncLeaseOwner keep two reconcilers off the same
+	// visit: the holder renews the lease while it works, so a reconciler
+	// that died frees the visit when its short lease runs out.
 	SyncLeaseUntil *time.Time
+	SyncLeaseOwner string `gorm:"size:32;not null;default:''"`
 	// PassHash is the SHA-256 of the guest's pass token; PassSalt derives
 	// the token with the secret key (see Passes).
 	PassHash      string `gorm:"size:64;not null;uniqueIndex"`

@@ -1,0 +1,105 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// stallingControl is the bundled controller with link creation held until
+// release is closed or the caller gives up.
+type stallingControl struct {
+	connector.AccessControl
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (c *stallingControl) CreateLink(ctx context.Context, spec connector.LinkSpec) (connector.Link, error) {
+	select {
+	case c.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.release:
+		return c.AccessControl.CreateLink(ctx, spec)
+	case <-ctx.Done():
+		return connector.Link{}, ctx.Err()
+	}
+}
+
+// TestSyncLeaseExpiresWhenHolderDies: a visit held by a reconciler that
+// died is busy until the lease runs out, then free.
+func TestSyncLeaseExpiresWhenHolderDies(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	id := e.ingest(e.svc, walkIn(t, start)).VisitID
+	until := start.Add(15 * time.Second)
+	if err := e.db.Exec("UPDATE visits SET sync_lease_until = ?, sync_lease_owner = 'dead' WHERE id = ?", until, id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SyncVisit(e.ctx, id); !errors.Is(err, connector.ErrBusy) {
+		t.Fatalf("sync while a dead reconciler's lease runs: err = %v, want ErrBusy", err)
+	}
+	e.clock.Advance(16 * time.Second)
+	e.sync(id)
+	if links := e.liveLinks(id); len(links) != 1 {
+		t.Fatalf("after the lease ran out: %d live links, want 1", len(links))
+	}
+}
+
+// TestSyncLeaseRenewedWhileWorking: a sync that outlasts its lease keeps the
+// visit (a second reconciler is turned away), and one whose lease was taken
+// from it stops rather than work beside the new holder.
+func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	const lease = 300 * time.Millisecond
+	svc := connector.NewService(testenv.Logger(t), e.store, ctl, mappings.NewStore(e.db), e.outbox, e.box,
+		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease})
+	id := e.ingest(svc, walkIn(t, time.Now())).VisitID
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := svc.SyncVisit(e.ctx, id)
+		first <- err
+	}()
+	select {
+	case <-ctl.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first sync did not reach the controller")
+	}
+	time.Sleep(3 * lease)
+	if _, err := svc.SyncVisit(e.ctx, id); !errors.Is(err, connector.ErrBusy) {
+		t.Fatalf("second sync after three leases' time: err = %v, want ErrBusy (the first renews its lease)", err)
+	}
+
+	if err := e.db.Exec("UPDATE visits SET sync_lease_owner = 'thief' WHERE id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-first:
+		if err == nil {
+			t.Fatal("the sync whose lease was taken finished without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync whose lease was taken kept working")
+	}
+	if links := e.liveLinks(id); len(links) != 0 {
+		t.Fatalf("the stopped sync recorded %d links", len(links))
+	}
+
+	close(ctl.release)
+	if err := e.db.Exec("UPDATE visits SET sync_lease_until = NULL, sync_lease_owner = '' WHERE id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SyncVisit(e.ctx, id); err != nil {
+		t.Fatalf("sync once the visit is free: %v", err)
+	}
+	if links := e.liveLinks(id); len(links) != 1 {
+		t.Fatalf("%d live links, want 1", len(links))
+	}
+}
