@@ -38,6 +38,16 @@ var demo = struct {
 func (c *Controller) Seed(ctx context.Context) error { return c.store.seedDemo(ctx) }
 
 func (s *store) seedDemo(ctx context.Context) error {
+	err := s.seedDemoOnce(ctx)
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		// Another replica seeded at the same moment and committed first:
+		// this time its rows are found by name.
+		err = s.seedDemoOnce(ctx)
+	}
+	return err
+}
+
+func (s *store) seedDemoOnce(ctx context.Context) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := s.stamp()
 		place := demo.place

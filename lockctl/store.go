@@ -87,6 +87,14 @@ func create[T any](ctx context.Context, s *store, v *T, what string) error {
 	return translate(err, "create "+what, what)
 }
 
+// forUpdate locks the rows tx reads until the transaction ends (SELECT …
+// FOR UPDATE on PostgreSQL; SQLite's write transactions already run one at
+// a time and its dialect drops the clause), so that a change computed from
+// what was read is not written over a concurrent one.
+func forUpdate(tx *gorm.DB) *gorm.DB {
+	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+}
+
 // byID loads the row with id into a new T.
 func byID[T any](ctx context.Context, s *store, id int64, what string) (T, error) {
 	var v T

@@ -68,11 +68,12 @@ func (s *store) listLinks(ctx context.Context, f linkFilter, p page) ([]GroupLin
 }
 
 // updateLink applies change to link id inside a transaction and returns the
-// link after the change. The secret never changes.
+// link after the change. The secret never changes. The link is locked from
+// the read to the write, so concurrent changes apply one after the other.
 func (s *store) updateLink(ctx context.Context, id int64, change func(*GroupLink) error) (GroupLink, error) {
 	var l GroupLink
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("id = ?", id).Take(&l).Error; err != nil {
+		if err := forUpdate(tx).Where("id = ?", id).Take(&l).Error; err != nil {
 			return translate(err, fmt.Sprintf("get group link %d", id), "group link")
 		}
 		if err := change(&l); err != nil {

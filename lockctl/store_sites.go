@@ -107,10 +107,12 @@ func (s *store) listLocks(ctx context.Context, f lockFilter, p page) ([]Lock, in
 }
 
 // updateLock applies change to lock id inside a transaction and returns the
-// lock before and after the change.
+// lock before and after the change. The lock is locked from the read to the
+// write, so concurrent changes (an administrator's lockdown, the driver's
+// reports) apply one after the other.
 func (s *store) updateLock(ctx context.Context, id int64, change func(*Lock) error) (before, after Lock, err error) {
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("id = ?", id).Take(&before).Error; err != nil {
+		if err := forUpdate(tx).Where("id = ?", id).Take(&before).Error; err != nil {
 			return translate(err, fmt.Sprintf("get lock %d", id), "lock")
 		}
 		after = before

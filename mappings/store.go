@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	latchkey "github.com/latchkey/latchkey"
 )
@@ -94,34 +95,58 @@ func (s *Store) Create(ctx context.Context, m Mapping) (Mapping, error) {
 	return r.toDomain(), nil
 }
 
-// Update validates and replaces mapping m.ID.
-func (s *Store) Update(ctx context.Context, m Mapping) (Mapping, error) {
+// Update validates and replaces mapping m.ID. It returns the mapping as it
+// was before and as stored. The row is locked from the read to the write, so
+// a concurrent Update or Delete of the mapping comes wholly before or after
+// this one: before is what this update replaced, and a mapping deleted
+// meanwhile is not written back.
+func (s *Store) Update(ctx context.Context, m Mapping) (before, after Mapping, err error) {
 	m.Normalize()
 	if err := m.Validate(); err != nil {
-		return Mapping{}, err
+		return Mapping{}, Mapping{}, err
 	}
-	old, err := s.Get(ctx, m.ID)
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var old row
+		if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Take(&old, m.ID).Error; err != nil {
+			return s.translate(err, fmt.Sprintf("get mapping %d", m.ID))
+		}
+		m.CreatedAt, m.UpdatedAt = old.CreatedAt, s.now().UTC()
+		r := toRow(m)
+		if err := tx.Save(&r).Error; err != nil {
+			return s.translate(err, fmt.Sprintf("update mapping %d", m.ID))
+		}
+		before, after = old.toDomain(), r.toDomain()
+		return nil
+	})
 	if err != nil {
-		return Mapping{}, err
+		return Mapping{}, Mapping{}, err
 	}
-	m.CreatedAt, m.UpdatedAt = old.CreatedAt, s.now().UTC()
-	r := toRow(m)
-	if err := s.db.WithContext(ctx).Save(&r).Error; err != nil {
-		return Mapping{}, s.translate(err, fmt.Sprintf("update mapping %d", m.ID))
-	}
-	return r.toDomain(), nil
+	return before, after, nil
 }
 
 // Delete removes mapping id.
 func (s *Store) Delete(ctx context.Context, id int64) error {
-	res := s.db.WithContext(ctx).Delete(&row{}, id)
-	if res.Error != nil {
-		return s.translate(res.Error, fmt.Sprintf("delete mapping %d", id))
+	_, err := s.Remove(ctx, id)
+	return err
+}
+
+// Remove deletes mapping id and returns it as it was, read under a row lock
+// so that it is what was deleted, not what a concurrent Update replaced.
+func (s *Store) Remove(ctx context.Context, id int64) (Mapping, error) {
+	var old row
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Take(&old, id).Error; err != nil {
+			return s.translate(err, fmt.Sprintf("get mapping %d", id))
+		}
+		if err := tx.Delete(&row{}, id).Error; err != nil {
+			return s.translate(err, fmt.Sprintf("delete mapping %d", id))
+		}
+		return nil
+	})
+	if err != nil {
+		return Mapping{}, err
 	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return old.toDomain(), nil
 }
 
 // Get returns mapping id.

@@ -46,7 +46,7 @@ func TestStoreCRUD(t *testing.T) {
 		t.Fatalf("second mapping for the same flow: got %v, want Conflict", err)
 	}
 	m.GroupIDs, m.DurationMinutes = []int64{3}, 60
-	if _, err := s.Update(ctx, m); err != nil {
+	if _, _, err := s.Update(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Get(ctx, m.ID)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	latchkey "github.com/latchkey/latchkey"
 )
@@ -154,6 +155,15 @@ func (a *Accounts) CreateUser(ctx context.Context, email, password string, role 
 func (a *Accounts) CreateFirstUser(ctx context.Context, email, password string) (User, error) {
 	var u User
 	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Count and insert must not interleave with another setup's. On
+		// PostgreSQL the table lock (which conflicts with itself and with
+		// inserts) orders them; SQLite's write transactions already run
+		// one at a time.
+		if tx.Dialector.Name() == "postgres" {
+			if err := tx.Exec("LOCK TABLE ui_users IN SHARE ROW EXCLUSIVE MODE").Error; err != nil {
+				return fmt.Errorf("lock users: %w", err)
+			}
+		}
 		var n int64
 		if err := tx.Model(&User{}).Count(&n).Error; err != nil {
 			return fmt.Errorf("count users: %w", err)
@@ -270,19 +280,41 @@ func (a *Accounts) Authenticate(ctx context.Context, email, password string) (Us
 	return u, nil
 }
 
-// NewSession starts a session for user id and returns its token (for the
-// cookie) and the session.
-func (a *Accounts) NewSession(ctx context.Context, userID int64) (string, Session, error) {
+// NewSession starts a session for user u, as read when their password was
+// checked, and returns its token (for the cookie) and the session. It
+// returns ErrBadCredentials when the user was deleted or their password
+// changed since: the user row is locked while the session is stored, so a
+// concurrent SetPassword either comes first (and this fails) or ends this
+// session too.
+func (a *Accounts) NewSession(ctx context.Context, u User) (string, Session, error) {
 	tok := randomToken(32)
 	now := a.clock()
-	s := Session{TokenHash: hashToken(tok), UserID: userID, CSRFToken: randomToken(32), ExpiresAt: now.Add(SessionTTL), CreatedAt: now}
+	s := Session{TokenHash: hashToken(tok), UserID: u.ID, CSRFToken: randomToken(32), ExpiresAt: now.Add(SessionTTL), CreatedAt: now}
 	db := a.db.WithContext(ctx)
 	// Expired sessions are dropped here, so the table stays small.
 	if err := db.Where("expires_at < ?", now).Delete(&Session{}).Error; err != nil {
 		return "", Session{}, fmt.Errorf("drop expired sessions: %w", err)
 	}
-	if err := db.Create(&s).Error; err != nil {
-		return "", Session{}, fmt.Errorf("create session: %w", err)
+	err := db.Transaction(func(tx *gorm.DB) error {
+		var cur User
+		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthShare}).
+			Select("id", "password_hash").Where("id = ?", u.ID).Take(&cur).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return ErrBadCredentials
+		}
+		if err != nil {
+			return fmt.Errorf("user of new session: %w", err)
+		}
+		if cur.PasswordHash != u.PasswordHash {
+			return ErrBadCredentials
+		}
+		if err := tx.Create(&s).Error; err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", Session{}, err
 	}
 	return tok, s, nil
 }

@@ -127,11 +127,9 @@ func (a *API) updateMapping(c echo.Context) error {
 	if err := a.checkGroups(c, m); err != nil {
 		return err
 	}
-	old, err := a.maps.Get(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	m, err = a.maps.Update(c.Request().Context(), m)
+	// old is what this update replaced (read under the update's row
+	// lock): the flow it moved the mapping away from is re-decided too.
+	old, m, err := a.maps.Update(c.Request().Context(), m)
 	if err != nil {
 		return err
 	}
@@ -147,11 +145,8 @@ func (a *API) deleteMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	old, err := a.maps.Get(c.Request().Context(), id)
+	old, err := a.maps.Remove(c.Request().Context(), id)
 	if err != nil {
-		return err
-	}
-	if err := a.maps.Delete(c.Request().Context(), id); err != nil {
 		return err
 	}
 	a.resync(c, old.LocationID, old.FlowID)

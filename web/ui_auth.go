@@ -146,11 +146,15 @@ func (u *UI) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return u.startSession(c, usr, form.Next)
+	err = u.startSession(c, usr, form.Next)
+	if errors.Is(err, ErrBadCredentials) { // the password changed meanwhile
+		return again(http.StatusUnauthorized, "Wrong email or password.")
+	}
+	return err
 }
 
 func (u *UI) startSession(c echo.Context, usr User, next string) error {
-	tok, _, err := u.accts.NewSession(c.Request().Context(), usr.ID)
+	tok, _, err := u.accts.NewSession(c.Request().Context(), usr)
 	if err != nil {
 		return err
 	}

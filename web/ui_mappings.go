@@ -363,8 +363,8 @@ func (u *UI) saveMapping(c echo.Context, id int64) error {
 	if id == 0 {
 		m, err = u.maps.Create(ctx, m)
 		done = "mapping-created"
-	} else if old, err = u.maps.Get(ctx, id); err == nil {
-		m, err = u.maps.Update(ctx, m)
+	} else {
+		old, m, err = u.maps.Update(ctx, m)
 	}
 	if k := latchkey.KindOf(err); err != nil && (k == latchkey.Invalid || k == latchkey.Conflict) {
 		f.fieldError(err)
@@ -387,11 +387,8 @@ func (u *UI) deleteMapping(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	old, err := u.maps.Get(ctx, id)
+	old, err := u.maps.Remove(ctx, id)
 	if err != nil {
-		return err
-	}
-	if err := u.maps.Delete(ctx, id); err != nil {
 		return err
 	}
 	resyncFlow(ctx, u.log, u.svc, u.q, old.LocationID, old.FlowID)

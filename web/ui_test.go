@@ -110,7 +110,7 @@ func (e uiEnv) signIn(t *testing.T, email string, role web.Role) uiSession {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, s, err := e.accts.NewSession(ctx, u.ID)
+	tok, s, err := e.accts.NewSession(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
