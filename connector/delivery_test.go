@@ -585,3 +585,50 @@ func dlEntryEvents(t *testing.T, entry string, at time.Time) (signIn, signOut []
 	}
 	return event("entry_sign_in"), event("entry_sign_out")
 }
+
+// TestFailuresForGood: an email that fails for good is no longer owed and
+// leaves the guest's access alone; a sync that fails for good marks the
+// visit failed only while its version is still owed, and a later sync
+// that succeeds sets the status again.
+func TestFailuresForGood(t *testing.T) {
+	e := newDLEnv(t, dlOptions{})
+	res := e.ingest(dlSignIn(t, time.Now()))
+	sr := e.syncVisit(res.VisitID)
+
+	if err := e.svc.EmailFailed(e.ctx, res.VisitID, sr.WindowKey, "mailbox unavailable"); err != nil {
+		t.Fatal(err)
+	}
+	v := e.visit(res.VisitID)
+	if v.Status != connector.StatusActive {
+		t.Errorf("status after a failed email: %s, want active", v.Status)
+	}
+	if owed, err := e.svc.EmailsOwed(e.ctx, time.Now().Add(time.Second)); err != nil || len(owed) != 0 {
+		t.Errorf("emails owed after giving up on it = %+v (%v), want none", owed, err)
+	}
+	if n := e.timelineKinds(res.VisitID)[connector.KindEmailFailed]; n != 1 {
+		t.Errorf("%d %s timeline entries, want 1", n, connector.KindEmailFailed)
+	}
+
+	// A stale sync task (its version already applied) fails for good.
+	if err := e.svc.MarkFailed(e.ctx, res.VisitID, v.Version, "controller: too many requests"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.visit(res.VisitID).Status; got != connector.StatusActive {
+		t.Fatalf("status after a stale task failed: %s, want active", got)
+	}
+
+	ext, err := e.svc.Extend(e.ctx, res.VisitID, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.MarkFailed(e.ctx, res.VisitID, ext.Version, "controller: refused"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.visit(res.VisitID); got.Status != connector.StatusFailed || got.Reason != "controller: refused" {
+		t.Fatalf("after the owed sync failed: status %s (%q), want failed", got.Status, got.Reason)
+	}
+	e.syncVisit(res.VisitID)
+	if got := e.visit(res.VisitID).Status; got != connector.StatusActive {
+		t.Errorf("after a later sync succeeded: status %s, want active", got)
+	}
+}

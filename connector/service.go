@@ -334,19 +334,41 @@ func (s *Service) PassToken(v Visit) string { return s.box.Token(v.PassSalt) }
 // PassURL returns the absolute URL of v's guest pass.
 func (s *Service) PassURL(v Visit) string { return s.opts.PublicURL + "/v/" + s.PassToken(v) }
 
-// MarkFailed records that work on visit id failed for good.
-func (s *Service) MarkFailed(ctx context.Context, id int64, reason string) error {
+// MarkFailed records that the sync of visit id at version failed for good.
+// It changes nothing when that version is no longer the one owed (a later
+// change superseded it, or another sync already applied it), so a stale
+// task cannot overwrite a good state. A failed visit keeps no access (its
+// links are removed by the drift repair), and the sweep for lost work keeps
+// retrying it: the next sync that succeeds sets its status again.
+func (s *Service) MarkFailed(ctx context.Context, id, version int64, reason string) error {
 	now := s.now()
+	return s.store.tx(ctx, func(tx *Store) error {
+		res := tx.db.WithContext(ctx).Model(&Visit{}).
+			Where("id = ? AND version = ? AND synced_version < version", id, version).
+			Updates(map[string]any{"status": StatusFailed, "reason": reason, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("mark visit %d failed: %w", id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		return tx.AddTimeline(ctx, id, now, KindError, "failed: "+reason)
+	})
+}
+
+// EmailFailed records that the guest email of visit id for key could not be
+// sent for good: the timeline says so and the email is no longer owed (the
+// front desk can resend it). The visit's access is left as it is.
+func (s *Service) EmailFailed(ctx context.Context, id int64, key, reason string) error {
 	return s.store.tx(ctx, func(tx *Store) error {
 		v, err := tx.Visit(ctx, id)
 		if err != nil {
 			return err
 		}
-		v.Status, v.Reason, v.UpdatedAt = StatusFailed, reason, now
-		if err := tx.saveVisit(ctx, &v); err != nil {
+		if err := tx.moveEmailDue(ctx, id, key, v.EmailedWindow); err != nil {
 			return err
 		}
-		return tx.AddTimeline(ctx, id, now, KindError, "failed: "+reason)
+		return tx.AddTimeline(ctx, id, s.now(), KindEmailFailed, "email not sent, giving up: "+reason+"; use Resend once fixed")
 	})
 }
 

@@ -25,16 +25,37 @@ func NewClient(r *Redis) *Client {
 // sync re-reads the visit, an email checks what was sent), so a duplicate
 // after completion costs a little work, while retention would keep every
 // finished task in Redis for its duration.
+//
+// A task that failed for good stays archived under its id; enqueueing that
+// id again means the work is wanted again (an owed email found by the
+// sweep, a sync asked for after the controller came back), so the archived
+// task is deleted and the new one enqueued.
 func (c *Client) enqueue(ctx context.Context, t *asynq.Task, id string, opts ...asynq.Option) error {
 	opts = append(opts, asynq.TaskID(id))
-	_, err := c.c.EnqueueContext(ctx, t, opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+	for attempt := 0; ; attempt++ {
+		_, err := c.c.EnqueueContext(ctx, t, opts...)
+		if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+			if attempt > 0 || !c.deleteArchived(t.Type(), id) {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("enqueue %s: %w", id, err)
+		}
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("enqueue %s: %w", id, err)
+}
+
+// deleteArchived deletes the task id of type typ if it is archived, and
+// reports whether it did.
+func (c *Client) deleteArchived(typ, id string) bool {
+	q := queueOf[typ]
+	info, err := c.i.GetTaskInfo(q, id)
+	if err != nil || info.State != asynq.TaskStateArchived {
+		return false
 	}
-	return nil
+	return c.i.DeleteTask(q, id) == nil
 }
 
 // EnqueueVisitSync enqueues a sync of visit id at the given version.
@@ -50,7 +71,7 @@ func (c *Client) EnqueueVisitSync(ctx context.Context, visitID, version int64) e
 // carries tag, for sweeps: the plain id may still be taken by a finished or
 // archived task of the same version.
 func (c *Client) EnqueueVisitSyncTagged(ctx context.Context, visitID, version int64, tag string) error {
-	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
+	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version, Sweep: true})
 	if err != nil {
 		return err
 	}

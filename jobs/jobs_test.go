@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -33,10 +34,13 @@ type recorder struct {
 	emails  []string
 	failed  map[int64]string
 	syncErr error
-	result  connector.SyncResult
-	due     []connector.VisitRef
-	owed    []connector.EmailDue
-	calls   chan string
+	// emailErr, when set, is returned by SendVisitEmail.
+	emailErr    error
+	emailFailed []string
+	result      connector.SyncResult
+	due         []connector.VisitRef
+	owed        []connector.EmailDue
+	calls       chan string
 }
 
 func newRecorder() *recorder {
@@ -55,16 +59,25 @@ func (r *recorder) SyncVisit(_ context.Context, id int64) (connector.SyncResult,
 func (r *recorder) SendVisitEmail(_ context.Context, id int64, kind, key string) error {
 	r.mu.Lock()
 	r.emails = append(r.emails, kind+":"+key)
+	err := r.emailErr
 	r.mu.Unlock()
 	r.calls <- "email"
+	return err
+}
+
+func (r *recorder) MarkFailed(_ context.Context, id, version int64, reason string) error {
+	r.mu.Lock()
+	r.failed[id] = fmt.Sprintf("v%d: %s", version, reason)
+	r.mu.Unlock()
+	r.calls <- "failed"
 	return nil
 }
 
-func (r *recorder) MarkFailed(_ context.Context, id int64, reason string) error {
+func (r *recorder) EmailFailed(_ context.Context, id int64, key, reason string) error {
 	r.mu.Lock()
-	r.failed[id] = reason
+	r.emailFailed = append(r.emailFailed, fmt.Sprintf("%d:%s: %s", id, key, reason))
 	r.mu.Unlock()
-	r.calls <- "failed"
+	r.calls <- "email_failed"
 	return nil
 }
 
@@ -207,11 +220,46 @@ func TestWorkerPermanentErrorMarksVisitFailed(t *testing.T) {
 	d.waitFor(t, "failed")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if got, want := d.failed[3], "controller refused the link: group 9 does not exist"; got != want {
+	if got, want := d.failed[3], "v1: controller refused the link: group 9 does not exist"; got != want {
 		t.Fatalf("failed reason %q, want %q", got, want)
 	}
 	if len(d.syncs) != 1 {
 		t.Fatalf("got %d attempts, want 1 (a permanent error is not retried)", len(d.syncs))
+	}
+}
+
+// TestEmailPermanentErrorKeepsAccess: an email that fails for good is
+// recorded as not sent, and the visit is not marked failed (which would
+// take the guest's access away).
+func TestEmailPermanentErrorKeepsAccess(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.emailErr = latchkey.Errorf(latchkey.Invalid, "mail server refused the recipient")
+	c := startWorker(t, r, d)
+	if err := c.EnqueueEmail(context.Background(), 4, connector.EmailAccess, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "email_failed")
+	d.mu.Lock()
+	if want := []string{"4:k1: mail server refused the recipient"}; !slices.Equal(d.emailFailed, want) {
+		t.Errorf("failed emails recorded = %q, want %q", d.emailFailed, want)
+	}
+	if len(d.failed) != 0 {
+		t.Errorf("visits marked failed = %v, want none: a failed email keeps the guest's access", d.failed)
+	}
+	d.emailErr = nil
+	d.mu.Unlock()
+
+	// The failed task stays archived under its id; asking for the same
+	// email again (the fault was fixed) sends it, not swallowed by the id.
+	if err := c.EnqueueEmail(context.Background(), 4, connector.EmailAccess, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "email")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if want := []string{"access:k1", "access:k1"}; !slices.Equal(d.emails, want) {
+		t.Errorf("send attempts = %q, want %q", d.emails, want)
 	}
 }
 

@@ -26,11 +26,22 @@ const (
 
 var queueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
 
+// queueOf is the queue of each task type.
+var queueOf = map[string]string{
+	TypeVisitSync: QueueCritical, TypeEmailSend: QueueDefault,
+	TypeSweepExpire: QueueLow, TypeSweepLost: QueueLow, TypeSweepDrift: QueueLow,
+}
+
 // VisitSyncPayload asks the worker to make the controller match visit
 // VisitID's desired state as of its Version.
 type VisitSyncPayload struct {
 	VisitID int64 `json:"visit_id"`
 	Version int64 `json:"version"`
+	// Sweep marks a sync a sweep enqueued. The sweep enqueues another on
+	// its next tick, so this one gives up after a few attempts (a long
+	// controller outage does not pile up retrying tasks) and does not mark
+	// the visit failed.
+	Sweep bool `json:"sweep,omitempty"`
 }
 
 // EmailSendPayload asks the worker to send the guest email of kind Kind for
@@ -50,7 +61,13 @@ type SweepPayload struct {
 // visit version, so duplicate events collapse and a later change runs again.
 func NewVisitSyncTask(p VisitSyncPayload) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("visit:sync:%d:%d", p.VisitID, p.Version)
-	t, err := newTask(TypeVisitSync, p, asynq.Queue(QueueCritical), asynq.MaxRetry(12), asynq.Timeout(60*time.Second))
+	retries := 12
+	if p.Sweep {
+		retries = 2
+	}
+	// The timeout is longer than the connector's own bound on a sync, so
+	// a slow sync stops between controller calls, not inside one.
+	t, err := newTask(TypeVisitSync, p, asynq.Queue(queueOf[TypeVisitSync]), asynq.MaxRetry(retries), asynq.Timeout(3*time.Minute))
 	return t, id, err
 }
 
@@ -58,7 +75,7 @@ func NewVisitSyncTask(p VisitSyncPayload) (*asynq.Task, string, error) {
 // per visit, kind and window.
 func NewEmailSendTask(p EmailSendPayload) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("email:%d:%s:%s", p.VisitID, p.Kind, p.WindowKey)
-	t, err := newTask(TypeEmailSend, p, asynq.Queue(QueueDefault), asynq.MaxRetry(20), asynq.Timeout(60*time.Second))
+	t, err := newTask(TypeEmailSend, p, asynq.Queue(queueOf[TypeEmailSend]), asynq.MaxRetry(20), asynq.Timeout(60*time.Second))
 	return t, id, err
 }
 
@@ -66,7 +83,7 @@ func NewEmailSendTask(p EmailSendPayload) (*asynq.Task, string, error) {
 // comes from the tick, so several schedulers enqueue it once.
 func NewSweepTask(typ string, tick time.Time) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("%s:%d", typ, tick.Unix())
-	t, err := newTask(typ, SweepPayload{Tick: tick}, asynq.Queue(QueueLow), asynq.MaxRetry(1), asynq.Timeout(5*time.Minute))
+	t, err := newTask(typ, SweepPayload{Tick: tick}, asynq.Queue(queueOf[typ]), asynq.MaxRetry(1), asynq.Timeout(5*time.Minute))
 	return t, id, err
 }
 

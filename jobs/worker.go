@@ -20,8 +20,11 @@ type Domain interface {
 	SyncVisit(ctx context.Context, visitID int64) (connector.SyncResult, error)
 	// SendVisitEmail sends the guest email of kind for windowKey, once.
 	SendVisitEmail(ctx context.Context, visitID int64, kind, windowKey string) error
-	// MarkFailed records that work on the visit failed for good.
-	MarkFailed(ctx context.Context, visitID int64, reason string) error
+	// MarkFailed records that the visit's sync at version failed for good.
+	MarkFailed(ctx context.Context, visitID, version int64, reason string) error
+	// EmailFailed records that the guest email for windowKey failed for
+	// good; the visit's access is not affected.
+	EmailFailed(ctx context.Context, visitID int64, windowKey, reason string) error
 	// VisitsDue lists visits whose status changes by time alone by now.
 	VisitsDue(ctx context.Context, now time.Time) ([]connector.VisitRef, error)
 	// VisitsUnsynced lists visits changed before cutoff and not synced since.
@@ -236,8 +239,9 @@ func retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// handleError logs each failure once and marks the visit failed when no
-// retry is left.
+// handleError logs each failure once. When no retry is left, a sync marks
+// its visit failed and an email is recorded as not sent; a failed email
+// never takes away the guest's access.
 func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
@@ -249,24 +253,23 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 		return
 	}
 	log.Error("task failed for good")
-	var visitID int64
+	ctx = context.WithoutCancel(ctx)
 	switch t.Type() {
 	case TypeVisitSync:
 		p, derr := decode[VisitSyncPayload](t)
-		visitID = p.VisitID
-		if derr != nil {
+		if derr != nil || p.Sweep {
 			return
+		}
+		if merr := w.d.MarkFailed(ctx, p.VisitID, p.Version, latchkey.Message(err)); merr != nil {
+			log.Error("mark visit failed", "visit_id", p.VisitID, "mark_err", merr)
 		}
 	case TypeEmailSend:
 		p, derr := decode[EmailSendPayload](t)
-		visitID = p.VisitID
 		if derr != nil {
 			return
 		}
-	default:
-		return
-	}
-	if merr := w.d.MarkFailed(context.WithoutCancel(ctx), visitID, latchkey.Message(err)); merr != nil {
-		log.Error("mark visit failed", "visit_id", visitID, "mark_err", merr)
+		if merr := w.d.EmailFailed(ctx, p.VisitID, p.WindowKey, latchkey.Message(err)); merr != nil {
+			log.Error("record failed email", "visit_id", p.VisitID, "mark_err", merr)
+		}
 	}
 }
