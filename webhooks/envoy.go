@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
@@ -137,7 +136,7 @@ func Parse(body []byte) (Delivery, error) {
 		if hasPayload {
 			_ = json.Unmarshal(env.Payload, &r) // best effort: only for the dedupe key
 		}
-		d.DedupeKey = dedupeKey(d.JobID, name, r.ID, "", "", "")
+		d.DedupeKey = dedupeKey(d.JobID, name, []byte(d.Event.InstallID+"\x00"+d.Event.LocationID+"\x00"+r.ID))
 		return d, nil
 	}
 
@@ -151,8 +150,12 @@ func Parse(body []byte) (Delivery, error) {
 	if err := fillEvent(&d.Event, r); err != nil {
 		return Delivery{}, err
 	}
-	d.DedupeKey = dedupeKey(d.JobID, name, r.ID,
-		stamp(d.Event.SignedInAt), stamp(d.Event.SignedOutAt), stamp(d.Event.ExpectedArrival))
+	// Everything latchkey reads from the delivery, in a fixed form.
+	fields, err := json.Marshal(d.Event)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("encode event for its dedupe key: %w", err)
+	}
+	d.DedupeKey = dedupeKey(d.JobID, name, fields)
 	return d, nil
 }
 
@@ -311,20 +314,19 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // stamp formats t for a dedupe key.
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// dedupeKey returns jobID when set, else a hash of the other parts.
-func dedupeKey(jobID string, parts ...string) string {
+// dedupeKey returns jobID when set, else a hash of the event name and
+// fields: the fields latchkey reads, so a retried delivery has the same key
+// however its JSON was written, while two updates of one invite that differ
+// in anything latchkey uses (an email, a flow, a time) stay two events.
+func dedupeKey(jobID, event string, fields []byte) string {
 	if jobID != "" {
 		return jobID
 	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "|")))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	h := sha256.New()
+	h.Write([]byte(event))
+	h.Write([]byte{0})
+	h.Write(fields)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // jsonError turns a decoding error into an Invalid *latchkey.Error naming
