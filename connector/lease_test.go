@@ -3,6 +3,8 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -101,5 +103,61 @@ func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
 	}
 	if links := e.liveLinks(id); len(links) != 1 {
 		t.Fatalf("%d live links, want 1", len(links))
+	}
+}
+
+// staleListing is the bundled controller whose full listing of links
+// misses the links created after the listing began (a long paged listing);
+// a listing of one group is current.
+type staleListing struct {
+	connector.AccessControl
+	listed []connector.Link
+}
+
+func (c *staleListing) ListLinks(ctx context.Context, groups ...int64) ([]connector.Link, error) {
+	if len(groups) == 0 {
+		return c.listed, nil
+	}
+	return c.AccessControl.ListLinks(ctx, groups...)
+}
+
+// TestRepairDriftRacingASync: a link a sync created while the drift repair
+// was listing is not taken for missing (no second link, no orphan), and a
+// visit a sync holds is left alone.
+func TestRepairDriftRacingASync(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	listing, err := e.client.ListLinks(e.ctx) // taken before the visit's link exists
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := e.process(walkIn(t, start)).VisitID
+	link := e.onlyLink(id)
+
+	svc := e.service(&staleListing{AccessControl: e.client, listed: listing})
+	rep, err := svc.RepairDrift(e.ctx)
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if rep.Created != 0 || rep.Deleted != 0 {
+		t.Errorf("drift report %+v: want nothing created or deleted", rep)
+	}
+	if got := e.onlyLink(id); got.LinkID != link.LinkID {
+		t.Errorf("the visit's link is %d after the repair, want still %d", got.LinkID, link.LinkID)
+	}
+	if got := e.controllerLinks(); len(got) != 1 || got[0].ID != link.LinkID {
+		t.Errorf("controller links after the repair: %+v, want only link %d", got, link.LinkID)
+	}
+
+	// While a sync holds the visit, the repair leaves it for next time.
+	e.admin(http.MethodDelete, "/group_links/"+strconv.FormatInt(link.LinkID, 10), nil, http.StatusNoContent, nil)
+	if err := e.db.Exec("UPDATE visits SET sync_lease_until = ?, sync_lease_owner = 'busy' WHERE id = ?", start.Add(time.Minute), id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := e.svc.RepairDrift(e.ctx); err != nil || rep.Created != 0 {
+		t.Fatalf("repair of a held visit: %+v, %v; want nothing done and no error", rep, err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if rep, err := e.svc.RepairDrift(e.ctx); err != nil || rep.Created != 1 {
+		t.Fatalf("repair once the visit is free: %+v, %v; want the link created again", rep, err)
 	}
 }

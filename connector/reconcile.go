@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,10 +22,21 @@ import (
 // It returns ErrBusy while another reconciler holds the visit, and an error
 // of kind Unavailable when the controller could not be reached (retry).
 func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
-	now := s.now()
+	var res SyncResult
+	err := s.withLease(ctx, id, func(ctx context.Context) (err error) {
+		res, err = s.syncHeld(ctx, id)
+		return err
+	})
+	return res, err
+}
+
+// withLease runs fn while holding visit id's sync lease, renewed as fn
+// works; fn's context ends if the lease is lost. It returns ErrBusy without
+// running fn while another reconciler holds the visit.
+func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.Context) error) error {
 	owner := secretbox.RandomHex(8)
 	if err := s.store.acquire(ctx, id, owner, s.opts.Now(), s.opts.Now().Add(s.opts.SyncLease)); err != nil {
-		return SyncResult{}, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
 	defer cancel()
@@ -35,6 +47,12 @@ func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 			s.log.Warn("release visit", "visit_id", id, "err", err)
 		}
 	}()
+	return fn(ctx)
+}
+
+// syncHeld is SyncVisit for a caller that holds the visit's lease.
+func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
+	now := s.now()
 	v, err := s.store.Visit(ctx, id)
 	if err != nil {
 		return SyncResult{}, err
@@ -280,7 +298,8 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, now time.T
 // RepairDrift compares the controller's links with the stored visits: a
 // link of ours that should not exist is deleted, and a link that should
 // exist but is missing is created again. Links latchkey never made are left
-// alone.
+// alone. Each visit is repaired under its sync lease, re-read after the
+// lease is taken; a visit that a sync holds is left for the next repair.
 func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	var rep DriftReport
 	remote, err := s.ac.ListLinks(ctx)
@@ -298,60 +317,90 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	now := s.now()
-	var errs []error
+	suspects := map[int64]bool{}
 	for _, row := range ours {
-		v, err := s.store.Visit(ctx, row.VisitID)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if !row.Removed && v.Status.WantsLinks() {
-			continue
-		}
-		if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
-			errs = append(errs, fmt.Errorf("delete stray link %d: %w", row.LinkID, err))
-			continue
-		}
-		rep.Deleted++
-		row.Removed = true
-		if err := s.store.saveLink(ctx, &row); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("drift repair: link %d should not exist and was deleted", row.LinkID)); err != nil {
-			errs = append(errs, err)
-		}
+		suspects[row.VisitID] = true // checked against its visit's status below
 	}
 	active, err := s.store.activeLinks(ctx)
 	if err != nil {
-		return rep, errors.Join(append(errs, err)...)
+		return rep, err
 	}
-	resync := map[int64]bool{}
 	for _, row := range active {
-		if row.LinkID != 0 && present[row.LinkID] {
-			continue
+		if row.LinkID == 0 || !present[row.LinkID] {
+			suspects[row.VisitID] = true
 		}
-		row.LinkID, row.Removed = 0, true
-		if err := s.store.saveLink(ctx, &row); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.store.AddTimeline(ctx, row.VisitID, now, KindError, fmt.Sprintf("drift repair: link on group %d is missing on the controller; creating it again", row.GroupID)); err != nil {
-			errs = append(errs, err)
-		}
-		resync[row.VisitID] = true
 	}
-	for id := range resync {
-		res, err := s.SyncVisit(ctx, id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("resync visit %d: %w", id, err))
-			continue
-		}
-		rep.Created++
-		if res.EmailKind != "" {
-			rep.Emails = append(rep.Emails, EmailDue{VisitID: id, Kind: res.EmailKind, Key: res.WindowKey})
+	var errs []error
+	for id := range suspects {
+		err := s.withLease(ctx, id, func(ctx context.Context) error {
+			return s.repairVisit(ctx, id, present, &rep)
+		})
+		if err != nil && !errors.Is(err, ErrBusy) {
+			errs = append(errs, fmt.Errorf("repair visit %d: %w", id, err))
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// repairVisit is RepairDrift for one visit whose lease the caller holds;
+// present holds the controller's link ids as listed. A link the listing
+// missed is looked for again in its group before it is called missing: a
+// sync may have created it while the listing was under way.
+func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]bool, rep *DriftReport) error {
+	v, err := s.store.Visit(ctx, id)
+	if err != nil {
+		return err
+	}
+	links, err := s.store.Links(ctx, id)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	resync := false
+	for _, row := range links {
+		switch {
+		case row.LinkID != 0 && present[row.LinkID] && (row.Removed || !v.Status.WantsLinks()):
+			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+				return fmt.Errorf("delete stray link %d: %w", row.LinkID, err)
+			}
+			rep.Deleted++
+			row.Removed = true
+			if err := s.store.saveLink(ctx, &row); err != nil {
+				return err
+			}
+			if err := s.store.AddTimeline(ctx, id, now, KindLinkRevoked, fmt.Sprintf("drift repair: link %d should not exist and was deleted", row.LinkID)); err != nil {
+				return err
+			}
+		case !row.Removed && v.Status.WantsLinks() && (row.LinkID == 0 || !present[row.LinkID]):
+			if row.LinkID != 0 {
+				fresh, err := s.ac.ListLinks(ctx, row.GroupID)
+				if err != nil {
+					return fmt.Errorf("list links of group %d: %w", row.GroupID, err)
+				}
+				if slices.ContainsFunc(fresh, func(l Link) bool { return l.ID == row.LinkID }) {
+					continue
+				}
+			}
+			row.LinkID, row.Removed = 0, true
+			if err := s.store.saveLink(ctx, &row); err != nil {
+				return err
+			}
+			if err := s.store.AddTimeline(ctx, id, now, KindError, fmt.Sprintf("drift repair: link on group %d is missing on the controller; creating it again", row.GroupID)); err != nil {
+				return err
+			}
+			resync = true
+		}
+	}
+	if !resync {
+		return nil
+	}
+	res, err := s.syncHeld(ctx, id)
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	rep.Created++
+	if res.EmailKind != "" {
+		rep.Emails = append(rep.Emails, EmailDue{VisitID: id, Kind: res.EmailKind, Key: res.WindowKey})
+	}
+	return nil
 }
