@@ -161,3 +161,45 @@ func TestRepairDriftRacingASync(t *testing.T) {
 		t.Fatalf("repair once the visit is free: %+v, %v; want the link created again", rep, err)
 	}
 }
+
+// lostAnswer is the bundled controller whose answers to link creation are
+// lost: the link is made, the caller hears an error.
+type lostAnswer struct{ connector.AccessControl }
+
+func (c lostAnswer) CreateLink(ctx context.Context, spec connector.LinkSpec) (connector.Link, error) {
+	if _, err := c.AccessControl.CreateLink(ctx, spec); err != nil {
+		return connector.Link{}, err
+	}
+	return connector.Link{}, errors.New("read tcp: connection reset by peer")
+}
+
+// TestInterruptedCreationLeavesNoOrphan: a link creation whose answer was
+// lost made a link nobody recorded; the next sync deletes it before making
+// the one it records, and a sign-out before that deletes it too.
+func TestInterruptedCreationLeavesNoOrphan(t *testing.T) {
+	for _, signOutFirst := range []bool{false, true} {
+		e := newEnv(t, envOptions{})
+		id := e.ingest(e.svc, walkIn(t, start)).VisitID
+		if _, err := e.service(lostAnswer{e.client}).SyncVisit(e.ctx, id); err == nil {
+			t.Fatal("sync whose creation answer was lost: got nil, want an error")
+		}
+		if n := len(e.controllerLinks()); n != 1 {
+			t.Fatalf("controller holds %d links after the lost answer, want the 1 unrecorded", n)
+		}
+		if signOutFirst {
+			e.ingest(e.svc, signOut(t, start, start.Add(time.Minute)))
+			e.clock.Advance(2 * time.Minute)
+		}
+		e.sync(id)
+		got := e.controllerLinks()
+		if signOutFirst {
+			if len(got) != 0 {
+				t.Errorf("signed out: controller links %+v, want none", got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].ID != e.onlyLink(id).LinkID {
+			t.Errorf("controller links %+v, want only the visit's recorded link %d", got, e.onlyLink(id).LinkID)
+		}
+	}
+}

@@ -81,7 +81,7 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 		}
 	}
 	for _, l := range links {
-		if l.Removed || wanted[l.GroupID] {
+		if (l.Removed && l.Creating == "") || wanted[l.GroupID] {
 			continue
 		}
 		if err := s.removeLink(ctx, &v, &l, d, now); err != nil {
@@ -225,6 +225,15 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	if !row.Removed {
 		replaced = row.LinkID
 	}
+	if row.Creating != "" {
+		if err := s.dropOrphans(ctx, v.ID, row, now); err != nil {
+			return err
+		}
+	}
+	row.Creating = creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil)
+	if err := s.store.saveLink(ctx, row); err != nil {
+		return err
+	}
 	l, err := s.ac.CreateLink(ctx, spec)
 	if err != nil {
 		if replaced != 0 {
@@ -236,7 +245,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		}
 		return fmt.Errorf("create link on group %d: %w", group, err)
 	}
-	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false
+	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed, row.Creating = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false, ""
 	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
 	row.QRToken = nil
 	if l.QRToken != "" {
@@ -253,6 +262,54 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
 }
 
+// creationKey identifies the link a creation asked for by name and window.
+func creationKey(name string, from, until *time.Time) string {
+	key := name
+	for _, t := range []*time.Time{from, until} {
+		key += "|"
+		if t != nil {
+			key += t.UTC().Format(time.RFC3339)
+		}
+	}
+	return key
+}
+
+// dropOrphans deletes the links an interrupted creation for row may have
+// left: links of row's group that match row.Creating and that no visit
+// records. A creation whose request never reached the controller left
+// none, and then nothing is deleted.
+func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink, now time.Time) error {
+	links, err := s.ac.ListLinks(ctx, row.GroupID)
+	if err != nil {
+		return fmt.Errorf("look for links left by an interrupted creation on group %d: %w", row.GroupID, err)
+	}
+	var ids []int64
+	for _, l := range links {
+		if creationKey(l.Name, l.ValidFrom, l.ValidUntil) == row.Creating {
+			ids = append(ids, l.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	known, err := s.store.linksByControllerID(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, ok := known[id]; ok {
+			continue
+		}
+		if err := s.ac.DeleteLink(ctx, id); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			return fmt.Errorf("delete link %d left by an interrupted creation: %w", id, err)
+		}
+		if err := s.store.AddTimeline(ctx, visitID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d, left by an interrupted creation, deleted", id, row.GroupID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d Decision, now time.Time) error {
 	if row.LinkID != 0 {
 		err := s.ac.DeleteLink(ctx, row.LinkID)
@@ -260,7 +317,12 @@ func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d De
 			return fmt.Errorf("delete link %d: %w", row.LinkID, err)
 		}
 	}
-	row.Removed = true
+	if row.Creating != "" {
+		if err := s.dropOrphans(ctx, v.ID, row, now); err != nil {
+			return err
+		}
+	}
+	row.Removed, row.Creating = true, ""
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err
 	}

@@ -87,7 +87,13 @@ type VisitLink struct {
 	SecretEnc []byte
 	QRToken   []byte
 	// Removed is set once the link was deleted on the controller.
-	Removed   bool `gorm:"not null;default:false"`
+	Removed bool `gorm:"not null;default:false"`
+	// Creating describes (creationKey) a link creation whose outcome is not
+	// known yet: set before the controller is asked, cleared once the new
+	// link is recorded. When a sync finds it set, the creation was cut off
+	// (a crash, a timeout whose answer was lost) and may have left a link
+	// nobody knows; the next creation deletes such links first.
+	Creating  string `gorm:"size:400;not null;default:''"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
