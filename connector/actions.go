@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/secretbox"
@@ -235,16 +236,21 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 	return lastErr
 }
 
+// ignoredRecheck is how far back a mapping change looks for ignored visits
+// it may now grant access: longer than any window a mapping gives.
+const ignoredRecheck = 48 * time.Hour
+
 // MappingChanged re-decides every open visit of a location and flow after
 // its mapping was created, changed or deleted, and returns the visits whose
-// sync is now due. Closed visits (revoked, expired, ignored) stay as they
-// are, except ignored ones, which a new mapping may now grant access.
+// sync is now due, newest first. Closed visits (revoked, expired, ignored)
+// stay as they are, except ignored ones of the last two days, which a new
+// mapping may now grant access.
 func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string) ([]VisitRef, error) {
 	var ids []int64
 	err := s.store.db.WithContext(ctx).Model(&Visit{}).
-		Where("location_id = ? AND flow_id = ? AND status IN ?", locationID, flowID,
-			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed, StatusIgnored}).
-		Order("id").Limit(10000).Pluck("id", &ids).Error
+		Where("location_id = ? AND flow_id = ? AND (status IN ? OR (status = ? AND created_at > ?))", locationID, flowID,
+			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed}, StatusIgnored, s.now().Add(-ignoredRecheck)).
+		Order("id DESC").Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)
 	}

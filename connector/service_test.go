@@ -739,7 +739,8 @@ func TestMappingChangedReachesOpenVisits(t *testing.T) {
 	}
 	m := e.mapping
 	m.ID = 0
-	if _, err := maps.Create(e.ctx, m); err != nil {
+	m, err = maps.Create(e.ctx, m)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.MappingChanged(e.ctx, m.LocationID, m.FlowID); err != nil {
@@ -748,6 +749,19 @@ func TestMappingChangedReachesOpenVisits(t *testing.T) {
 	e.sync(res.VisitID)
 	if v := e.visit(res.VisitID); v.Status != connector.StatusActive || len(e.liveLinks(v.ID)) != 1 {
 		t.Fatalf("after mapping again: status %s with %d live links; want active with one", v.Status, len(e.liveLinks(v.ID)))
+	}
+
+	// An ignored visit of days ago is not looked at again.
+	if err := maps.Delete(e.ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.MappingChanged(e.ctx, m.LocationID, m.FlowID); err != nil {
+		t.Fatal(err)
+	}
+	e.sync(res.VisitID)
+	e.clock.Advance(72 * time.Hour)
+	if refs, err := e.svc.MappingChanged(e.ctx, m.LocationID, m.FlowID); err != nil || len(refs) != 0 {
+		t.Fatalf("MappingChanged three days later = %v, %v; want no visit (the ignored one is old)", refs, err)
 	}
 }
 

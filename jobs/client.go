@@ -98,6 +98,19 @@ func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKe
 	return c.enqueue(ctx, t, id)
 }
 
+// EnqueueMappingChanged enqueues the re-decision of the open visits of a
+// location and flow whose mapping changed.
+func (c *Client) EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error {
+	t, err := NewMappingChangedTask(MappingChangedPayload{LocationID: locationID, FlowID: flowID})
+	if err != nil {
+		return err
+	}
+	if _, err := c.c.EnqueueContext(ctx, t); err != nil {
+		return fmt.Errorf("enqueue mapping change of location %s flow %s: %w", locationID, flowID, err)
+	}
+	return nil
+}
+
 // QueueStats sums pending, active, scheduled, retry and archived tasks over
 // every queue.
 type QueueStats struct {

@@ -37,10 +37,12 @@ type recorder struct {
 	// emailErr, when set, is returned by SendVisitEmail.
 	emailErr    error
 	emailFailed []string
-	result      connector.SyncResult
-	due         []connector.VisitRef
-	owed        []connector.EmailDue
-	calls       chan string
+	// mappingChanges lists the location/flow of each MappingChanged call.
+	mappingChanges []string
+	result         connector.SyncResult
+	due            []connector.VisitRef
+	owed           []connector.EmailDue
+	calls          chan string
 }
 
 func newRecorder() *recorder {
@@ -93,6 +95,13 @@ func (r *recorder) EmailsOwed(context.Context, time.Time) ([]connector.EmailDue,
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.owed, nil
+}
+func (r *recorder) MappingChanged(_ context.Context, location, flow string) ([]connector.VisitRef, error) {
+	r.mu.Lock()
+	r.mappingChanges = append(r.mappingChanges, location+"/"+flow)
+	r.mu.Unlock()
+	r.calls <- "mapping"
+	return r.due, nil
 }
 func (r *recorder) RepairDrift(context.Context) (connector.DriftReport, error) {
 	return connector.DriftReport{}, nil
@@ -252,6 +261,11 @@ func TestEmailPermanentErrorKeepsAccess(t *testing.T) {
 
 	// The failed task stays archived under its id; asking for the same
 	// email again (the fault was fixed) sends it, not swallowed by the id.
+	insp := asynq.NewInspectorFromRedisClient(r.c)
+	waitUntil(t, 10*time.Second, func() bool {
+		info, err := insp.GetTaskInfo(QueueDefault, "email:4:access:k1")
+		return err == nil && info.State == asynq.TaskStateArchived
+	})
 	if err := c.EnqueueEmail(context.Background(), 4, connector.EmailAccess, "k1"); err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +274,28 @@ func TestEmailPermanentErrorKeepsAccess(t *testing.T) {
 	defer d.mu.Unlock()
 	if want := []string{"access:k1", "access:k1"}; !slices.Equal(d.emails, want) {
 		t.Errorf("send attempts = %q, want %q", d.emails, want)
+	}
+}
+
+// TestMappingChangeTask: a mapping change runs on the worker, and the
+// visits it re-decided are synced.
+func TestMappingChangeTask(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.due = []connector.VisitRef{{ID: 7, Version: 3}}
+	c := startWorker(t, r, d)
+	if err := c.EnqueueMappingChanged(context.Background(), "177837", "359435"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "mapping")
+	d.waitFor(t, "sync")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if want := []string{"177837/359435"}; !slices.Equal(d.mappingChanges, want) {
+		t.Errorf("mapping changes applied = %q, want %q", d.mappingChanges, want)
+	}
+	if want := []int64{7}; !slices.Equal(d.syncs, want) {
+		t.Errorf("visits synced = %v, want %v", d.syncs, want)
 	}
 }
 

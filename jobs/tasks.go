@@ -15,6 +15,9 @@ const (
 	TypeSweepExpire = "sweep:expire"
 	TypeSweepLost   = "sweep:requeue"
 	TypeSweepDrift  = "sweep:drift"
+	// TypeMappingChanged re-decides the open visits of a location and flow
+	// after their mapping changed.
+	TypeMappingChanged = "mapping:changed"
 )
 
 // Queues and their weights: access changes first, mail next, sweeps last.
@@ -30,6 +33,7 @@ var queueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1
 var queueOf = map[string]string{
 	TypeVisitSync: QueueCritical, TypeEmailSend: QueueDefault,
 	TypeSweepExpire: QueueLow, TypeSweepLost: QueueLow, TypeSweepDrift: QueueLow,
+	TypeMappingChanged: QueueCritical,
 }
 
 // VisitSyncPayload asks the worker to make the controller match visit
@@ -50,6 +54,12 @@ type EmailSendPayload struct {
 	VisitID   int64  `json:"visit_id"`
 	Kind      string `json:"kind"`
 	WindowKey string `json:"window_key"`
+}
+
+// MappingChangedPayload names the location and flow whose mapping changed.
+type MappingChangedPayload struct {
+	LocationID string `json:"location_id"`
+	FlowID     string `json:"flow_id"`
 }
 
 // SweepPayload carries the scheduler tick that enqueued a sweep.
@@ -77,6 +87,13 @@ func NewEmailSendTask(p EmailSendPayload) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("email:%d:%s:%s", p.VisitID, p.Kind, p.WindowKey)
 	t, err := newTask(TypeEmailSend, p, asynq.Queue(queueOf[TypeEmailSend]), asynq.MaxRetry(20), asynq.Timeout(60*time.Second))
 	return t, id, err
+}
+
+// NewMappingChangedTask returns the task that re-decides the visits of a
+// changed mapping's flow. Every change gets its own task (no fixed id): a
+// change made while an earlier one's task runs must be applied again.
+func NewMappingChangedTask(p MappingChangedPayload) (*asynq.Task, error) {
+	return newTask(TypeMappingChanged, p, asynq.Queue(queueOf[TypeMappingChanged]), asynq.MaxRetry(12), asynq.Timeout(10*time.Minute))
 }
 
 // NewSweepTask returns a sweep task of type typ for a scheduler tick; its id

@@ -32,6 +32,9 @@ type Domain interface {
 	// EmailsOwed lists guest emails of synced visits changed before cutoff
 	// that were never sent.
 	EmailsOwed(ctx context.Context, cutoff time.Time) ([]connector.EmailDue, error)
+	// MappingChanged re-decides the open visits of a location and flow
+	// whose mapping changed, and returns those to sync.
+	MappingChanged(ctx context.Context, locationID, flowID string) ([]connector.VisitRef, error)
 	// RepairDrift makes the controller's links match the stored visits.
 	RepairDrift(ctx context.Context) (connector.DriftReport, error)
 }
@@ -115,6 +118,22 @@ func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSweepExpire, w.handleSweepExpire)
 	mux.HandleFunc(TypeSweepLost, w.handleSweepLost)
 	mux.HandleFunc(TypeSweepDrift, w.handleSweepDrift)
+	mux.HandleFunc(TypeMappingChanged, w.handleMappingChanged)
+}
+
+func (w *Worker) handleMappingChanged(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[MappingChangedPayload](t)
+	if err != nil {
+		return err
+	}
+	refs, err := w.d.MappingChanged(ctx, p.LocationID, p.FlowID)
+	for _, r := range refs {
+		err = errors.Join(err, w.client.EnqueueVisitSync(ctx, r.ID, r.Version))
+	}
+	if err == nil && len(refs) > 0 {
+		w.log.Info("mapping change applied", "location_id", p.LocationID, "flow_id", p.FlowID, "visits", len(refs))
+	}
+	return err
 }
 
 func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {

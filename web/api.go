@@ -20,6 +20,9 @@ import (
 type Queue interface {
 	EnqueueVisitSync(ctx context.Context, visitID, version int64) error
 	EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error
+	// EnqueueMappingChanged asks a worker to re-decide the open visits of
+	// a location and flow whose mapping changed.
+	EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error
 }
 
 // GroupLister lists the controller's groups.

@@ -56,7 +56,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 	maps := mappings.NewStore(db)
 	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
 	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{}
+	q := &uiQueue{svc: svc}
 	accounts := web.NewAccounts(db)
 	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
 	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts}

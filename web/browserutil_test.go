@@ -192,8 +192,9 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 // ptQueue drops what the API enqueues; the pass tests sync by hand.
 type ptQueue struct{}
 
-func (ptQueue) EnqueueVisitSync(context.Context, int64, int64) error      { return nil }
-func (ptQueue) EnqueueEmail(context.Context, int64, string, string) error { return nil }
+func (ptQueue) EnqueueVisitSync(context.Context, int64, int64) error        { return nil }
+func (ptQueue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
+func (ptQueue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
 
 // ptGuest is one visitor of the tests.
 type ptGuest struct {

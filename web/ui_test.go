@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,7 @@ const uiAdminKey = "ui-test-admin-key-0123456789"
 
 // uiQueue records what the front desk enqueues.
 type uiQueue struct {
+	svc    *connector.Service
 	mu     sync.Mutex
 	syncs  []int64
 	emails []string
@@ -41,6 +43,16 @@ func (q *uiQueue) EnqueueVisitSync(_ context.Context, id, _ int64) error {
 	defer q.mu.Unlock()
 	q.syncs = append(q.syncs, id)
 	return nil
+}
+
+// EnqueueMappingChanged applies the change at once, as the worker would,
+// recording the syncs it asks for.
+func (q *uiQueue) EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error {
+	refs, err := q.svc.MappingChanged(ctx, locationID, flowID)
+	for _, r := range refs {
+		err = errors.Join(err, q.EnqueueVisitSync(ctx, r.ID, r.Version))
+	}
+	return err
 }
 
 func (q *uiQueue) EnqueueEmail(_ context.Context, _ int64, kind, _ string) error {
@@ -86,7 +98,7 @@ func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 	maps := mappings.NewStore(db)
 	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
 	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{}
+	q := &uiQueue{svc: svc}
 	web.NewAPI(log, svc, maps, ac, q, outbox, uiAdminKey).Register(srv)
 	accts := web.NewAccounts(db)
 	opts.ControllerURL, opts.ControllerKey = ctrl.URL, uiAdminKey
