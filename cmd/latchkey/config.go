@@ -57,6 +57,9 @@ type config struct {
 	SweepEvery      time.Duration
 	DriftEvery      time.Duration
 	LostAfter       time.Duration
+	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a
+	// listener of its own, never on the public address.
+	DebugAddr string
 }
 
 // has reports whether this process takes role r.
@@ -114,6 +117,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 		MQTTPrefix:     env("LATCHKEY_MQTT_PREFIX", "latchkey/locks"),
 		LogFormat:      env("LATCHKEY_LOG_FORMAT", "auto"),
 		TimeZone:       env("LATCHKEY_TIME_ZONE", ""),
+		DebugAddr:      env("LATCHKEY_DEBUG_ADDR", ""),
 	}
 	for _, s := range strings.Split(getenv("LATCHKEY_ENVOY_SECRET"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -189,6 +193,11 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, bad("LATCHKEY_ADDR", "want host:port such as :8080, got %q", c.Addr))
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, bad("LATCHKEY_DEBUG_ADDR", "want host:port such as 127.0.0.1:6060, got %q", c.DebugAddr))
+		}
 	}
 	if err := database.ValidateURL(c.DatabaseURL); err != nil {
 		errs = append(errs, &settingError{"DATABASE_URL", err})
@@ -309,5 +318,6 @@ func (c *config) LogValue() slog.Value {
 		slog.String("roles", c.roleList()),
 		slog.Bool("demo", c.Demo),
 		slog.String("lock_driver", c.LockDriver),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }

@@ -133,6 +133,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"poll interval without unit", nil, map[string]string{"LATCHKEY_POLL_INTERVAL": "1"}, "LATCHKEY_POLL_INTERVAL"},
 		{"concurrency zero", nil, map[string]string{"LATCHKEY_WORKER_CONCURRENCY": "0"}, "LATCHKEY_WORKER_CONCURRENCY"},
 		{"concurrency not a number", nil, map[string]string{"LATCHKEY_WORKER_CONCURRENCY": "ten"}, "LATCHKEY_WORKER_CONCURRENCY"},
+		{"debug address without a port", nil, map[string]string{"LATCHKEY_DEBUG_ADDR": "localhost"}, "LATCHKEY_DEBUG_ADDR"},
 		{"addr without port", nil, map[string]string{"LATCHKEY_ADDR": "8080"}, "LATCHKEY_ADDR"},
 		{"addr flag without port", []string{"--addr", "localhost"}, nil, "LATCHKEY_ADDR"},
 		{"public url not absolute", nil, map[string]string{"LATCHKEY_PUBLIC_URL": "example.com"}, "LATCHKEY_PUBLIC_URL"},

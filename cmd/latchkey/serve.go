@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/pprof"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ type app struct {
 	worker    *jobs.Worker
 	scheduler *jobs.Scheduler
 	queuesUI  *asynqmon.HTTPHandler
+	debug     *http.Server
 	serveErr  chan error
 }
 
@@ -60,6 +62,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer a.close()
 	if err := a.start(ctx, cfg); err != nil {
 		return err
+	}
+	if cfg.DebugAddr != "" {
+		if err := a.startDebug(cfg.DebugAddr); err != nil {
+			return err
+		}
 	}
 	log.Info("ready", "addr", a.addr(), "roles", cfg.roleList(), "startup", time.Since(started).Round(time.Millisecond).String())
 	select {
@@ -361,7 +368,28 @@ func (a *app) shutdown(ctx context.Context) {
 			}
 		}()
 	}
+	if a.debug != nil {
+		_ = a.debug.Close()
+	}
 	wg.Wait()
+}
+
+// startDebug serves Go's profiler on addr, for diagnosing a live process.
+func (a *app) startDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_DEBUG_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = a.debug.Serve(ln) }()
+	a.log.Info("profiler listening", "addr", ln.Addr().String())
+	return nil
 }
 
 func (a *app) close() {

@@ -461,3 +461,19 @@ func TestStartupAndIdleMemory(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// LATCHKEY_DEBUG_ADDR serves the profiler on its own listener; the public
+// address never does.
+func TestDebugAddrServesProfiler(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t, false)
+	debug := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := d.serve(t, "serve", map[string]string{"LATCHKEY_DEBUG_ADDR": debug})
+	if code, raw := do(t, http.MethodGet, "http://"+debug+"/debug/pprof/goroutine?debug=1", "", nil); code != http.StatusOK || !strings.Contains(string(raw), "goroutine profile") {
+		t.Errorf("profiler on %s: %d %.200s", debug, code, raw)
+	}
+	if code, _ := do(t, http.MethodGet, p.URL+"/debug/pprof/goroutine?debug=1", "", nil); code != http.StatusNotFound {
+		t.Errorf("public address /debug/pprof/: %d, want 404", code)
+	}
+	p.stop(t)
+}
