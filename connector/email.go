@@ -9,10 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	qrcode "github.com/skip2/go-qrcode"
-
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/qr"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -202,7 +201,7 @@ func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links 
 		return mail.Message{}, err
 	}
 	if tok != "" {
-		png, err := qrcode.Encode(tok, qrcode.Medium, 256)
+		png, err := qr.PNG(tok, 256)
 		if err != nil {
 			return mail.Message{}, fmt.Errorf("QR code: %w", err)
 		}

@@ -82,9 +82,13 @@ func TestEventsAndEventSets(t *testing.T) {
 	if p := decodeStrict[kisiEventSet](t, e.must(200, req{method: "GET", path: fmt.Sprintf("/event_sets/%d", set.ID), auth: admin()})); len(p.Events) != 5 {
 		t.Errorf("set grew to %d events", len(p.Events))
 	}
-	dflt := decodeStrict[kisiEventSet](t, e.must(200, req{method: "POST", path: "/event_sets", auth: admin(), body: map[string]any{"event_set": map[string]any{}}}))
 	// Everything so far: the 8 above, this last unlock, and the relay's
-	// unlocked event.
+	// unlocked event, which the lock driver reports on its own goroutine.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(decodeStrict[[]kisiEvent](t, e.must(200, req{method: "GET", path: "/events", auth: admin()}))) < len(all)+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	dflt := decodeStrict[kisiEventSet](t, e.must(200, req{method: "POST", path: "/event_sets", auth: admin(), body: map[string]any{"event_set": map[string]any{}}}))
 	if len(dflt.Events) != len(all)+2 {
 		t.Errorf("default event set has %d events, want %d", len(dflt.Events), len(all)+2)
 	}

@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	qrcode "github.com/skip2/go-qrcode"
+	"github.com/latchkey/latchkey/internal/qr"
 )
 
 // newSecret returns 32 random bytes, base64url-encoded without padding
@@ -38,9 +38,5 @@ func equalSecret(a, b string) bool {
 // qrPNG renders token as a QR code PNG, 256 px square, medium error
 // correction.
 func qrPNG(token string) ([]byte, error) {
-	png, err := qrcode.Encode(token, qrcode.Medium, 256)
-	if err != nil {
-		return nil, fmt.Errorf("render qr code: %w", err)
-	}
-	return png, nil
+	return qr.PNG(token, 256)
 }

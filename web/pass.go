@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	qrcode "github.com/skip2/go-qrcode"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/qr"
 )
 
 // The guest pass page, GET /v/{pass}, and its unlock action,
@@ -206,7 +206,7 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 		view.Doors = append(view.Doors, dv)
 	}
 	if p.QRToken != "" && (view.State == stateActive || view.State == stateScheduled) {
-		png, err := qrcode.Encode(p.QRToken, qrcode.Medium, 256)
+		png, err := qr.PNG(p.QRToken, 256)
 		if err != nil {
 			return fmt.Errorf("pass QR code: %w", err)
 		}

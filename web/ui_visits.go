@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	qrcode "github.com/skip2/go-qrcode"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/qr"
 )
 
 // visitStatuses are the statuses the visitors list can filter on.
@@ -332,7 +332,7 @@ func (u *UI) visitQR(c echo.Context) error {
 	if !v.Status.WantsLinks() {
 		return latchkey.Errorf(latchkey.Conflict, "this visit is %s: its pass opens no doors", v.Status)
 	}
-	png, err := qrcode.Encode(u.svc.PassURL(v), qrcode.Medium, 512)
+	png, err := qr.PNG(u.svc.PassURL(v), 512)
 	if err != nil {
 		return err
 	}

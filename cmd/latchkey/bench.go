@@ -43,6 +43,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&dataDir, "data-dir", envOr(getenv, "LATCHKEY_DATA_DIR", ""), "the server's data dir, for keys and the SQLite file (default: the server process's, else ./data)")
 	fs.Float64Var(&cfg.Rate, "rate", 2000, "paced rate of the ingest and unlock phases, per second")
 	fs.Float64Var(&cfg.EventRate, "event-rate", 200, "paced rate of the signin and signout phases, per second")
+	fs.Float64Var(&cfg.PollRate, "poll-rate", 400, "door tries per second at most, over all guests waiting in the signin and signout phases")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "requests in flight at most (closed-loop phases use exactly this many)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each phase")
 	fs.IntVar(&cfg.Count, "count", 0, "operations per phase at most (0: bounded by --duration only)")

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +28,12 @@ type Config struct {
 	Rate float64
 	// EventRate is the paced rate of sign-ins and sign-outs (per second).
 	EventRate float64
+	// PollRate bounds, across all waiting guests, how many times per
+	// second the signin and signout phases try a door to see whether
+	// access changed (default 400). Without the bound, a server that falls
+	// behind is buried under its own guests' retries, and the latency it
+	// reports is that of the retries.
+	PollRate float64
 	// Concurrency bounds requests in flight per phase.
 	Concurrency int
 	// Duration bounds each phase; Count, when set, bounds its operations.
@@ -70,6 +77,9 @@ type Bench struct {
 	jobs   atomic.Int64
 	lockID int64
 
+	// polls paces the door tries of waiting guests (Config.PollRate).
+	polls *rate.Limiter
+
 	mu     sync.Mutex
 	usable []*visitor // passes that opened a door, for unlock and signout
 }
@@ -81,6 +91,9 @@ func New(cfg Config) *Bench {
 	}
 	if cfg.EventRate <= 0 {
 		cfg.EventRate = 200
+	}
+	if cfg.PollRate <= 0 {
+		cfg.PollRate = 400
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
@@ -102,7 +115,7 @@ func New(cfg Config) *Bench {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &Bench{cfg: cfg, http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		runID: time.Now().Unix() % 1000000}
+		runID: time.Now().Unix() % 1000000, polls: rate.NewLimiter(rate.Limit(cfg.PollRate), max(1, int(cfg.PollRate/20)))}
 }
 
 func (b *Bench) has(phase string) bool { return slices.Contains(b.cfg.Phases, phase) }

@@ -10,8 +10,9 @@ import (
 
 // pollEvery is how often a waiting guest first retries the door: it bounds
 // the resolution of the sign-in and sign-out latencies. The wait between
-// tries grows by a tenth of the time already waited, up to pollMax, so a
-// lagging server is not buried under its own guests' retries.
+// tries grows by a tenth of the time already waited, up to pollMax, and all
+// guests' tries together are paced at Config.PollRate, so a lagging server
+// is not buried under its own guests' retries.
 const (
 	pollEvery = 25 * time.Millisecond
 	pollMax   = 250 * time.Millisecond
@@ -56,6 +57,9 @@ func (b *Bench) pollUnlock(ctx context.Context, v *visitor, wait time.Duration, 
 	deadline := start.Add(wait)
 	last, lastMsg := 0, ""
 	for time.Now().Before(deadline) {
+		if err := b.polls.Wait(ctx); err != nil {
+			return 0, err
+		}
 		st, msg, err := b.unlock(ctx, v)
 		if err == nil && st == want {
 			return st, nil
@@ -82,7 +86,7 @@ func (b *Bench) signin(ctx context.Context) Phase {
 		}
 		return outcomeOK, st, ""
 	})
-	p.Note = fmt.Sprintf("latency: webhook sent -> first 200 from POST /v/{pass}/locks/{id}/unlock; door retried every %s, backing off to %s", pollEvery, pollMax)
+	p.Note = fmt.Sprintf("latency: webhook sent -> first 200 from POST /v/{pass}/locks/{id}/unlock; door retried every %s, backing off to %s, at most %.0f tries/s over all guests", pollEvery, pollMax, b.cfg.PollRate)
 	return p
 }
 
@@ -167,6 +171,6 @@ func (b *Bench) signout(ctx context.Context) Phase {
 		}
 		return outcomeOK, st, ""
 	})
-	p.Note = fmt.Sprintf("latency: webhook sent -> first 403 from the pass's unlock; door retried every %s, backing off to %s", pollEvery, pollMax)
+	p.Note = fmt.Sprintf("latency: webhook sent -> first 403 from the pass's unlock; door retried every %s, backing off to %s, at most %.0f tries/s over all guests", pollEvery, pollMax, b.cfg.PollRate)
 	return p
 }
