@@ -143,8 +143,10 @@ func (s *Service) Detail(ctx context.Context, id int64) (Detail, error) {
 type Pass struct {
 	Visit Visit
 	Doors []Door
-	// QRToken is what the door reader needs ("" when none).
+	// QRToken is what the door reader needs ("" when none), and QRImage
+	// its QR code as a PNG.
 	QRToken string
+	QRImage []byte
 }
 
 // ErrPassNotFound is returned for an unknown pass token.
@@ -189,7 +191,7 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 	if p.Doors, err = s.doors(ctx, &v, links); err != nil {
 		return p, err
 	}
-	if p.QRToken, err = s.qrToken(&v, links); err != nil {
+	if p.QRToken, p.QRImage, err = s.qrCode(&v, links, true); err != nil {
 		return p, err
 	}
 	return p, nil

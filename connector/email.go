@@ -139,19 +139,36 @@ func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Doo
 	return out, nil
 }
 
-// qrToken returns the reader QR token of the visit's first link, if any.
-func (s *Service) qrToken(v *Visit, links []VisitLink) (string, error) {
+// qrCode returns the reader QR token of the visit's first link, if any,
+// and with image set its PNG: the controller's, kept from the link's
+// creation, or one drawn here when the controller sent none.
+func (s *Service) qrCode(v *Visit, links []VisitLink, image bool) (string, []byte, error) {
 	for _, l := range links {
 		if l.Removed || len(l.QRToken) == 0 {
 			continue
 		}
-		tok, err := s.box.Open(l.QRToken, linkAD(v.ID, l.GroupID))
+		ad := linkAD(v.ID, l.GroupID)
+		tok, err := s.box.Open(l.QRToken, ad)
 		if err != nil {
-			return "", fmt.Errorf("open QR token of visit %d: %w", v.ID, err)
+			return "", nil, fmt.Errorf("open QR token of visit %d: %w", v.ID, err)
 		}
-		return string(tok), nil
+		if !image {
+			return string(tok), nil, nil
+		}
+		if len(l.QRImage) > 0 {
+			png, err := s.box.Open(l.QRImage, ad)
+			if err != nil {
+				return "", nil, fmt.Errorf("open QR image of visit %d: %w", v.ID, err)
+			}
+			return string(tok), png, nil
+		}
+		png, err := qr.PNG(string(tok), 256)
+		if err != nil {
+			return "", nil, err
+		}
+		return string(tok), png, nil
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 type emailData struct {
@@ -196,15 +213,11 @@ func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links 
 		subject = "Your door access pass (sent again)"
 	}
 	msg := mail.Message{To: v.Email, Subject: subject}
-	tok, err := s.qrToken(v, links)
+	tok, png, err := s.qrCode(v, links, true)
 	if err != nil {
 		return mail.Message{}, err
 	}
 	if tok != "" {
-		png, err := qr.PNG(tok, 256)
-		if err != nil {
-			return mail.Message{}, fmt.Errorf("QR code: %w", err)
-		}
 		data.HasQR = true
 		msg.Attachments = append(msg.Attachments, mail.Attachment{Filename: "qr.png", ContentType: "image/png", Data: png, Inline: true, ContentID: "qr.png"})
 	}

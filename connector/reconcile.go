@@ -247,9 +247,12 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	}
 	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed, row.Creating = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false, ""
 	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
-	row.QRToken = nil
+	row.QRToken, row.QRImage = nil, nil
 	if l.QRToken != "" {
 		row.QRToken = s.box.Seal([]byte(l.QRToken), linkAD(v.ID, group))
+		if len(l.QRImagePNG) > 0 {
+			row.QRImage = s.box.Seal(l.QRImagePNG, linkAD(v.ID, group))
+		}
 	}
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err

@@ -86,6 +86,9 @@ type VisitLink struct {
 	// SecretEnc is the link secret, sealed with the secret key.
 	SecretEnc []byte
 	QRToken   []byte
+	// QRImage is the controller's PNG of the reader QR code, sealed; the
+	// email and the pass page show it instead of drawing their own.
+	QRImage []byte
 	// Removed is set once the link was deleted on the controller.
 	Removed bool `gorm:"not null;default:false"`
 	// Creating describes (creationKey) a link creation whose outcome is not

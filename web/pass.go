@@ -15,7 +15,6 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/internal/qr"
 )
 
 // The guest pass page, GET /v/{pass}, and its unlock action,
@@ -192,7 +191,7 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 				status = http.StatusServiceUnavailable
 			}
 		}
-		p.Doors, p.QRToken = nil, ""
+		p.Doors, p.QRToken, p.QRImage = nil, "", nil
 	}
 	view.Usable = view.State == stateActive
 	for _, d := range p.Doors {
@@ -205,12 +204,8 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 		}
 		view.Doors = append(view.Doors, dv)
 	}
-	if p.QRToken != "" && (view.State == stateActive || view.State == stateScheduled) {
-		png, err := qr.PNG(p.QRToken, 256)
-		if err != nil {
-			return fmt.Errorf("pass QR code: %w", err)
-		}
-		view.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+	if len(p.QRImage) > 0 && (view.State == stateActive || view.State == stateScheduled) {
+		view.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(p.QRImage))
 	}
 	return a.writePass(c, status, view)
 }
