@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"html"
-	"image/png"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -20,8 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/latchkey/latchkey/internal/qr/qrtest"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
@@ -93,25 +91,6 @@ func parseMIME(t *testing.T, raw []byte) dlMIME {
 	return out
 }
 
-// dlDecodeQR reads a QR code PNG with gozxing, a decoder independent of the
-// encoder that made it.
-func dlDecodeQR(t *testing.T, data []byte) string {
-	t.Helper()
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("decode png: %v", err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatalf("bitmap: %v", err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("read QR code: %v", err)
-	}
-	return res.GetText()
-}
-
 // readerToken checks that token is what the door reader accepts for the
 // visit's link: the controller stores only SHA-256 of the link's
 // quick_response_code_token.
@@ -171,7 +150,7 @@ func TestEmailQRThroughSMTP(t *testing.T) {
 	if cd := qr.header.Get("Content-Disposition"); !strings.HasPrefix(cd, "inline") {
 		t.Errorf("QR part Content-Disposition %q, want inline", cd)
 	}
-	e.checkReaderToken(v.ID, dlDecodeQR(t, qr.body))
+	e.checkReaderToken(v.ID, qrtest.Decode(t, qr.body))
 }
 
 // TestEmailContent checks both bodies of the access email: the doors, the
@@ -227,7 +206,7 @@ func TestEmailContent(t *testing.T) {
 					if a.ContentID != "qr.png" {
 						t.Errorf("qr.png Content-ID %q, want qr.png", a.ContentID)
 					}
-					e.checkReaderToken(v.ID, dlDecodeQR(t, a.Data))
+					e.checkReaderToken(v.ID, qrtest.Decode(t, a.Data))
 				case "visit.ics":
 					ics = string(a.Data)
 				}

@@ -1,36 +1,14 @@
 package lockctl
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
-	"image/png"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/latchkey/latchkey/internal/qr/qrtest"
 )
-
-// decodeQR reads a QR code PNG with gozxing, a decoder independent of the
-// encoder lockctl uses.
-func decodeQR(t *testing.T, pngData []byte) string {
-	t.Helper()
-	img, err := png.Decode(bytes.NewReader(pngData))
-	if err != nil {
-		t.Fatalf("decode png: %v", err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatalf("bitmap: %v", err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("read qr code: %v", err)
-	}
-	return res.GetText()
-}
 
 func TestQRCodeDecodesToToken(t *testing.T) {
 	e := newEnv(t, nil)
@@ -45,7 +23,7 @@ func TestQRCodeDecodesToToken(t *testing.T) {
 			if err != nil {
 				t.Fatalf("image is not base64: %v", err)
 			}
-			if got := decodeQR(t, raw); got != *l.QuickResponseCodeToken {
+			if got := qrtest.Decode(t, raw); got != *l.QuickResponseCodeToken {
 				t.Errorf("QR decodes to %q, want token %q", got, *l.QuickResponseCodeToken)
 			}
 			if *l.QuickResponseCodeToken == l.Secret {
@@ -87,7 +65,7 @@ func TestLinkEmail(t *testing.T) {
 	if !strings.Contains(m.HTML, "cid:access-qr") || len(m.Attachments) != 1 || !m.Attachments[0].Inline {
 		t.Fatalf("no inline QR: html %q, attachments %d", m.HTML, len(m.Attachments))
 	}
-	if got := decodeQR(t, m.Attachments[0].Data); got != *l.QuickResponseCodeToken {
+	if got := qrtest.Decode(t, m.Attachments[0].Data); got != *l.QuickResponseCodeToken {
 		t.Errorf("mailed QR decodes to %q, want the token", got)
 	}
 	evs := decodeStrict[[]kisiEvent](t, e.must(200, req{method: "GET", path: "/events?type=group_link.notify", auth: admin()}))

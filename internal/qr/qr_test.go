@@ -6,27 +6,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/makiuchi-d/gozxing"
-	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/latchkey/latchkey/internal/qr/qrtest"
 )
 
-// decode reads a QR code PNG with gozxing, a decoder independent of the
-// encoder that made it.
+// decode returns the text of the QR code in data and the image's width.
 func decode(t *testing.T, data []byte) (string, int) {
 	t.Helper()
 	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("decode png: %v", err)
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatalf("bitmap: %v", err)
-	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("read QR code: %v", err)
-	}
-	return res.GetText(), img.Bounds().Dx()
+	return qrtest.Decode(t, data), img.Bounds().Dx()
 }
 
 func TestPNGDecodesBack(t *testing.T) {
