@@ -59,6 +59,11 @@ type Lock struct {
 // controller has no update call (real Kisi); callers delete and recreate.
 var ErrUpdateUnsupported = errors.New("controller cannot update links in place")
 
+// ErrNotSent marks a failed call whose request never reached the
+// controller (the connection was refused, or it failed before the request
+// was written): a link creation that failed so made no link.
+var ErrNotSent = errors.New("request not sent")
+
 // ControllerError is an error answer from the controller, with Kisi's error
 // code (e.g. "f358de" not yet valid) when it sent one.
 type ControllerError struct {

@@ -239,19 +239,22 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 }
 
 // ignoredRecheck is how far back a mapping change looks for ignored visits
-// it may now grant access: longer than any window a mapping gives.
+// it may now grant access, by their creation, expected arrival or sign-in:
+// longer than any window a mapping gives.
 const ignoredRecheck = 48 * time.Hour
 
 // MappingChanged re-decides every open visit of a location and flow after
 // its mapping was created, changed or deleted, and returns the visits whose
 // sync is now due, newest first. Closed visits (revoked, expired, ignored)
-// stay as they are, except ignored ones of the last two days, which a new
-// mapping may now grant access.
+// stay as they are, except ignored ones that are recent or expected (made,
+// due to arrive or signed in within the last two days, or later), which a
+// new mapping may now grant access.
 func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string) ([]VisitRef, error) {
 	var ids []int64
+	cutoff := s.now().Add(-ignoredRecheck)
 	err := s.store.db.WithContext(ctx).Model(&Visit{}).
-		Where("location_id = ? AND flow_id = ? AND (status IN ? OR (status = ? AND created_at > ?))", locationID, flowID,
-			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed}, StatusIgnored, s.now().Add(-ignoredRecheck)).
+		Where("location_id = ? AND flow_id = ? AND (status IN ? OR (status = ? AND (created_at > ? OR expected_at > ?)))", locationID, flowID,
+			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed}, StatusIgnored, cutoff, cutoff).
 		Order("id DESC").Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)

@@ -502,6 +502,8 @@ func TestEmailsOwed(t *testing.T) {
 // TestConcurrentChangesToOneVisitAreAllKept: webhooks and front-desk actions
 // that change the same visit at once are applied one after the other, never
 // one over the other (a lost update would drop a sign-out or an extension).
+// It bites on PostgreSQL (TEST_DATABASE_URL, as CI runs it); SQLite runs
+// one write transaction at a time.
 func TestConcurrentChangesToOneVisitAreAllKept(t *testing.T) {
 	e := newDLEnv(t, dlOptions{})
 	now := time.Now().Add(-2 * time.Minute)
@@ -540,7 +542,7 @@ func TestConcurrentChangesToOneVisitAreAllKept(t *testing.T) {
 
 // TestConcurrentFirstEventsMakeOneVisit: the first two events of a visit
 // arriving at once (Envoy delivers in parallel) both succeed and make one
-// visit holding both.
+// visit holding both. Like the test above, it bites on PostgreSQL.
 func TestConcurrentFirstEventsMakeOneVisit(t *testing.T) {
 	e := newDLEnv(t, dlOptions{})
 	now := time.Now().Add(-2 * time.Minute)

@@ -157,7 +157,9 @@ func newClient(t *testing.T, baseURL string, supportsUpdate bool) *kisi.Client {
 // service returns a Service on e's store and mappings that drives ac.
 func (e *env) service(ac connector.AccessControl) *connector.Service {
 	return connector.NewService(testenv.Logger(e.t), e.store, ac, mappings.NewStore(e.db), e.outbox, e.box,
-		connector.Options{PublicURL: publicURL, Now: e.clock.Now})
+		// Rows written moments before a drift repair are looked into:
+		// nothing here races the repair.
+		connector.Options{PublicURL: publicURL, Now: e.clock.Now, DriftMargin: time.Nanosecond})
 }
 
 // downService returns a Service whose controller cannot be reached.

@@ -3,11 +3,13 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
+	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/mappings"
@@ -61,7 +63,9 @@ func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
 	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	const lease = 300 * time.Millisecond
 	svc := connector.NewService(testenv.Logger(t), e.store, ctl, mappings.NewStore(e.db), e.outbox, e.box,
-		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease})
+		// The cancelled creation never reached the controller; no need to
+		// wait for it to settle.
+		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease, CreateSettle: time.Nanosecond})
 	id := e.ingest(svc, walkIn(t, time.Now())).VisitID
 
 	first := make(chan error, 1)
@@ -201,5 +205,55 @@ func TestInterruptedCreationLeavesNoOrphan(t *testing.T) {
 		if len(got) != 1 || got[0].ID != e.onlyLink(id).LinkID {
 			t.Errorf("controller links %+v, want only the visit's recorded link %d", got, e.onlyLink(id).LinkID)
 		}
+	}
+}
+
+// failedCreate is the bundled controller whose link creation fails with err
+// and makes nothing.
+type failedCreate struct {
+	connector.AccessControl
+	err error
+}
+
+func (c failedCreate) CreateLink(context.Context, connector.LinkSpec) (connector.Link, error) {
+	return connector.Link{}, c.err
+}
+
+// TestCutOffCreationSettles: after a creation whose outcome is unknown and
+// whose link has not shown up, the next sync waits for it to settle rather
+// than risk a second link; one that certainly made nothing is retried at once.
+func TestCutOffCreationSettles(t *testing.T) {
+	timeout := latchkey.Wrap(latchkey.Unavailable, "controller unreachable", context.DeadlineExceeded)
+	refused := fmt.Errorf("%w (%w)", latchkey.Wrap(latchkey.Unavailable, "controller unreachable", errors.New("connection refused")), connector.ErrNotSent)
+	for _, tc := range []struct {
+		name  string
+		err   error
+		waits bool
+	}{
+		{"timed out", timeout, true},
+		{"never sent", refused, false},
+		{"refused by the controller", latchkey.Errorf(latchkey.Invalid, "group does not exist"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			id := e.ingest(e.svc, walkIn(t, start)).VisitID
+			if _, err := e.service(failedCreate{e.client, tc.err}).SyncVisit(e.ctx, id); err == nil {
+				t.Fatal("sync with a failing creation: got nil, want an error")
+			}
+			_, err := e.svc.SyncVisit(e.ctx, id)
+			if tc.waits {
+				if latchkey.KindOf(err) != latchkey.Unavailable {
+					t.Fatalf("sync right after a timed-out creation: err = %v, want Unavailable (wait for it to settle)", err)
+				}
+				e.clock.Advance(40 * time.Second)
+				_, err = e.svc.SyncVisit(e.ctx, id)
+			}
+			if err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			if got := e.controllerLinks(); len(got) != 1 || got[0].ID != e.onlyLink(id).LinkID {
+				t.Errorf("controller links %+v, want only the visit's recorded link", got)
+			}
+		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -225,17 +224,24 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	if !row.Removed {
 		replaced = row.LinkID
 	}
-	if row.Creating != "" {
-		if err := s.dropOrphans(ctx, v.ID, row, now); err != nil {
-			return err
-		}
+	if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
+		return err
 	}
-	row.Creating = creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil)
+	at := s.opts.Now().UTC()
+	row.Creating, row.CreatingAt = creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil), &at
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err
 	}
 	l, err := s.ac.CreateLink(ctx, spec)
 	if err != nil {
+		if madeNothing(err) {
+			row.Creating, row.CreatingAt = "", nil
+			if replaced == 0 { // else saved just below
+				if serr := s.store.saveLink(ctx, row); serr != nil {
+					return errors.Join(err, serr)
+				}
+			}
+		}
 		if replaced != 0 {
 			// The old link is gone; record that before failing.
 			row.LinkID, row.Removed = 0, true
@@ -245,7 +251,8 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		}
 		return fmt.Errorf("create link on group %d: %w", group, err)
 	}
-	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed, row.Creating = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false, ""
+	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false
+	row.Creating, row.CreatingAt = "", nil
 	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
 	row.QRToken, row.QRImage = nil, nil
 	if l.QRToken != "" {
@@ -277,14 +284,49 @@ func creationKey(name string, from, until *time.Time) string {
 	return key
 }
 
+// madeNothing reports whether a failed link creation certainly made no
+// link: the request never reached the controller, or the controller
+// answered with a refusal. A timeout or a lost answer may have made one.
+func madeNothing(err error) bool {
+	if errors.Is(err, ErrNotSent) {
+		return true
+	}
+	switch latchkey.KindOf(err) {
+	case latchkey.Invalid, latchkey.Unauthorized, latchkey.Forbidden, latchkey.NotFound, latchkey.Conflict, latchkey.TooMany:
+		return true
+	}
+	return false
+}
+
+// settleCreation deals with a creation for row whose outcome is not known
+// (row.Creating set): the link it made, if it shows on the controller, is
+// deleted; if none shows and the creation may still complete, it fails as
+// Unavailable, to be retried once it has settled. It clears row.Creating
+// when done; the caller saves row.
+func (s *Service) settleCreation(ctx context.Context, visitID int64, row *VisitLink, now time.Time) error {
+	if row.Creating == "" {
+		return nil
+	}
+	found, err := s.dropOrphans(ctx, visitID, row, now)
+	if err != nil {
+		return err
+	}
+	if found == 0 && row.CreatingAt != nil && s.opts.Now().Before(row.CreatingAt.Add(s.opts.CreateSettle)) {
+		return latchkey.Errorf(latchkey.Unavailable, "a link creation on group %d was cut off and may still complete; retrying once it has settled", row.GroupID)
+	}
+	row.Creating, row.CreatingAt = "", nil
+	return nil
+}
+
 // dropOrphans deletes the links an interrupted creation for row may have
 // left: links of row's group that match row.Creating and that no visit
-// records. A creation whose request never reached the controller left
-// none, and then nothing is deleted.
-func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink, now time.Time) error {
+// records, and returns how many it found. A link that another visit's
+// creation, under way now, may have made with the same name and window is
+// left alone (and not counted): its own visit records it or settles it.
+func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink, now time.Time) (int, error) {
 	links, err := s.ac.ListLinks(ctx, row.GroupID)
 	if err != nil {
-		return fmt.Errorf("look for links left by an interrupted creation on group %d: %w", row.GroupID, err)
+		return 0, fmt.Errorf("look for links left by an interrupted creation on group %d: %w", row.GroupID, err)
 	}
 	var ids []int64
 	for _, l := range links {
@@ -293,24 +335,29 @@ func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
 	known, err := s.store.linksByControllerID(ctx, ids)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	if busy, err := s.store.creatingElsewhere(ctx, visitID, row.GroupID, row.Creating); err != nil || busy {
+		return 0, err
+	}
+	found := 0
 	for _, id := range ids {
 		if _, ok := known[id]; ok {
 			continue
 		}
+		found++
 		if err := s.ac.DeleteLink(ctx, id); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
-			return fmt.Errorf("delete link %d left by an interrupted creation: %w", id, err)
+			return found, fmt.Errorf("delete link %d left by an interrupted creation: %w", id, err)
 		}
 		if err := s.store.AddTimeline(ctx, visitID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d, left by an interrupted creation, deleted", id, row.GroupID)); err != nil {
-			return err
+			return found, err
 		}
 	}
-	return nil
+	return found, nil
 }
 
 func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d Decision, now time.Time) error {
@@ -320,12 +367,10 @@ func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d De
 			return fmt.Errorf("delete link %d: %w", row.LinkID, err)
 		}
 	}
-	if row.Creating != "" {
-		if err := s.dropOrphans(ctx, v.ID, row, now); err != nil {
-			return err
-		}
+	if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
+		return err
 	}
-	row.Removed, row.Creating = true, ""
+	row.Removed = true
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err
 	}
@@ -367,6 +412,7 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, now time.T
 // lease is taken; a visit that a sync holds is left for the next repair.
 func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	var rep DriftReport
+	listed := time.Now()
 	remote, err := s.ac.ListLinks(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("list controller links: %w", err)
@@ -382,23 +428,38 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	visitIDs := make([]int64, 0, len(ours))
+	for _, row := range ours {
+		visitIDs = append(visitIDs, row.VisitID)
+	}
+	statuses, err := s.store.statuses(ctx, visitIDs)
+	if err != nil {
+		return rep, err
+	}
+	// Only visits that look wrong are taken (under their lease) and
+	// looked at again: a live link of a visit that wants none, and a link
+	// missing from a listing that began after the row was written.
 	suspects := map[int64]bool{}
 	for _, row := range ours {
-		suspects[row.VisitID] = true // checked against its visit's status below
+		if row.Removed || !statuses[row.VisitID].WantsLinks() {
+			suspects[row.VisitID] = true
+		}
 	}
 	active, err := s.store.activeLinks(ctx)
 	if err != nil {
 		return rep, err
 	}
+	before := listed.Add(-s.opts.DriftMargin)
 	for _, row := range active {
-		if row.LinkID == 0 || !present[row.LinkID] {
+		if (row.LinkID == 0 || !present[row.LinkID]) && row.UpdatedAt.Before(before) {
 			suspects[row.VisitID] = true
 		}
 	}
+	groups := map[int64]map[int64]bool{} // fresh listings of single groups, by group
 	var errs []error
 	for id := range suspects {
 		err := s.withLease(ctx, id, func(ctx context.Context) error {
-			return s.repairVisit(ctx, id, present, &rep)
+			return s.repairVisit(ctx, id, present, groups, &rep)
 		})
 		if err != nil && !errors.Is(err, ErrBusy) {
 			errs = append(errs, fmt.Errorf("repair visit %d: %w", id, err))
@@ -409,9 +470,10 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 
 // repairVisit is RepairDrift for one visit whose lease the caller holds;
 // present holds the controller's link ids as listed. A link the listing
-// missed is looked for again in its group before it is called missing: a
-// sync may have created it while the listing was under way.
-func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]bool, rep *DriftReport) error {
+// missed is looked for again in its group (listed once per repair, in
+// groups) before it is called missing: a sync may have created it while the
+// listing was under way.
+func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]bool, groups map[int64]map[int64]bool, rep *DriftReport) error {
 	v, err := s.store.Visit(ctx, id)
 	if err != nil {
 		return err
@@ -438,11 +500,19 @@ func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]b
 			}
 		case !row.Removed && v.Status.WantsLinks() && (row.LinkID == 0 || !present[row.LinkID]):
 			if row.LinkID != 0 {
-				fresh, err := s.ac.ListLinks(ctx, row.GroupID)
-				if err != nil {
-					return fmt.Errorf("list links of group %d: %w", row.GroupID, err)
+				inGroup, ok := groups[row.GroupID]
+				if !ok {
+					fresh, err := s.ac.ListLinks(ctx, row.GroupID)
+					if err != nil {
+						return fmt.Errorf("list links of group %d: %w", row.GroupID, err)
+					}
+					inGroup = map[int64]bool{}
+					for _, l := range fresh {
+						inGroup[l.ID] = true
+					}
+					groups[row.GroupID] = inGroup
 				}
-				if slices.ContainsFunc(fresh, func(l Link) bool { return l.ID == row.LinkID }) {
+				if inGroup[row.LinkID] {
 					continue
 				}
 			}

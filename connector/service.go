@@ -38,6 +38,18 @@ type Options struct {
 	// SyncTimeout bounds one sync, controller calls and retries included
 	// (default 2 minutes).
 	SyncTimeout time.Duration
+	// CreateSettle is how long a link creation whose outcome is unknown (a
+	// timeout, a lost answer, a worker that died) may still complete on the
+	// controller (default 35 s, longer than one controller request may
+	// take). Until then, and unless the link it made has appeared, the
+	// link is neither created again nor given up.
+	CreateSettle time.Duration
+	// DriftMargin is how much older than the start of a drift repair's
+	// listing a link row must be for the repair to look into a link the
+	// listing lacks (default 5 s): a row written since was written after
+	// the listing began (by a sync on this or another replica, whose clock
+	// may differ a little) and is left for the next repair.
+	DriftMargin time.Duration
 }
 
 // Service applies visitor events to visits and makes the access controller
@@ -62,6 +74,12 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFi
 	}
 	if opts.SyncTimeout <= 0 {
 		opts.SyncTimeout = 2 * time.Minute
+	}
+	if opts.CreateSettle <= 0 {
+		opts.CreateSettle = 35 * time.Second
+	}
+	if opts.DriftMargin <= 0 {
+		opts.DriftMargin = 5 * time.Second
 	}
 	return &Service{log: log.With("component", "connector"), store: store, ac: ac, maps: maps, mail: sender, box: box, opts: opts}
 }

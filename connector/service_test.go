@@ -763,6 +763,26 @@ func TestMappingChangedReachesOpenVisits(t *testing.T) {
 	if refs, err := e.svc.MappingChanged(e.ctx, m.LocationID, m.FlowID); err != nil || len(refs) != 0 {
 		t.Fatalf("MappingChanged three days later = %v, %v; want no visit (the ignored one is old)", refs, err)
 	}
+
+	// An invite sent days ahead, ignored while its flow is unmapped, is
+	// reached by a mapping made days later, before the arrival.
+	inv := e.process(inviteEvent(t, "invite_created", e.clock.Now().Add(96*time.Hour), "job-far-ahead"))
+	if got := e.visit(inv.VisitID).Status; got != connector.StatusIgnored {
+		t.Fatalf("invite on an unmapped flow: status %s, want ignored", got)
+	}
+	e.clock.Advance(72 * time.Hour)
+	m.ID = 0
+	if m, err = maps.Create(e.ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	refs, err = e.svc.MappingChanged(e.ctx, m.LocationID, m.FlowID)
+	if err != nil || len(refs) != 1 || refs[0].ID != inv.VisitID {
+		t.Fatalf("MappingChanged before the invite's arrival = %v, %v; want only the invite's visit %d", refs, err, inv.VisitID)
+	}
+	e.sync(inv.VisitID)
+	if got := e.visit(inv.VisitID).Status; got != connector.StatusScheduled {
+		t.Errorf("invite after its flow was mapped: status %s, want scheduled", got)
+	}
 }
 
 // TestInvitedSignInBeforeInviteThenBareSignOut: the sign-in of an invited

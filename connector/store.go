@@ -192,6 +192,37 @@ func (s *Store) saveLink(ctx context.Context, l *VisitLink) error {
 	return nil
 }
 
+// statuses returns the status of each of the given visits.
+func (s *Store) statuses(ctx context.Context, ids []int64) (map[int64]Status, error) {
+	out := make(map[int64]Status, len(ids))
+	for start := 0; start < len(ids); start += 500 {
+		var rows []struct {
+			ID     int64
+			Status Status
+		}
+		end := min(start+500, len(ids))
+		if err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, status").Where("id IN ?", ids[start:end]).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("visit statuses: %w", err)
+		}
+		for _, r := range rows {
+			out[r.ID] = r.Status
+		}
+	}
+	return out, nil
+}
+
+// creatingElsewhere reports whether another visit's link row on group has a
+// creation described by key under way.
+func (s *Store) creatingElsewhere(ctx context.Context, visitID, group int64, key string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&VisitLink{}).
+		Where("group_id = ? AND creating = ? AND visit_id <> ?", group, key, visitID).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("links being created on group %d: %w", group, err)
+	}
+	return n > 0, nil
+}
+
 // linksByControllerID maps controller link ids to their rows.
 func (s *Store) linksByControllerID(ctx context.Context, ids []int64) (map[int64]VisitLink, error) {
 	out := map[int64]VisitLink{}

@@ -31,6 +31,10 @@ type Visit struct {
 	// Facts merged from every event of the visit, stored as JSON; Name,
 	// Email, Phone and FlowID above are copies kept for queries.
 	Facts Facts `gorm:"serializer:json;type:text;not null"`
+	// ExpectedAt is the later of the expected arrival and the sign-in (nil
+	// when neither is known), kept for finding the visits a mapping change
+	// may concern: an invite sent days ahead is about its arrival.
+	ExpectedAt *time.Time
 
 	// Front-desk actions.
 	ManuallyRevoked bool
@@ -71,6 +75,14 @@ func (v *Visit) setFacts(f Facts) {
 	v.Name = f.Name
 	v.Email = f.Email
 	v.Phone = f.Phone
+	v.ExpectedAt = nil
+	if at := f.ExpectedArrival; !at.IsZero() || !f.SignedInAt.IsZero() {
+		if f.SignedInAt.After(at) {
+			at = f.SignedInAt
+		}
+		at = at.UTC()
+		v.ExpectedAt = &at
+	}
 }
 
 // VisitLink is one controller link behind a visit's pass: one per mapped
@@ -96,9 +108,10 @@ type VisitLink struct {
 	// link is recorded. When a sync finds it set, the creation was cut off
 	// (a crash, a timeout whose answer was lost) and may have left a link
 	// nobody knows; the next creation deletes such links first.
-	Creating  string `gorm:"size:400;not null;default:''"`
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Creating   string `gorm:"size:400;not null;default:''"`
+	CreatingAt *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // TableName is the visit links table.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/connector"
 )
 
 // retryPolicy says which failures of a call may be retried.
@@ -75,9 +76,12 @@ func (cl *Client) do(ctx context.Context, c call) (*response, error) {
 			return resp, nil
 		}
 		var failure error
-		if err != nil {
+		switch {
+		case err != nil && !sent:
+			failure = fmt.Errorf("%w (%w)", unreachable(err), connector.ErrNotSent)
+		case err != nil:
 			failure = unreachable(err)
-		} else {
+		default:
 			failure = cl.answerError(c, resp)
 		}
 		if ctx.Err() != nil {
