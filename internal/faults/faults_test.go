@@ -157,8 +157,9 @@ func TestControllerOutage(t *testing.T) {
 
 // TestWorkerKilled kills a worker with SIGKILL while it is inside a sync
 // (its controller call held open), then starts another worker: the job
-// must complete there, once the dead worker's task and visit leases run out
-// (about 15 s; the bound leaves room for a loaded machine).
+// must complete there, once the dead worker's visit lease has run out
+// (15 s) and its cut-off link creation has settled (35 s); the bound
+// leaves room for a loaded machine.
 func TestWorkerKilled(t *testing.T) {
 	t.Parallel()
 	redis := startRedis(t)
