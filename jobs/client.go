@@ -81,11 +81,27 @@ func (c *Client) EnqueueVisitSyncTagged(ctx context.Context, visitID, version in
 // EnqueueVisitSyncAt enqueues a sync of visit id to run at when (used for
 // the moment a window opens or closes).
 func (c *Client) EnqueueVisitSyncAt(ctx context.Context, visitID, version int64, when time.Time) error {
+	return c.enqueueVisitSyncAt(ctx, visitID, version, when, "")
+}
+
+// enqueueVisitSyncAt is EnqueueVisitSyncAt from within the task running
+// under id running: a task that ran a moment early (its replica's clock is
+// ahead of this one's) asks for a sync at its own moment again, and that
+// must not be taken for itself.
+func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64, when time.Time, running string) error {
 	t, _, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
 	if err != nil {
 		return err
 	}
 	id := fmt.Sprintf("visit:sync:%d:%d:at:%d", visitID, version, when.Unix())
+	if id == running {
+		// Try again a second later, when this clock has passed the moment.
+		id += ":again"
+		if now := time.Now(); when.Before(now) {
+			when = now
+		}
+		when = when.Add(time.Second)
+	}
 	return c.enqueue(ctx, t, id, asynq.ProcessAt(when))
 }
 

@@ -215,6 +215,30 @@ func TestLostSweepSendsOwedEmailWithoutSync(t *testing.T) {
 	}
 }
 
+// TestSyncAtItsOwnMomentAgain: a window-edge sync that ran a moment early
+// (another replica's clock is ahead) and asks for a sync at that same
+// moment gets one, not swallowed by its own task id.
+func TestSyncAtItsOwnMomentAgain(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	edge := time.Now().Truncate(time.Second)
+	d.result = connector.SyncResult{Version: 1, Status: connector.StatusActive, NextAt: edge}
+	c := startWorker(t, r, d)
+	if err := c.EnqueueVisitSyncAt(context.Background(), 6, 1, edge); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "sync")
+	d.mu.Lock()
+	d.result = connector.SyncResult{Version: 1, Status: connector.StatusExpired}
+	d.mu.Unlock()
+	d.waitFor(t, "sync")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if want := []int64{6, 6}; !slices.Equal(d.syncs, want) {
+		t.Errorf("syncs = %v, want %v", d.syncs, want)
+	}
+}
+
 func TestWorkerPermanentErrorMarksVisitFailed(t *testing.T) {
 	r := openRedis(t)
 	d := newRecorder()

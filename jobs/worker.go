@@ -151,7 +151,8 @@ func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	if !res.NextAt.IsZero() {
-		if err := w.client.EnqueueVisitSyncAt(ctx, p.VisitID, res.Version, res.NextAt); err != nil {
+		running, _ := asynq.GetTaskID(ctx)
+		if err := w.client.enqueueVisitSyncAt(ctx, p.VisitID, res.Version, res.NextAt, running); err != nil {
 			return err
 		}
 	}
