@@ -257,3 +257,51 @@ func TestCutOffCreationSettles(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledReconcilerCannotOverwrite: a reconciler that stalled inside a
+// link creation past its lease, while another took the visit over and
+// made the link, neither overwrites that record nor leaves its own link
+// behind.
+func TestStalledReconcilerCannotOverwrite(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	opts := connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: time.Hour, CreateSettle: time.Nanosecond}
+	stalled := connector.NewService(testenv.Logger(t), e.store, ctl, mappings.NewStore(e.db), e.outbox, e.box, opts)
+	other := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box, opts)
+	id := e.ingest(other, walkIn(t, time.Now())).VisitID
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := stalled.SyncVisit(e.ctx, id)
+		first <- err
+	}()
+	select {
+	case <-ctl.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first sync did not reach the controller")
+	}
+	// Its lease runs out while it stalls; another reconciler takes over.
+	if err := e.db.Exec("UPDATE visits SET sync_lease_until = ? WHERE id = ?", time.Now().Add(-time.Minute).UTC(), id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.SyncVisit(e.ctx, id); err != nil {
+		t.Fatalf("sync by the reconciler that took over: %v", err)
+	}
+	recorded := e.onlyLink(id).LinkID
+
+	close(ctl.release)
+	select {
+	case err := <-first:
+		if err == nil {
+			t.Fatal("the stalled sync finished without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled sync did not finish")
+	}
+	if got := e.onlyLink(id).LinkID; got != recorded {
+		t.Errorf("the visit's link is %d, want still %d (recorded by the reconciler that took over)", got, recorded)
+	}
+	if got := e.controllerLinks(); len(got) != 1 || got[0].ID != recorded {
+		t.Errorf("controller links %+v, want only link %d", got, recorded)
+	}
+}

@@ -37,7 +37,7 @@ func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.C
 	if err := s.store.acquire(ctx, id, owner, s.opts.Now(), s.opts.Now().Add(s.opts.SyncLease)); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, leaseKey{}, lease{visitID: id, owner: owner}), s.opts.SyncTimeout)
 	defer cancel()
 	stop := s.holdLease(ctx, cancel, id, owner)
 	defer func() {
@@ -262,6 +262,15 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		}
 	}
 	if err := s.store.saveLink(ctx, row); err != nil {
+		if errors.Is(err, errLeaseLost) {
+			// Another reconciler took the visit while this one stalled:
+			// the link just made is nobody's; take it back.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if derr := s.ac.DeleteLink(dctx, l.ID); derr != nil && latchkey.KindOf(derr) != latchkey.NotFound {
+				s.log.Warn("delete a link made after the sync lease was lost", "visit_id", v.ID, "link_id", l.ID, "err", derr)
+			}
+		}
 		return err
 	}
 	msg := fmt.Sprintf("link %d created on group %d: %s", l.ID, group, spanText(spec, v.TimeZone))

@@ -185,12 +185,43 @@ func (s *Store) LinksOf(ctx context.Context, visitIDs []int64) (map[int64][]Visi
 	return out, nil
 }
 
+// saveLink writes a visit's link row. Under a sync lease (ctx from
+// withLease), an existing row is written only while the lease is still
+// held: a reconciler that stalled past its lease must not overwrite what
+// the one that took over recorded. It then fails with errLeaseLost.
 func (s *Store) saveLink(ctx context.Context, l *VisitLink) error {
-	if err := s.db.WithContext(ctx).Save(l).Error; err != nil {
-		return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, err)
+	held, ok := ctx.Value(leaseKey{}).(lease)
+	if !ok || held.visitID != l.VisitID || l.ID == 0 {
+		if err := s.db.WithContext(ctx).Save(l).Error; err != nil {
+			return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, err)
+		}
+		return nil
+	}
+	l.UpdatedAt = time.Now().UTC()
+	res := s.db.WithContext(ctx).Model(l).Select("*").Omit("created_at").
+		Where("EXISTS (SELECT 1 FROM visits WHERE visits.id = ? AND visits.sync_lease_owner = ?)", l.VisitID, held.owner).
+		Updates(l)
+	if res.Error != nil {
+		return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return errLeaseLost
 	}
 	return nil
 }
+
+// leaseKey is the context key of the sync lease a reconciler holds.
+type leaseKey struct{}
+
+// lease is a held sync lease: visit and owner.
+type lease struct {
+	visitID int64
+	owner   string
+}
+
+// errLeaseLost is returned for a write under a sync lease that another
+// reconciler has taken since.
+var errLeaseLost = &latchkey.Error{Kind: latchkey.Conflict, Msg: "the visit's sync lease was lost; another reconciler has it"}
 
 // statuses returns the status of each of the given visits.
 func (s *Store) statuses(ctx context.Context, ids []int64) (map[int64]Status, error) {
