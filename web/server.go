@@ -103,14 +103,6 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections and waits for requests in flight.
 func (s *Server) Shutdown(ctx context.Context) error { return s.e.Shutdown(ctx) }
 
-// ListenerAddr returns the address the server listens on, once started.
-func (s *Server) ListenerAddr() string {
-	if a := s.e.ListenerAddr(); a != nil {
-		return a.String()
-	}
-	return ""
-}
-
 // securityHeaders sets headers every response gets; HSTS only when the
 // request came over TLS (directly or through a proxy that says so).
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {

@@ -45,6 +45,8 @@ type app struct {
 	queuesUI  *asynqmon.HTTPHandler
 	debug     *http.Server
 	serveErr  chan error
+	// listenAddr is where the web role listens ("" without it).
+	listenAddr string
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -112,12 +114,7 @@ func ensureKeys(cfg *config, log *slog.Logger) error {
 	return nil
 }
 
-func (a *app) addr() string {
-	if a.srv == nil {
-		return ""
-	}
-	return a.srv.ListenerAddr()
-}
+func (a *app) addr() string { return a.listenAddr }
 
 func (a *app) start(ctx context.Context, cfg *config) error {
 	log := a.log
@@ -232,6 +229,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 				return fmt.Errorf("demo seed: %w", err)
 			}
 		}
+		a.listenAddr = ln.Addr().String()
 		go func() {
 			if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.serveErr <- err
