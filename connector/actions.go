@@ -18,9 +18,15 @@ const MaxExtendMinutes = 7 * 24 * 60
 // change applies fn to visit id and its decision in one transaction, bumps
 // the version when the desired state changed, and returns the visit.
 func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *Visit) error) (Visit, error) {
+	v, _, err := s.changeUnless(ctx, id, what, fn, nil)
+	return v, err
+}
+
+// changeUnless is change, except that nothing is written (and changed is
+// false) when skip reports true for the visit and its new decision.
+func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn func(v *Visit) error, skip func(v *Visit, d Decision) bool) (out Visit, changed bool, err error) {
 	now := s.now()
-	var out Visit
-	err := s.store.tx(ctx, func(tx *Store) error {
+	err = s.store.tx(ctx, func(tx *Store) error {
 		v, err := tx.Visit(ctx, id)
 		if err != nil {
 			return err
@@ -33,6 +39,11 @@ func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *
 			return err
 		}
 		d := s.decide(&v, m, now)
+		if skip != nil && skip(&v, d) {
+			out = v
+			return nil
+		}
+		changed = true
 		v.Version++
 		applyDecision(&v, d)
 		v.UpdatedAt = now
@@ -45,7 +56,7 @@ func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *
 		out = v
 		return tx.AddTimeline(ctx, id, now, KindDecision, describe(d, v.TimeZone))
 	})
-	return out, err
+	return out, changed, err
 }
 
 // Revoke takes access away from visit id now.
@@ -260,12 +271,22 @@ func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string)
 		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)
 	}
 	refs := make([]VisitRef, 0, len(ids))
+	// A visit whose sync is still owed and not under way, and whose
+	// decision the new mapping does not change, needs nothing: that sync
+	// will read the mapping as it is now (this is every visit that arrived
+	// since the change). One under way may have read the old mapping.
+	pending := func(v *Visit, d Decision) bool {
+		idle := v.SyncLeaseUntil == nil || v.SyncLeaseUntil.Before(s.opts.Now())
+		return idle && v.SyncedVersion < v.Version && sameDecision(d, decisionOf(v))
+	}
 	for _, id := range ids {
-		v, err := s.change(ctx, id, "flow mapping changed", func(*Visit) error { return nil })
+		v, changed, err := s.changeUnless(ctx, id, "flow mapping changed", func(*Visit) error { return nil }, pending)
 		if err != nil {
 			return refs, err
 		}
-		refs = append(refs, VisitRef{ID: v.ID, Version: v.Version})
+		if changed {
+			refs = append(refs, VisitRef{ID: v.ID, Version: v.Version})
+		}
 	}
 	return refs, nil
 }

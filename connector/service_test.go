@@ -822,3 +822,24 @@ func TestLinksOf(t *testing.T) {
 		t.Fatalf("both visits got link %d", got[a.VisitID][0].LinkID)
 	}
 }
+
+// TestMappingChangeSkipsVisitsAlreadyDecidedWithIt: a visit that arrived
+// after the mapping change (decided with it, sync still owed) is left to
+// that sync: no second version, no timeline noise.
+func TestMappingChangeSkipsVisitsAlreadyDecidedWithIt(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	res := e.ingest(e.svc, walkIn(t, e.clock.Now()))
+	refs, err := e.svc.MappingChanged(e.ctx, e.mapping.LocationID, e.mapping.FlowID)
+	if err != nil || len(refs) != 0 {
+		t.Fatalf("MappingChanged = %v, %v; want nothing to sync again", refs, err)
+	}
+	if v := e.visit(res.VisitID); v.Version != res.Version {
+		t.Errorf("version %d, want still %d", v.Version, res.Version)
+	}
+	// Once synced, a mapping change re-decides it.
+	e.sync(res.VisitID)
+	refs, err = e.svc.MappingChanged(e.ctx, e.mapping.LocationID, e.mapping.FlowID)
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("MappingChanged after the sync = %v, %v; want the visit", refs, err)
+	}
+}

@@ -306,6 +306,10 @@ func TestSIGTERMFinishesWorkInFlight(t *testing.T) {
 	d := newDeployment(t, false)
 	d.Extra["LATCHKEY_CONTROLLER_URL"] = fake.URL
 	d.Extra["LATCHKEY_CONTROLLER_API_KEY"] = fake.Key
+	// The mapping's own re-check may land while the sync runs and ask for
+	// one more; the restarted process's sweep makes it soon.
+	d.Extra["LATCHKEY_LOST_AFTER"] = "1s"
+	d.Extra["LATCHKEY_SWEEP_INTERVAL"] = "1s"
 	p := d.serve(t, "serve", nil)
 	createMapping(t, p.URL, d.AdminKey, mappingBody("359435", []int64{1}))
 	res := signIn(t, p.URL, d.EnvoySecret, walkInBody(t, nil))
@@ -341,8 +345,8 @@ func TestSIGTERMFinishesWorkInFlight(t *testing.T) {
 
 	// A new process on the same database finds the link recorded.
 	p2 := d.serve(t, "serve again", nil)
-	v := getVisit(t, p2.URL, d.AdminKey, res.VisitID)
-	if !syncedWithOneLink(v) || v.Links[0].LinkID != 101 {
+	v := waitVisit(t, p2.URL, d.AdminKey, res.VisitID, 15*time.Second, "synced with one link", syncedWithOneLink)
+	if v.Links[0].LinkID != 101 {
 		t.Fatalf("after restart visit = %+v, want synced with link 101", v)
 	}
 	found := false
