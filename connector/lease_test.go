@@ -36,6 +36,23 @@ func (c *stallingControl) CreateLink(ctx context.Context, spec connector.LinkSpe
 	}
 }
 
+// syncUntilStalled starts svc's sync of visit id and waits until it is held
+// inside ctl's link creation; the channel gets the sync's outcome.
+func syncUntilStalled(t *testing.T, e *env, svc *connector.Service, ctl *stallingControl, id int64) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.SyncVisit(e.ctx, id)
+		done <- err
+	}()
+	select {
+	case <-ctl.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync did not reach the controller")
+	}
+	return done
+}
+
 // TestSyncLeaseExpiresWhenHolderDies: a visit held by a reconciler that
 // died is busy until the lease runs out, then free.
 func TestSyncLeaseExpiresWhenHolderDies(t *testing.T) {
@@ -68,16 +85,7 @@ func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
 		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease, CreateSettle: time.Nanosecond})
 	id := e.ingest(svc, walkIn(t, time.Now())).VisitID
 
-	first := make(chan error, 1)
-	go func() {
-		_, err := svc.SyncVisit(e.ctx, id)
-		first <- err
-	}()
-	select {
-	case <-ctl.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first sync did not reach the controller")
-	}
+	first := syncUntilStalled(t, e, svc, ctl, id)
 	time.Sleep(3 * lease)
 	if _, err := svc.SyncVisit(e.ctx, id); !errors.Is(err, connector.ErrBusy) {
 		t.Fatalf("second sync after three leases' time: err = %v, want ErrBusy (the first renews its lease)", err)
@@ -270,16 +278,7 @@ func TestStalledReconcilerCannotOverwrite(t *testing.T) {
 	other := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box, opts)
 	id := e.ingest(other, walkIn(t, time.Now())).VisitID
 
-	first := make(chan error, 1)
-	go func() {
-		_, err := stalled.SyncVisit(e.ctx, id)
-		first <- err
-	}()
-	select {
-	case <-ctl.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first sync did not reach the controller")
-	}
+	first := syncUntilStalled(t, e, stalled, ctl, id)
 	// Its lease runs out while it stalls; another reconciler takes over.
 	if err := e.db.Exec("UPDATE visits SET sync_lease_until = ? WHERE id = ?", time.Now().Add(-time.Minute).UTC(), id).Error; err != nil {
 		t.Fatal(err)
