@@ -3,14 +3,11 @@ package connector_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +20,7 @@ import (
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -212,22 +210,7 @@ func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
 // dlFixture returns an Envoy fixture with changes applied to its document.
 func dlFixture(t *testing.T, name string, change func(doc map[string]any)) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "envoy", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
-	change(doc)
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatalf("encode fixture %s: %v", name, err)
-	}
-	return out
+	return fixtures.EditEnvoy(name, change)
 }
 
 // dlSignIn is the captured walk-in sign-in, signed in at.

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -401,24 +400,11 @@ func (e *env) doors(token string) []int64 {
 // fixture returns an Envoy fixture body changed by mods.
 func fixture(t *testing.T, name string, mods ...mod) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "envoy", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
-	for _, m := range mods {
-		m(t, doc)
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatalf("encode fixture %s: %v", name, err)
-	}
-	return out
+	return fixtures.EditEnvoy(name, func(doc map[string]any) {
+		for _, m := range mods {
+			m(t, doc)
+		}
+	})
 }
 
 // mod changes a decoded fixture.

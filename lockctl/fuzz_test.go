@@ -5,32 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/internal/fixtures"
 )
 
 // kisiFixtures returns the captured Kisi request and response bodies, to
-// seed the corpus; none when the fixtures are not there.
+// seed the corpus.
 func kisiFixtures(tb testing.TB) [][]byte {
 	tb.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", "kisi")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		tb.Logf("no fixture seeds: %v", err)
-		return nil
-	}
 	var out [][]byte
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			tb.Fatalf("read fixture: %v", err)
-		}
-		out = append(out, b)
+	for _, name := range fixtures.KisiJSONNames() {
+		out = append(out, fixtures.Kisi(name))
 	}
 	return out
 }

@@ -2,30 +2,17 @@ package lockctl
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/latchkey/latchkey/internal/fixtures"
 )
 
-// fixtureDir holds the captured Kisi payloads shared by the project.
-const fixtureDir = "../../shared/fixtures/kisi"
-
-// loadFixture decodes one fixture file; it skips the test when the shared
-// fixtures are not checked out next to the repository.
+// loadFixture decodes one captured Kisi payload.
 func loadFixture(t *testing.T, name string) any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("fixture %s not available: %v", name, err)
-	}
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := json.Unmarshal(fixtures.Kisi(name), &v); err != nil {
 		t.Fatalf("decode fixture %s: %v", name, err)
 	}
 	return v

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -207,22 +207,7 @@ func (g ptGuest) linkName() string { return g.Name + " (Visitor)" }
 // ptFixture returns an Envoy fixture with changes applied to its document.
 func ptFixture(t *testing.T, name string, change func(doc map[string]any)) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fixtures", "envoy", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("decode fixture %s: %v", name, err)
-	}
-	change(doc)
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatalf("encode fixture %s: %v", name, err)
-	}
-	return out
+	return fixtures.EditEnvoy(name, change)
 }
 
 // ptSignInBody is the captured sign-in of g, signed in at.

@@ -3,8 +3,6 @@ package webhooks
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -14,20 +12,14 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/fixtures"
 )
-
-// fixturesDir holds real Envoy bodies shared by the whole project.
-const fixturesDir = "../../shared/fixtures/envoy"
 
 // readFixture returns the body of fixture name; SDK payloads, which are bare
 // resources, come wrapped in a plugin-style meta for event.
 func readFixture(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(fixturesDir, name))
-	if err != nil {
-		tb.Fatalf("read fixture: %v", err)
-	}
-	return b
+	return fixtures.Envoy(name)
 }
 
 // wrapPayload wraps a bare payload in a plugin-style body for event.
@@ -163,14 +155,10 @@ func TestParseFixtures(t *testing.T) {
 	}
 
 	// Every fixture must be in the table, so a new one is not silently skipped.
-	entries, err := os.ReadDir(fixturesDir)
-	if err != nil {
-		t.Fatalf("read fixtures: %v", err)
-	}
 	var missing []string
-	for _, e := range entries {
-		if !e.IsDir() && !covered[e.Name()] {
-			missing = append(missing, e.Name())
+	for _, name := range fixtures.EnvoyNames() {
+		if !covered[name] {
+			missing = append(missing, name)
 		}
 	}
 	sort.Strings(missing)

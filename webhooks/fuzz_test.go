@@ -2,29 +2,20 @@ package webhooks
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/fixtures"
 )
 
 // fixtureSeeds returns every fixture body, plus the bare SDK payloads
-// wrapped in a meta; none when the fixtures are not there.
+// wrapped in a meta.
 func fixtureSeeds(tb testing.TB) [][]byte {
 	tb.Helper()
-	entries, err := os.ReadDir(fixturesDir)
-	if err != nil {
-		tb.Logf("no fixture seeds: %v", err)
-		return nil
-	}
 	var seeds [][]byte
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(fixturesDir, e.Name()))
-		if err != nil {
-			tb.Fatalf("read fixture: %v", err)
-		}
+	for _, name := range fixtures.EnvoyNames() {
+		b := fixtures.Envoy(name)
 		seeds = append(seeds, b, wrapPayload("entry_sign_in", b), wrapPayload("invite_updated", b))
 	}
 	return seeds

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/webhooks"
 )
@@ -430,16 +431,11 @@ func signIn(t testing.TB, base, secret string, body []byte) webhookResult {
 	return res
 }
 
-const fixtureDir = "../../../shared/fixtures/envoy"
-
 // walkInBody returns the captured walk-in sign-in, signed in now, with a
 // fresh job id; edit may change it further.
 func walkInBody(t testing.TB, edit func(body map[string]any)) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, "envoy-plugin-event-entry_sign_in.json"))
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
+	raw := fixtures.Envoy("envoy-plugin-event-entry_sign_in.json")
 	var body map[string]any
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatalf("fixture: %v", err)

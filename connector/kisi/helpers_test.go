@@ -5,18 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/fixtures"
 )
 
 const (
@@ -24,19 +22,10 @@ const (
 	testSecret = "link-secret-abcdef0123456789"
 )
 
-// fixture reads a file from shared/fixtures/kisi, which CI checks out beside
-// the main repository.
+// fixture returns a captured Kisi payload.
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "fixtures", "kisi", name)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("fixture %s missing: check out the shared repository beside main", p)
-	}
-	if err != nil {
-		t.Fatalf("read fixture %s: %v", p, err)
-	}
-	return b
+	return fixtures.Kisi(name)
 }
 
 // misc returns one entry of kisi-misc-responses.json.
