@@ -446,3 +446,36 @@ func TestRunningServerLogsNoSecrets(t *testing.T) {
 		t.Errorf("start-up config does not show the admin key as (set): %s", b)
 	}
 }
+
+// With no LATCHKEY_PUBLIC_URL, emailed links point at loopback: serve says
+// so once, naming the setting; with a public address it says nothing.
+func TestServeWarnsWhenLinksPointAtLoopback(t *testing.T) {
+	serveUntilReady := func(env map[string]string) string {
+		t.Helper()
+		full := map[string]string{
+			"LATCHKEY_DATA_DIR": filepath.Join(t.TempDir(), "data"),
+			"LATCHKEY_ADDR":     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		}
+		for k, v := range env {
+			full[k] = v
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		w := &cancelOnWrite{cancel: cancel, marker: `"msg":"ready"`}
+		if err := run(ctx, []string{"serve"}, mapEnv(full), w); err != nil {
+			t.Fatalf("serve: %v\n%s", err, w.String())
+		}
+		if !strings.Contains(w.String(), `"msg":"ready"`) {
+			t.Fatalf("serve never got ready:\n%s", w.String())
+		}
+		return w.String()
+	}
+	out := serveUntilReady(nil)
+	if n := strings.Count(out, "set LATCHKEY_PUBLIC_URL"); n != 1 {
+		t.Errorf("without a public URL: %d warnings naming LATCHKEY_PUBLIC_URL, want 1:\n%s", n, out)
+	}
+	out = serveUntilReady(map[string]string{"LATCHKEY_PUBLIC_URL": "https://doors.example.com"})
+	if strings.Contains(out, "set LATCHKEY_PUBLIC_URL") {
+		t.Errorf("with a public URL: warned anyway:\n%s", out)
+	}
+}

@@ -69,6 +69,7 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 		return &settingError{"LATCHKEY_ADDR", err}
 	}
 	public := envOr(getenv, "LATCHKEY_PUBLIC_URL", "http://"+loopbackAddr(ln.Addr()))
+	warnLocalPublicURL(log, public)
 	lc := lockctl.New(log, db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public})
 	if *demo {
 		if err := lc.Seed(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -157,6 +158,9 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	public := cfg.PublicURL
 	if public == "" && ln != nil {
 		public = "http://" + loopbackAddr(ln.Addr())
+	}
+	if cfg.has(roleWorker) {
+		warnLocalPublicURL(log, public) // the worker is what emails links
 	}
 	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
 	if cfg.bundledController() {
@@ -336,15 +340,34 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // loopbackAddr turns a listen address such as [::]:8080 into one this
 // process can dial.
-func loopbackAddr(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
+func loopbackAddr(addr net.Addr) string { return reachableAddr(addr.String()) }
+
+// reachableAddr is host:port addr with a wildcard or missing host replaced
+// by loopback; addr itself when it is not host:port.
+func reachableAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return addr.String()
+		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// warnLocalPublicURL says once, naming LATCHKEY_PUBLIC_URL, when the links
+// put in guest emails would point at this machine only.
+func warnLocalPublicURL(log *slog.Logger, public string) {
+	u, err := url.Parse(public)
+	if err != nil {
+		return
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || (ip != nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		log.Warn("links in guest emails point at "+public+", which a guest's phone cannot open: set LATCHKEY_PUBLIC_URL to the address guests reach",
+			"setting", "LATCHKEY_PUBLIC_URL", "public_url", public)
+	}
 }
 
 // shutdown stops the scheduler, lets the worker finish its tasks in flight

@@ -367,7 +367,8 @@ func TestSimulateAgainstDemo(t *testing.T) {
 	d := newDeployment(t, false)
 	d.AdminKey, d.EnvoySecret, d.SecretKey = "", "", "" // generated into the data dir
 	p := d.serve(t, "serve", nil, "--demo")
-	getenv := mapEnv(map[string]string{"LATCHKEY_URL": p.URL, "LATCHKEY_DATA_DIR": d.DataDir})
+	// As in the README: the server is found from LATCHKEY_ADDR alone.
+	getenv := mapEnv(map[string]string{"LATCHKEY_ADDR": strings.TrimPrefix(p.URL, "http://"), "LATCHKEY_DATA_DIR": d.DataDir})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -392,7 +393,8 @@ func TestSimulateAgainstDemo(t *testing.T) {
 	}
 
 	var outOut bytes.Buffer
-	if err := run(ctx, []string{"simulate", "sign-out", "--name", "Ada Lovelace", "--email", "ada@example.com"}, getenv, &outOut); err != nil {
+	// The README's sign-out gives only the email; the visitor keeps her name.
+	if err := run(ctx, []string{"simulate", "sign-out", "--email", "ada@example.com"}, getenv, &outOut); err != nil {
 		t.Fatalf("simulate sign-out: %v\n%s", err, outOut.String())
 	}
 	t.Logf("simulate sign-out:\n%s", outOut.String())

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,7 +27,8 @@ const simulateUsage = `usage: latchkey simulate sign-in|sign-out|invite [flags]
 
 Posts a correctly signed Envoy webhook to a running latchkey and prints the
 visit that resulted. Ids default to ones derived from the email, so a
-sign-out after a sign-in with the same --email finds the same visit.`
+sign-out after a sign-in with the same --email finds the same visit. The
+server is --url, else LATCHKEY_URL, else the one LATCHKEY_ADDR listens on.`
 
 type simulateOpts struct {
 	url, secret, apiKey, name, email, flow, flowName, location, tz, entryID, inviteID string
@@ -34,6 +37,10 @@ type simulateOpts struct {
 }
 
 func runSimulate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, simulateUsage)
+		return nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stdout, simulateUsage)
 		return fmt.Errorf("simulate: give sign-in, sign-out or invite")
@@ -47,10 +54,10 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	var o simulateOpts
 	fs := flag.NewFlagSet("simulate "+kind, flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	fs.StringVar(&o.url, "url", envOr(getenv, "LATCHKEY_URL", "http://127.0.0.1:8080"), "base URL of the running server (LATCHKEY_URL)")
+	fs.StringVar(&o.url, "url", envOr(getenv, "LATCHKEY_URL", urlForAddr(envOr(getenv, "LATCHKEY_ADDR", ":8080"))), "base URL of the running server (LATCHKEY_URL; default: the address LATCHKEY_ADDR listens on)")
 	fs.StringVar(&o.secret, "secret", firstSecret(getenv("LATCHKEY_ENVOY_SECRET")), "Envoy signing secret (LATCHKEY_ENVOY_SECRET; default: the data dir's envoy-secret)")
 	fs.StringVar(&o.apiKey, "api-key", strings.TrimSpace(getenv("LATCHKEY_ADMIN_API_KEY")), "admin API key to read the visit back (LATCHKEY_ADMIN_API_KEY; default: the data dir's admin-api-key)")
-	fs.StringVar(&o.name, "name", "Jane Visitor", "visitor's full name")
+	fs.StringVar(&o.name, "name", "", `visitor's full name (default "Jane Visitor"; a sign-out sends none unless given)`)
 	fs.StringVar(&o.email, "email", "visitor@example.com", "visitor's email")
 	fs.StringVar(&o.flow, "flow", demoFlowID, "Envoy flow id")
 	fs.StringVar(&o.flowName, "flow-name", "Visitor", "Envoy flow name")
@@ -61,8 +68,18 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 	fs.StringVar(&o.arrival, "arrival", "", "invite: expected arrival, RFC 3339 or +duration such as +2h (default +1h)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the visit to be synced")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("simulate %s: %w", kind, err)
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("simulate %s: unexpected argument %q", kind, fs.Arg(0))
+	}
+	if o.name == "" && kind != "sign-out" {
+		o.name = "Jane Visitor"
+	}
+	o.url = strings.TrimRight(o.url, "/")
 	if o.secret == "" {
 		o.secret = readKeyFile(dataDir, "envoy-secret")
 	}
@@ -99,6 +116,15 @@ func runSimulate(ctx context.Context, args []string, getenv func(string) string,
 		return nil
 	}
 	return printVisit(ctx, stdout, o, res.VisitID)
+}
+
+// urlForAddr is the base URL of a server listening on addr: a wildcard or
+// missing host is reached on loopback.
+func urlForAddr(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "http://127.0.0.1:8080"
+	}
+	return "http://" + reachableAddr(addr)
 }
 
 func firstSecret(s string) string {
@@ -154,8 +180,11 @@ func envoyBody(event string, o simulateOpts, now, arrival time.Time) map[string]
 		}}
 	} else {
 		meta["job"].(map[string]any)["identifier"] = "vr:entry:" + o.entryID
-		attrs := map[string]any{"full-name": o.name, "email": o.email, "signed-in-at": sql(now), "flow-name": o.flowName,
+		attrs := map[string]any{"email": o.email, "signed-in-at": sql(now), "flow-name": o.flowName,
 			"approval-status": map[string]any{"status": "approved"}}
+		if o.name != "" {
+			attrs["full-name"] = o.name
+		}
 		if event == "entry_sign_out" {
 			attrs["signed-in-at"] = sql(now.Add(-time.Hour))
 			attrs["signed-out-at"] = sql(now)
