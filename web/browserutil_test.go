@@ -98,6 +98,7 @@ type ptStack struct {
 	ctx    context.Context
 	db     *gorm.DB
 	log    *ptLog
+	logger *slog.Logger
 	clock  *ptClock
 	lc     *lockctl.Controller
 	ctrl   *httptest.Server
@@ -154,7 +155,7 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	if err != nil {
 		t.Fatalf("secretbox: %v", err)
 	}
-	s := &ptStack{t: t, ctx: ctx, db: db, log: logs, clock: clk, lc: lc, ctrl: ctrl, client: client, outbox: outbox,
+	s := &ptStack{t: t, ctx: ctx, db: db, log: logs, logger: log, clock: clk, lc: lc, ctrl: ctrl, client: client, outbox: outbox,
 		store: connector.NewStore(db), url: "http://latchkey.test"}
 
 	var ts *httptest.Server
@@ -241,15 +242,24 @@ func ptInviteBody(t *testing.T, g ptGuest, arrival time.Time) []byte {
 // pass token.
 func (s *ptStack) apply(body []byte) (connector.Visit, string) {
 	s.t.Helper()
-	d, err := webhooks.Parse(body)
+	in, err := parseDelivery(body)
 	if err != nil {
 		s.t.Fatalf("parse delivery: %v", err)
 	}
-	res, err := s.svc.Ingest(s.ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	res, err := s.svc.Ingest(s.ctx, in)
 	if err != nil {
-		s.t.Fatalf("ingest %s: %v", d.Kind, err)
+		s.t.Fatalf("ingest %s: %v", in.EventName, err)
 	}
 	return s.resync(res.VisitID)
+}
+
+// parseDelivery parses a webhook body into what the receiver hands Ingest.
+func parseDelivery(body []byte) (connector.Inbound, error) {
+	d, err := webhooks.Parse(body)
+	if err != nil {
+		return connector.Inbound{}, err
+	}
+	return connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event}, nil
 }
 
 // resync syncs visit id and sends the email it asks for.

@@ -172,6 +172,7 @@ func (u *UI) Register(s *Server) {
 	g.GET("/events", u.eventsPage, u.requireUser)
 	g.GET("/events.csv", u.eventsCSV, u.requireUser)
 	g.GET("/outbox", u.outboxPage, u.requireUser)
+	g.GET("/outbox/:id/html", u.outboxHTML, u.requireUser)
 
 	g.GET("/keys", u.keysPage, u.requireUser, u.requireAdmin)
 	g.POST("/keys", u.createKey, u.requireUser, u.requireAdmin)

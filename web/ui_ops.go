@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/csv"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/mail"
 )
@@ -266,26 +268,80 @@ func csvCell(s string) string {
 	return s
 }
 
+// outboxPageSize is how many messages one outbox page shows.
+const outboxPageSize = 20
+
 type outboxData struct {
 	SMTP     bool
 	To       string
 	Messages []mail.StoredMessage
 	Total    int64
 	Zone     *time.Location
+	// Page is 1-based; From and Through number the messages shown.
+	Page, From, Through int
+	Prev, Next          string // links to the neighbouring pages, "" at an end
 }
 
-// outboxPage lists captured mail (embedded mail only), newest first. Only
-// the text part is shown, never the HTML, so a message cannot run script.
+// outboxPage lists captured mail (embedded mail only), newest first, a page
+// at a time. Each HTML body is shown in a sandboxed frame served by
+// outboxHTML, so a message cannot run script or reach the front desk.
 func (u *UI) outboxPage(c echo.Context) error {
-	d := outboxData{To: strings.TrimSpace(c.QueryParam("to")), Zone: u.zone}
+	d := outboxData{To: strings.TrimSpace(c.QueryParam("to")), Zone: u.zone, Page: 1}
 	if u.outbox == nil {
 		d.SMTP = true
 		return u.render(c, http.StatusOK, "outbox", "Outbox", d)
 	}
-	ms, total, err := u.outbox.List(c.Request().Context(), mail.OutboxFilter{To: d.To, Limit: 50})
+	if p, err := strconv.Atoi(c.QueryParam("page")); err == nil && p > 1 && p <= 1_000_000 {
+		d.Page = p
+	}
+	offset := (d.Page - 1) * outboxPageSize
+	ms, total, err := u.outbox.List(c.Request().Context(), mail.OutboxFilter{To: d.To, Limit: outboxPageSize, Offset: offset})
 	if err != nil {
 		return err
 	}
 	d.Messages, d.Total = ms, total
+	if len(ms) > 0 {
+		d.From, d.Through = offset+1, offset+len(ms)
+	}
+	link := func(page int) string {
+		q := url.Values{}
+		if d.To != "" {
+			q.Set("to", d.To)
+		}
+		q.Set("page", strconv.Itoa(page))
+		return "/admin/outbox?" + q.Encode()
+	}
+	if d.Page > 1 {
+		d.Prev = link(d.Page - 1)
+	}
+	if int64(offset+len(ms)) < total {
+		d.Next = link(d.Page + 1)
+	}
 	return u.render(c, http.StatusOK, "outbox", "Outbox", d)
+}
+
+// outboxHTML serves one captured message's HTML body, its inline images
+// made data: URIs, for the outbox page's frame. The answer carries its own
+// CSP: sandboxed (no script, an opaque origin), nothing loaded from
+// anywhere, and framed only by the front desk.
+func (u *UI) outboxHTML(c echo.Context) error {
+	if u.outbox == nil {
+		return latchkey.Errorf(latchkey.NotFound, "mail is sent over SMTP; there is no captured outbox")
+	}
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return latchkey.Errorf(latchkey.NotFound, "no such message")
+	}
+	m, err := u.outbox.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'")
+	h.Set("X-Frame-Options", "SAMEORIGIN")
+	body := m.InlinedHTML()
+	if body == "" {
+		body = "<p>(this message has no HTML part)</p>"
+	}
+	return c.HTMLBlob(http.StatusOK, []byte(body))
 }
