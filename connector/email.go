@@ -80,20 +80,46 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 		return err
 	}
 	msg.Key = fmt.Sprintf("visit-%d-%s-%s", v.ID, kind, key)
+	claimed := false
+	if !dedupesByKey(s.mail) {
+		// Only one sender at a time may hand this message to the mailer.
+		ok, err := s.store.claimEmail(ctx, id, msg.Key, s.opts.Now(), s.opts.Now().Add(s.opts.EmailClaim))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s email of visit %d: %w", kind, id, ErrBusy)
+		}
+		claimed = true
+	}
 	if err := s.mail.Send(ctx, msg); err != nil {
+		if claimed {
+			if rerr := s.store.releaseEmail(context.WithoutCancel(ctx), id, msg.Key); rerr != nil {
+				s.log.Warn("release email claim", "visit_id", id, "err", rerr)
+			}
+		}
 		if terr := s.store.AddTimeline(ctx, id, now, KindEmailFailed, fmt.Sprintf("email to %s failed: %s", v.Email, latchkey.Message(err))); terr != nil {
 			s.log.Warn("timeline", "visit_id", id, "err", terr)
 		}
 		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)
 	}
 	return s.store.tx(ctx, func(tx *Store) error {
+		cols := map[string]any{"email_sending": "", "email_sending_until": nil}
 		if kind != EmailResend {
-			if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("emailed_window", key).Error; err != nil {
-				return fmt.Errorf("record email of visit %d: %w", id, err)
-			}
+			cols["emailed_window"] = key
+		}
+		if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumns(cols).Error; err != nil {
+			return fmt.Errorf("record email of visit %d: %w", id, err)
 		}
 		return tx.AddTimeline(ctx, id, now, KindEmailSent, fmt.Sprintf("%s email sent to %s", kind, v.Email))
 	})
+}
+
+// dedupesByKey reports whether sender itself delivers a message at most
+// once per Message.Key (the outbox does), so no claim is needed.
+func dedupesByKey(sender mail.Sender) bool {
+	d, ok := sender.(interface{ DedupesByKey() bool })
+	return ok && d.DedupesByKey()
 }
 
 // Door is a door a visit's pass opens, as the controller reported it to the

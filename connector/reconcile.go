@@ -93,16 +93,11 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 		}
 		return SyncResult{}, err
 	}
-	if err := s.store.finishSync(ctx, &v, d, now); err != nil {
-		return SyncResult{}, err
-	}
-	res := SyncResult{Version: v.Version, Status: d.Status}
-	switch d.Status {
-	case StatusScheduled:
-		res.NextAt = d.ValidFrom
-	case StatusActive:
-		res.NextAt = d.ValidUntil
-	}
+	// The guest email this state owes is recorded in the same transaction
+	// that marks the visit synced: a crash in between cannot leave a guest
+	// with access and no email owed (the owed-email sweep finds it).
+	var res SyncResult
+	emailDue := ""
 	if d.Status.WantsLinks() && m != nil && m.Delivery == mappings.DeliveryLatchkey && v.Email != "" {
 		links, err := s.store.Links(ctx, id)
 		if err != nil {
@@ -113,12 +108,18 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 			if v.EmailedWindow != "" {
 				res.EmailKind = EmailUpdated
 			}
-			if k != v.EmailDueKey {
-				if err := s.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("email_due_key", k).Error; err != nil {
-					return SyncResult{}, fmt.Errorf("record email due for visit %d: %w", id, err)
-				}
-			}
+			emailDue = k
 		}
+	}
+	if err := s.store.finishSync(ctx, &v, d, emailDue, now); err != nil {
+		return SyncResult{}, err
+	}
+	res.Version, res.Status = v.Version, d.Status
+	switch d.Status {
+	case StatusScheduled:
+		res.NextAt = d.ValidFrom
+	case StatusActive:
+		res.NextAt = d.ValidUntil
 	}
 	return res, nil
 }
@@ -398,12 +399,16 @@ func spanText(spec LinkSpec, zone string) string {
 
 // finishSync stores the applied decision, unless the visit changed while
 // it was synced (then the newer version's sync stores its own).
-func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, now time.Time) error {
+func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, now time.Time) error {
 	return s.tx(ctx, func(tx *Store) error {
-		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(map[string]any{
+		cols := map[string]any{
 			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
 			"synced_version": v.Version, "updated_at": now,
-		})
+		}
+		if emailDue != "" {
+			cols["email_due_key"] = emailDue
+		}
+		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(cols)
 		if res.Error != nil {
 			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
 		}

@@ -35,6 +35,11 @@ type Options struct {
 	// while it works, so a worker that dies mid-sync blocks the visit for
 	// at most this long.
 	SyncLease time.Duration
+	// EmailClaim is how long one sender holds an email it hands to a mailer
+	// that cannot tell repeats apart (SMTP); it must exceed the mailer's
+	// own timeout. After a crash mid-send, the email goes out again (with
+	// the same Message-ID) once the claim has run out.
+	EmailClaim time.Duration
 	// SyncTimeout bounds one sync, controller calls and retries included
 	// (default 2 minutes).
 	SyncTimeout time.Duration
@@ -71,6 +76,9 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFi
 	}
 	if opts.SyncLease <= 0 {
 		opts.SyncLease = 15 * time.Second
+	}
+	if opts.EmailClaim <= 0 {
+		opts.EmailClaim = 2 * time.Minute
 	}
 	if opts.SyncTimeout <= 0 {
 		opts.SyncTimeout = 2 * time.Minute

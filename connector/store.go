@@ -457,6 +457,29 @@ func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]
 	return out, nil
 }
 
+// claimEmail claims the sending of message key for visit id until until,
+// and reports whether it did: false while another sender's claim on the
+// same key has not run out.
+func (s *Store) claimEmail(ctx context.Context, id int64, key string, now, until time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("id = ? AND (email_sending <> ? OR email_sending_until IS NULL OR email_sending_until < ?)", id, key, now.UTC()).
+		Updates(map[string]any{"email_sending": key, "email_sending_until": until.UTC()})
+	if res.Error != nil {
+		return false, fmt.Errorf("claim email of visit %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// releaseEmail drops a claim on message key of visit id.
+func (s *Store) releaseEmail(ctx context.Context, id int64, key string) error {
+	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND email_sending = ?", id, key).
+		Updates(map[string]any{"email_sending": "", "email_sending_until": nil}).Error
+	if err != nil {
+		return fmt.Errorf("release email claim of visit %d: %w", id, err)
+	}
+	return nil
+}
+
 // moveEmailDue replaces the visit's owed email key from with to, when the
 // email due for from will never be sent: the window changed again (to is the
 // current key) or nothing is owed any more (to is the emailed key). The

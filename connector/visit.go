@@ -59,7 +59,13 @@ type Visit struct {
 	// due; while it differs from EmailedWindow the email is still owed, and
 	// the sweep for lost work finds it even when the queue lost the task.
 	EmailDueKey   string `gorm:"size:64;not null;default:''"`
-	FirstViewedAt *time.Time
+	// EmailSending is the message key a sender has claimed until
+	// EmailSendingUntil, so two workers never hand one email to a mailer
+	// that cannot tell repeats apart (SMTP); after a crash mid-send the
+	// claim runs out and the same message (same Message-ID) is sent again.
+	EmailSending      string `gorm:"size:160;not null;default:''"`
+	EmailSendingUntil *time.Time
+	FirstViewedAt     *time.Time
 
 	CreatedAt time.Time `gorm:"not null;index"`
 	UpdatedAt time.Time `gorm:"not null;index"`

@@ -52,6 +52,10 @@ type Outbox struct {
 
 var _ Sender = (*Outbox)(nil)
 
+// DedupesByKey reports that the outbox stores a message at most once per
+// Message.Key, whoever sends it and however often.
+func (o *Outbox) DedupesByKey() bool { return true }
+
 // NewOutbox returns an Outbox on db. db must be opened with
 // gorm.Config{TranslateError: true} (as internal/database.Open does) so that
 // duplicate keys are recognised, and migrated with Migrate.

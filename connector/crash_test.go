@@ -1,0 +1,152 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// crashOnEmailDue makes every write that records a guest email as owed fail,
+// as if the process died just before it: what was committed before it
+// stays, what would have been committed with it does not.
+func crashOnEmailDue(t *testing.T, db *gorm.DB) (stop func()) {
+	t.Helper()
+	on := true
+	name := "test:crash-on-email-due"
+	err := db.Callback().Update().Before("gorm:update").Register(name, func(tx *gorm.DB) {
+		if !on || tx.Statement.Table != "visits" {
+			return
+		}
+		if m, ok := tx.Statement.Dest.(map[string]any); ok {
+			if _, ok := m["email_due_key"]; ok {
+				_ = tx.AddError(errors.New("killed"))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { on = false }
+}
+
+// A crash at the instant a sync records the email it owes must not leave
+// a guest with working access and no email: either the sync did not count
+// (the lost-sync sweep redoes it) or the email is owed (the owed-email
+// sweep sends it).
+func TestCrashBetweenSyncAndEmailOwedStrandsNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	res := e.ingest(e.svc, walkIn(t, e.clock.Now()))
+	stop := crashOnEmailDue(t, e.db)
+	if _, err := e.svc.SyncVisit(e.ctx, res.VisitID); err == nil {
+		t.Logf("the sync reported no error despite the crash")
+	}
+	stop()
+
+	far := e.clock.Now().Add(time.Hour)
+	unsynced, err := e.svc.VisitsUnsynced(e.ctx, far)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owed, err := e.svc.EmailsOwed(e.ctx, far)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redo := slices.ContainsFunc(unsynced, func(r connector.VisitRef) bool { return r.ID == res.VisitID })
+	mail := slices.ContainsFunc(owed, func(d connector.EmailDue) bool { return d.VisitID == res.VisitID })
+	v := e.visit(res.VisitID)
+	if !redo && !mail {
+		t.Fatalf("after the crash visit %d is %s, synced %d/%d, and neither sweep would touch it: a guest with access and no email",
+			v.ID, v.Status, v.SyncedVersion, v.Version)
+	}
+	// What the sweeps do next ends with exactly one email.
+	if redo {
+		e.sync(res.VisitID)
+	}
+	for _, d := range owed {
+		if err := e.svc.SendVisitEmail(e.ctx, d.VisitID, d.Kind, d.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.mails()); n != 1 {
+		t.Errorf("%d emails after recovery, want 1", n)
+	}
+}
+
+// recordingSender is a mailer that, like SMTP, cannot tell repeats apart:
+// it counts what it is handed, and holds each send until release.
+type recordingSender struct {
+	mu      sync.Mutex
+	keys    []string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (r *recordingSender) Send(ctx context.Context, m mail.Message) error {
+	r.mu.Lock()
+	r.keys = append(r.keys, m.Key)
+	r.mu.Unlock()
+	r.entered <- struct{}{}
+	select {
+	case <-r.release:
+		return nil
+	case <-time.After(3 * time.Second):
+		return errors.New("held too long")
+	}
+}
+
+func (r *recordingSender) sent() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.keys)
+}
+
+// Two workers sending one guest email at once (a task and its sweep-made
+// twin) hand it to an SMTP-like mailer once; after a crash mid-send the
+// claim runs out and the same message, same key, goes out again.
+func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), rec, e.box,
+		connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute})
+	res := e.ingest(svc, walkIn(t, e.clock.Now()))
+	sr, err := svc.SyncVisit(e.ctx, res.VisitID)
+	if err != nil || sr.EmailKind == "" {
+		t.Fatalf("sync: %+v, %v; want an email owed", sr, err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey) }()
+	<-rec.entered
+	if err := svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey); !errors.Is(err, connector.ErrBusy) {
+		t.Errorf("second sender while the first is sending: %v, want ErrBusy", err)
+	}
+	// The first sender stalls past its claim (as if it had died): the
+	// email is sent again, under the same key.
+	e.clock.Advance(61 * time.Second)
+	second := make(chan error, 1)
+	go func() { second <- svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey) }()
+	<-rec.entered
+	close(rec.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey); err != nil {
+		t.Fatal(err)
+	}
+	keys := rec.sent()
+	if len(keys) != 2 || keys[0] != keys[1] {
+		t.Errorf("mailer handed %v, want the same message twice (once, then once after the claim ran out)", keys)
+	}
+}
