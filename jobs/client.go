@@ -114,6 +114,19 @@ func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKe
 	return c.enqueue(ctx, t, id)
 }
 
+// EnqueueEmailTagged enqueues the email of kind for visit id's window
+// windowKey under an id that also carries tag, for sweeps: the plain id may
+// belong to a task stranded on a worker that died, which asynq would only
+// give back much later. Sending twice is safe: an email checks what was
+// sent, and a sender claims it before handing it to the mailer.
+func (c *Client) EnqueueEmailTagged(ctx context.Context, visitID int64, kind, windowKey, tag string) error {
+	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, id+":"+tag)
+}
+
 // EnqueueMappingChanged enqueues the re-decision of the open visits of a
 // location and flow whose mapping changed.
 func (c *Client) EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error {

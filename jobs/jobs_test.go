@@ -426,3 +426,52 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// blockingEmails is a recorder whose emails never finish: a worker running
+// one is as good as dead to that task.
+type blockingEmails struct {
+	*recorder
+	entered chan struct{}
+}
+
+func (b blockingEmails) SendVisitEmail(ctx context.Context, id int64, kind, key string) error {
+	b.entered <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestLostSweepIsNotSwallowedByAStrandedEmail: the email's own task is
+// stuck on a worker that died (here: one that never finishes it); the lost
+// sweep's email must still reach a live worker, not be taken for that
+// stranded task.
+func TestLostSweepIsNotSwallowedByAStrandedEmail(t *testing.T) {
+	r := openRedis(t)
+	ctx := context.Background()
+	stuck := blockingEmails{recorder: newRecorder(), entered: make(chan struct{}, 1)}
+	c := NewClient(r)
+	dead := NewWorker(testenv.Logger(t), r, stuck, c, WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second, Concurrency: 1})
+	if err := dead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Shutdown)
+	if err := c.EnqueueEmail(ctx, 9, connector.EmailAccess, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first worker never took the email")
+	}
+
+	live := newRecorder()
+	live.owed = []connector.EmailDue{{VisitID: 9, Kind: connector.EmailAccess, Key: "k1"}}
+	startWorker(t, r, live)
+	task, id, err := NewSweepTask(TypeSweepLost, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.enqueue(ctx, task, id); err != nil {
+		t.Fatal(err)
+	}
+	live.waitFor(t, "email")
+}

@@ -189,14 +189,15 @@ func (w *Worker) handleSweepLost(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	err = w.enqueueSyncs(ctx, refs, fmt.Sprintf("lost:%d", p.Tick.Unix()))
-	// An owed email goes straight to the queue under its own task id: a
-	// task still retrying is not doubled, and a sync lease left by a dead
-	// worker does not hold it back.
+	tag := fmt.Sprintf("lost:%d", p.Tick.Unix())
+	err = w.enqueueSyncs(ctx, refs, tag)
+	// An owed email goes straight to the queue, so a sync lease left by a
+	// dead worker does not hold it back, under an id of this sweep's: the
+	// email's own task may be stranded on that dead worker.
 	emails, eerr := w.d.EmailsOwed(ctx, cutoff)
 	err = errors.Join(err, eerr)
 	for _, e := range emails {
-		err = errors.Join(err, w.client.EnqueueEmail(ctx, e.VisitID, e.Kind, e.Key))
+		err = errors.Join(err, w.client.EnqueueEmailTagged(ctx, e.VisitID, e.Kind, e.Key, tag))
 	}
 	return err
 }
