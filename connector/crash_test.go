@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/mappings"
@@ -148,5 +149,29 @@ func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 	keys := rec.sent()
 	if len(keys) != 2 || keys[0] != keys[1] {
 		t.Errorf("mailer handed %v, want the same message twice (once, then once after the claim ran out)", keys)
+	}
+}
+
+// A worker whose own clock is 30 s fast, going by the database's clock, does
+// not end a window early: 10 s before its end the guest still has the link.
+func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.clock.mu.Lock()
+	e.clock.t = time.Now().UTC()
+	e.clock.mu.Unlock()
+	fast := func() time.Time { return time.Now().Add(30 * time.Second) }
+	clock := database.NewClock(e.db, fast)
+	if _, err := clock.Measure(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box,
+		connector.Options{PublicURL: publicURL, Now: clock.Now})
+	// Signed in 4 h minus 10 s ago: the 4-hour window ends in 10 s.
+	res := e.ingest(svc, walkIn(t, time.Now().Add(-4*time.Hour+10*time.Second)))
+	if _, err := svc.SyncVisit(e.ctx, res.VisitID); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.visit(res.VisitID); v.Status != connector.StatusActive || len(e.liveLinks(res.VisitID)) != 1 {
+		t.Errorf("10 s before the window's end the visit is %s with %d links, want active with 1", v.Status, len(e.liveLinks(res.VisitID)))
 	}
 }

@@ -426,6 +426,8 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue s
 // lease is taken; a visit that a sync holds is left for the next repair.
 func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	var rep DriftReport
+	// Link rows are stamped by this process's clock (gorm's update time),
+	// so the margin is measured on the same clock.
 	listed := time.Now()
 	remote, err := s.ac.ListLinks(ctx)
 	if err != nil {

@@ -31,7 +31,7 @@ type Options struct {
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 	// SyncLease is how long a reconciler's hold on a visit lasts without
-	// renewal (default 15 s). The holder renews it every third of that
+	// renewal (default 6 s). The holder renews it every third of that
 	// while it works, so a worker that dies mid-sync blocks the visit for
 	// at most this long.
 	SyncLease time.Duration
@@ -75,7 +75,7 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFi
 		opts.Now = time.Now
 	}
 	if opts.SyncLease <= 0 {
-		opts.SyncLease = 15 * time.Second
+		opts.SyncLease = 6 * time.Second
 	}
 	if opts.EmailClaim <= 0 {
 		opts.EmailClaim = 2 * time.Minute

@@ -58,7 +58,7 @@ type Visit struct {
 	// EmailDueKey is the access key of the guest email the last sync made
 	// due; while it differs from EmailedWindow the email is still owed, and
 	// the sweep for lost work finds it even when the queue lost the task.
-	EmailDueKey   string `gorm:"size:64;not null;default:''"`
+	EmailDueKey string `gorm:"size:64;not null;default:''"`
 	// EmailSending is the message key a sender has claimed until
 	// EmailSendingUntil, so two workers never hand one email to a mailer
 	// that cannot tell repeats apart (SMTP); after a crash mid-send the

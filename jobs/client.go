@@ -81,14 +81,16 @@ func (c *Client) EnqueueVisitSyncTagged(ctx context.Context, visitID, version in
 // EnqueueVisitSyncAt enqueues a sync of visit id to run at when (used for
 // the moment a window opens or closes).
 func (c *Client) EnqueueVisitSyncAt(ctx context.Context, visitID, version int64, when time.Time) error {
-	return c.enqueueVisitSyncAt(ctx, visitID, version, when, "")
+	return c.enqueueVisitSyncAt(ctx, visitID, version, when, when, "")
 }
 
 // enqueueVisitSyncAt is EnqueueVisitSyncAt from within the task running
-// under id running: a task that ran a moment early (its replica's clock is
-// ahead of this one's) asks for a sync at its own moment again, and that
-// must not be taken for itself.
-func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64, when time.Time, running string) error {
+// under id running. when is the moment on the shared clock (it names the
+// task); local is the same moment on this process's clock, which asynq
+// fires by. A task that ran a moment early (a replica's clock is ahead of
+// the database's) asks for a sync at its own moment again, and that must
+// not be taken for itself.
+func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64, when, local time.Time, running string) error {
 	t, _, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
 	if err != nil {
 		return err
@@ -97,12 +99,12 @@ func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64,
 	if id == running {
 		// Try again a second later, when this clock has passed the moment.
 		id += ":again"
-		if now := time.Now(); when.Before(now) {
-			when = now
+		if now := time.Now(); local.Before(now) {
+			local = now
 		}
-		when = when.Add(time.Second)
+		local = local.Add(time.Second)
 	}
-	return c.enqueue(ctx, t, id, asynq.ProcessAt(when))
+	return c.enqueue(ctx, t, id, asynq.ProcessAt(local))
 }
 
 // EnqueueEmail enqueues the email of kind for visit id's window windowKey.

@@ -42,6 +42,7 @@ type recorder struct {
 	result         connector.SyncResult
 	due            []connector.VisitRef
 	owed           []connector.EmailDue
+	unsynced       []connector.VisitRef
 	calls          chan string
 }
 
@@ -89,7 +90,9 @@ func (r *recorder) VisitsDue(context.Context, time.Time) ([]connector.VisitRef, 
 	return r.due, nil
 }
 func (r *recorder) VisitsUnsynced(context.Context, time.Time) ([]connector.VisitRef, error) {
-	return nil, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unsynced, nil
 }
 func (r *recorder) EmailsOwed(context.Context, time.Time) ([]connector.EmailDue, error) {
 	r.mu.Lock()
@@ -474,4 +477,26 @@ func TestLostSweepIsNotSwallowedByAStrandedEmail(t *testing.T) {
 		t.Fatal(err)
 	}
 	live.waitFor(t, "email")
+}
+
+// TestSchedulerRecoversAnEmptiedQueue: when Redis loses its data, the
+// leader notices within seconds and the visits the database says are
+// unsynced are synced again, without waiting for LostAfter or a tick.
+func TestSchedulerRecoversAnEmptiedQueue(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.unsynced = []connector.VisitRef{{ID: 4, Version: 2}}
+	startWorker(t, r, d)
+	s := NewScheduler(testenv.Logger(t), r, SchedulerOptions{ExpireEvery: time.Hour, LostEvery: time.Hour, DriftEvery: time.Hour})
+	s.Start()
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	d.waitFor(t, "sync") // a new queue: recovered once at start
+	if err := r.c.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	emptied := time.Now()
+	d.waitFor(t, "sync")
+	if took := time.Since(emptied); took > 5*time.Second {
+		t.Errorf("recovered %s after the queue was emptied, want within 5 s", took)
+	}
 }

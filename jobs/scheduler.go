@@ -30,6 +30,14 @@ type SchedulerOptions struct {
 // leaseKey is the Redis key holding the scheduler lease.
 const leaseKey = "latchkey:scheduler:leader"
 
+// queueMarkKey is a key that lives as long as the queue's data: the leader
+// finding it gone knows Redis lost every queued task (or is new), and
+// enqueues a recovery sweep at once instead of waiting for LostAfter.
+const queueMarkKey = "latchkey:queue:mark"
+
+// markEvery is how often the leader looks for the queue mark.
+const markEvery = time.Second
+
 // Scheduler runs cron entries that enqueue sweep tasks. Any number of
 // replicas may run; only the one holding the Redis lease enqueues, and
 // sweep task ids come from the tick, so a tick is enqueued at most once.
@@ -152,14 +160,48 @@ func (s *Scheduler) leaseLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.ttl / 3)
 	defer t.Stop()
+	mark := time.NewTicker(markEvery)
+	defer mark.Stop()
+	s.checkQueueMark()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 			s.acquire()
+		case <-mark.C:
+			s.checkQueueMark()
 		}
 	}
+}
+
+// checkQueueMark, on the leader, sets the queue mark if it is missing and
+// then enqueues a recovery sweep: the queue is new or was emptied, so work
+// the database owes may be queued nowhere.
+func (s *Scheduler) checkQueueMark() {
+	if !s.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), markEvery)
+	defer cancel()
+	set, err := s.redis.SetNX(ctx, queueMarkKey, s.id, 0).Result()
+	if err != nil || !set {
+		return
+	}
+	t, id, err := NewRecoverSweepTask(time.Now().UTC())
+	if err == nil {
+		_, err = s.asynq.EnqueueContext(ctx, t, asynq.TaskID(id))
+	}
+	if err != nil {
+		// Try again at the next look.
+		s.redis.Del(context.WithoutCancel(ctx), queueMarkKey)
+		s.log.Warn("enqueue recovery sweep", "err", err)
+		return
+	}
+	s.log.Info("queue is new or was emptied: recovering owed work from the database")
+	s.mu.Lock()
+	s.fired[TypeSweepLost]++
+	s.mu.Unlock()
 }
 
 // renewScript extends the lease only if this replica still holds it.

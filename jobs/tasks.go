@@ -65,6 +65,10 @@ type MappingChangedPayload struct {
 // SweepPayload carries the scheduler tick that enqueued a sweep.
 type SweepPayload struct {
 	Tick time.Time `json:"tick"`
+	// Recover marks the lost sweep run when the queue was found emptied
+	// (Redis restarted without its data): everything unsynced or owed is
+	// enqueued at once, not only what has waited LostAfter.
+	Recover bool `json:"recover,omitempty"`
 }
 
 // NewVisitSyncTask returns a sync task and its deterministic id: one task per
@@ -101,6 +105,14 @@ func NewMappingChangedTask(p MappingChangedPayload) (*asynq.Task, error) {
 func NewSweepTask(typ string, tick time.Time) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("%s:%d", typ, tick.Unix())
 	t, err := newTask(typ, SweepPayload{Tick: tick}, asynq.Queue(queueOf[typ]), asynq.MaxRetry(1), asynq.Timeout(5*time.Minute))
+	return t, id, err
+}
+
+// NewRecoverSweepTask returns the lost sweep that follows finding the
+// queue emptied, with an id of its own.
+func NewRecoverSweepTask(tick time.Time) (*asynq.Task, string, error) {
+	id := fmt.Sprintf("%s:recover:%d", TypeSweepLost, tick.UnixNano())
+	t, err := newTask(TypeSweepLost, SweepPayload{Tick: tick, Recover: true}, asynq.Queue(queueOf[TypeSweepLost]), asynq.MaxRetry(3), asynq.Timeout(5*time.Minute))
 	return t, id, err
 }
 

@@ -52,6 +52,12 @@ type WorkerOptions struct {
 	// ShutdownTimeout bounds how long in-flight tasks may finish on stop
 	// (default 8s).
 	ShutdownTimeout time.Duration
+	// Now is the clock sweeps and window edges are judged by: the
+	// database's, shared by every replica (default time.Now).
+	Now func() time.Time
+	// ToLocal converts a time on Now's clock to this process's own clock,
+	// which asynq fires delayed tasks by (default: unchanged).
+	ToLocal func(time.Time) time.Time
 }
 
 // Worker processes tasks. Build it with NewWorker, then Start and Shutdown.
@@ -77,6 +83,12 @@ func NewWorker(log *slog.Logger, r *Redis, d Domain, client *Client, opts Worker
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 8 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ToLocal == nil {
+		opts.ToLocal = func(t time.Time) time.Time { return t }
 	}
 	w := &Worker{log: log.With("component", "worker"), d: d, client: client, opts: opts}
 	w.srv = asynq.NewServerFromRedisClient(r.c, asynq.Config{
@@ -152,7 +164,7 @@ func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {
 	}
 	if !res.NextAt.IsZero() {
 		running, _ := asynq.GetTaskID(ctx)
-		if err := w.client.enqueueVisitSyncAt(ctx, p.VisitID, res.Version, res.NextAt, running); err != nil {
+		if err := w.client.enqueueVisitSyncAt(ctx, p.VisitID, res.Version, res.NextAt, w.opts.ToLocal(res.NextAt), running); err != nil {
 			return err
 		}
 	}
@@ -172,7 +184,7 @@ func (w *Worker) handleSweepExpire(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	refs, err := w.d.VisitsDue(ctx, time.Now().UTC())
+	refs, err := w.d.VisitsDue(ctx, w.opts.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -184,12 +196,16 @@ func (w *Worker) handleSweepLost(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	cutoff := time.Now().UTC().Add(-w.opts.LostAfter)
+	cutoff := w.opts.Now().UTC().Add(-w.opts.LostAfter)
+	tag := fmt.Sprintf("lost:%d", p.Tick.Unix())
+	if p.Recover {
+		// The queue was emptied: nothing that is owed is queued any more.
+		cutoff, tag = w.opts.Now().UTC().Add(time.Second), fmt.Sprintf("recover:%d", p.Tick.UnixNano())
+	}
 	refs, err := w.d.VisitsUnsynced(ctx, cutoff)
 	if err != nil {
 		return err
 	}
-	tag := fmt.Sprintf("lost:%d", p.Tick.Unix())
 	err = w.enqueueSyncs(ctx, refs, tag)
 	// An owed email goes straight to the queue, so a sync lease left by a
 	// dead worker does not hold it back, under an id of this sweep's: the

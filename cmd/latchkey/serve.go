@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -45,6 +46,9 @@ type app struct {
 	scheduler *jobs.Scheduler
 	queuesUI  *asynqmon.HTTPHandler
 	debug     *http.Server
+	// clock is the database's time; stopClock ends its re-measuring.
+	clock     *database.Clock
+	stopClock context.CancelFunc
 	serveErr  chan error
 	// listenAddr is where the web role listens ("" without it).
 	listenAddr string
@@ -126,6 +130,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if err := migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
 		return err
 	}
+	a.startClock(ctx)
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		if a.miniredis, err = redisserver.Start("127.0.0.1:0"); err != nil {
@@ -204,7 +209,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
 	}
 	maps := mappings.NewStore(a.db)
-	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public})
+	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now})
 
 	if ln != nil {
 		if cfg.bundledController() {
@@ -212,7 +217,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			if err != nil {
 				return err
 			}
-			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl"})
+			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl", Now: a.clock.Now})
 			lc.Register(a.srv.Group("/lockctl"))
 			if cfg.Demo {
 				if err := lc.Seed(ctx); err != nil {
@@ -244,6 +249,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		a.worker = jobs.NewWorker(log, a.redis, svc, client, jobs.WorkerOptions{
 			Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval, LostAfter: cfg.LostAfter,
 			ShutdownTimeout: max(cfg.ShutdownTimeout-time.Second, time.Second),
+			Now:             a.clock.Now, ToLocal: a.clock.ToLocal,
 		})
 		if err := a.worker.Start(); err != nil {
 			return err
@@ -395,6 +401,53 @@ func (a *app) shutdown(ctx context.Context) {
 	wg.Wait()
 }
 
+// clockSkewLimit is how far this machine's clock may be off the database's
+// before serve says so loudly.
+const clockSkewLimit = 2 * time.Second
+
+// startClock measures this machine's clock against the database's, says
+// loudly when they differ by more than clockSkewLimit, and keeps measuring
+// every 30 s: leases, window edges and sweeps are judged by the database's
+// clock, so a replica with a wrong clock neither ends access early nor
+// flaps a link.
+func (a *app) startClock(ctx context.Context) {
+	a.clock = database.NewClock(a.db, nil)
+	var skewed atomic.Bool
+	report := func(off time.Duration) {
+		if off.Abs() > clockSkewLimit {
+			if !skewed.Swap(true) {
+				a.log.Error("this machine's clock is "+off.Round(time.Millisecond).String()+" off the database's; latchkey goes by the database's clock, but fix this machine's time (NTP)",
+					"clock_offset", off.String())
+			}
+		} else if skewed.Swap(false) {
+			a.log.Info("this machine's clock agrees with the database's again", "clock_offset", off.String())
+		}
+	}
+	if off, err := a.clock.Measure(ctx); err != nil {
+		a.log.Warn("could not read the database clock; using this machine's", "err", err)
+	} else {
+		report(off)
+	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopClock = cancel
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+				off, err := a.clock.Measure(cctx)
+				if err != nil {
+					continue // keep the last offset; readiness reports the database
+				}
+				report(off)
+			}
+		}
+	}()
+}
+
 // startDebug serves Go's profiler on addr, for diagnosing a live process.
 func (a *app) startDebug(addr string) error {
 	ln, err := net.Listen("tcp", addr)
@@ -414,6 +467,9 @@ func (a *app) startDebug(addr string) error {
 }
 
 func (a *app) close() {
+	if a.stopClock != nil {
+		a.stopClock()
+	}
 	if a.queuesUI != nil {
 		_ = a.queuesUI.Close()
 	}
