@@ -133,7 +133,7 @@ func actor(e *Event, p *principal) {
 // requestEvent starts an event for the current request: actor from the
 // principal (if any), client IP, user agent and time.
 func (c *Controller) requestEvent(ec echo.Context, typ string) Event {
-	e := Event{Type: typ, ClientIP: ec.RealIP(), UserAgent: truncate(ec.Request().UserAgent(), 500)}
+	e := Event{Type: typ, ClientIP: truncate(ec.RealIP(), 64), UserAgent: boundedUserAgent(ec.Request().UserAgent())}
 	p, _ := who(ec)
 	actor(&e, p)
 	return e

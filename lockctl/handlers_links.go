@@ -34,16 +34,15 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 // good ones into l.
 func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *string) {
 	if name != nil {
-		if strings.TrimSpace(*name) == "" {
+		l.Name = strings.TrimSpace(*name)
+		if l.Name == "" {
 			fe.add("name", "can't be blank")
 		}
-		l.Name = strings.TrimSpace(*name)
+		checkText(fe, "name", l.Name, maxLinkName)
 	}
 	if email != nil {
 		l.Email = strings.TrimSpace(*email)
-		if a, err := mail.ParseAddress(l.Email); l.Email != "" && (err != nil || a.Address != l.Email) {
-			fe.add("email", "is invalid")
-		}
+		checkEmail(fe, "email", l.Email)
 	}
 	if phone != nil {
 		l.Phone = strings.TrimSpace(*phone)
@@ -63,14 +62,28 @@ func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *s
 			continue
 		}
 		t, err := time.Parse(time.RFC3339, *src.s)
-		if err != nil {
+		switch {
+		case err != nil:
 			fe.add(field, "is not a valid RFC 3339 time")
-			continue
+		case !inTimeRange(t):
+			fe.add(field, "must lie in the years 1970 to 9999 (UTC)")
+		default:
+			*src.dst = &t
 		}
-		*src.dst = &t
 	}
 	if l.ValidFrom != nil && l.ValidUntil != nil && !l.ValidUntil.After(*l.ValidFrom) {
 		fe.add("valid_until", "must be after valid_from")
+	}
+}
+
+// checkEmail adds an error on field unless s is empty or a bare, storable
+// email address.
+func checkEmail(fe fieldErrors, field, s string) {
+	if s == "" || !checkText(fe, field, s, maxEmail) {
+		return
+	}
+	if a, err := mail.ParseAddress(s); err != nil || a.Address != s {
+		fe.add(field, "is invalid")
 	}
 }
 
@@ -175,7 +188,9 @@ func (c *Controller) listLinks(ec echo.Context) error {
 	if f.Sort, err = querySort(ec, "name", "unlock", "valid_until", "group_name"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	ctx := ec.Request().Context()
 	links, total, err := c.store.listLinks(ctx, f, pg)
 	if err != nil {

@@ -33,9 +33,8 @@ func (c *Controller) createLock(ec echo.Context) error {
 	}
 	r := req.Lock
 	fe := fieldErrors{}
-	if strings.TrimSpace(r.Name) == "" {
-		fe.add("name", "can't be blank")
-	}
+	checkName(fe, r.Name)
+	checkText(fe, "description", r.Description, maxDescription)
 	if r.PlaceID == 0 {
 		fe.add("place_id", "can't be blank")
 	}
@@ -97,7 +96,9 @@ func (c *Controller) listLocks(ec echo.Context) error {
 	if f.Sort, err = querySort(ec, "name"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	p, _ := who(ec)
 	if p.Link != nil {
 		f.GroupID = &p.Link.GroupID
@@ -142,8 +143,15 @@ func (c *Controller) updateLock(ec echo.Context) error {
 		return err
 	}
 	r := req.Lock
-	if r.Name != nil && strings.TrimSpace(*r.Name) == "" {
-		return fieldErrors{"name": {"can't be blank"}}
+	fe := fieldErrors{}
+	if r.Name != nil {
+		checkName(fe, *r.Name)
+	}
+	if r.Description != nil {
+		checkText(fe, "description", *r.Description, maxDescription)
+	}
+	if err := fe.err(); err != nil {
+		return err
 	}
 	after, err := c.changeLock(ec, id, func(l *Lock) {
 		if r.Name != nil {

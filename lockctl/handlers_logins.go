@@ -2,7 +2,6 @@ package lockctl
 
 import (
 	"net/http"
-	"net/mail"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -48,8 +47,9 @@ func (c *Controller) createLogin(ec echo.Context) error {
 		fe.add("type", "is not included in the list")
 	}
 	r.Email = strings.TrimSpace(r.Email)
-	if a, err := mail.ParseAddress(r.Email); r.Email != "" && (err != nil || a.Address != r.Email) {
-		fe.add("email", "is invalid")
+	checkEmail(fe, "email", r.Email)
+	for field, v := range map[string]string{"device_brand": r.DeviceBrand, "device_model": r.DeviceModel, "os_name": r.OSName} {
+		checkText(fe, field, v, maxDevice)
 	}
 	if err := fe.err(); err != nil {
 		return err
