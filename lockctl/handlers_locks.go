@@ -193,41 +193,47 @@ func (c *Controller) setLockdown(ec echo.Context, down bool) error {
 
 // changeLock applies change to lock id, keeps locked_down_since in step and
 // records lock.online/offline and lock.lock_down/cancel_lockdown events for
-// what changed, with the request's actor.
+// what changed, with the request's actor, in the change's transaction.
 func (c *Controller) changeLock(ec echo.Context, id int64, change func(*Lock)) (Lock, error) {
-	before, after, err := c.store.updateLock(ec.Request().Context(), id, func(l *Lock) error {
-		was := l.LockedDown
-		change(l)
-		switch {
-		case !l.LockedDown:
-			l.LockedDownSince = nil
-		case !was:
-			l.LockedDownSince = ptr(c.store.stamp())
+	ctx := ec.Request().Context()
+	var after Lock
+	err := c.store.tx(ctx, func(ts *store) error {
+		before, a, err := ts.updateLock(ctx, id, func(l *Lock) error {
+			was := l.LockedDown
+			change(l)
+			switch {
+			case !l.LockedDown:
+				l.LockedDownSince = nil
+			case !was:
+				l.LockedDownSince = ptr(ts.stamp())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = a
+		for _, typ := range lockChanges(before, after) {
+			e := c.requestEvent(ec, typ)
+			e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objectLock, ptr(after.ID), after.Name, ptr(after.PlaceID), true
+			if err := ts.addEvent(ctx, &e); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return after, err
-	}
-	if before.LockedDown != after.LockedDown {
-		typ := EventLockCancelLock
-		if after.LockedDown {
-			typ = EventLockLockDown
-		}
-		c.recordLockChange(ec, typ, after)
-	}
-	if before.Online != after.Online {
-		typ := EventLockOffline
-		if after.Online {
-			typ = EventLockOnline
-		}
-		c.recordLockChange(ec, typ, after)
-	}
-	return after, nil
+	return after, err
 }
 
-func (c *Controller) recordLockChange(ec echo.Context, typ string, l Lock) {
-	e := c.requestEvent(ec, typ)
-	e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objectLock, ptr(l.ID), l.Name, ptr(l.PlaceID), true
-	c.record(ec, e)
+// lockChanges returns the event types for what an admin changed from
+// before to after: lockdown first, then connectivity.
+func lockChanges(before, after Lock) []string {
+	var types []string
+	if before.LockedDown != after.LockedDown {
+		types = append(types, map[bool]string{true: EventLockLockDown, false: EventLockCancelLock}[after.LockedDown])
+	}
+	if before.Online != after.Online {
+		types = append(types, map[bool]string{true: EventLockOnline, false: EventLockOffline}[after.Online])
+	}
+	return types
 }

@@ -60,11 +60,26 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	}
 	l := Login{Email: r.Email, Type: r.Type, DeviceBrand: r.DeviceBrand, DeviceModel: r.DeviceModel,
 		OSName: r.OSName, SecretHash: hashSecret(secret)}
-	if err := c.store.createLogin(ec.Request().Context(), &l); err != nil {
+	ctx := ec.Request().Context()
+	err = c.store.tx(ctx, func(ts *store) error {
+		if err := ts.createLogin(ctx, &l); err != nil {
+			return err
+		}
+		return c.addLoginEvent(ec, ts, EventLoginCreate, l)
+	})
+	if err != nil {
 		return err
 	}
 	return ec.JSON(http.StatusOK, loginCreatedResponse{
 		User:   loginUser{ID: l.ID, Email: nullable(l.Email), Name: l.displayName(), Expire: "false"},
 		Secret: secret,
 	})
+}
+
+// addLoginEvent stores, through ts (the change's transaction), the event of
+// a change to login l by the requesting admin.
+func (c *Controller) addLoginEvent(ec echo.Context, ts *store, typ string, l Login) error {
+	e := c.requestEvent(ec, typ)
+	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectLogin, ptr(l.ID), l.displayName(), true
+	return ts.addEvent(ec.Request().Context(), &e)
 }
