@@ -29,6 +29,10 @@ type Options struct {
 	// IPRate limits unlock attempts without a valid credential per client
 	// address (IPv6: per /64) (default 5/s, burst 20).
 	IPRate Rate
+	// LoginFailRate limits wrong KISI-LOGIN keys per client address (IPv6:
+	// per /64) (default one per 5 s, burst 10). While an address is over
+	// it, no key from there is checked: the answer is 429.
+	LoginFailRate Rate
 	// RefusalSamples is how many refused unlock attempts per reason and
 	// minute are stored one by one (default 10); the rest are counted and
 	// stored as one summary event per reason and minute.
@@ -56,6 +60,7 @@ type Controller struct {
 
 	linkLimits *limiters
 	ipLimits   *limiters
+	loginFails *limiters
 	refusals   *refusals
 	sweepBatch int
 }
@@ -82,6 +87,7 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 	}
 	opts.LinkRate = opts.LinkRate.withDefault(Rate{PerSecond: 1, Burst: 5})
 	opts.IPRate = opts.IPRate.withDefault(Rate{PerSecond: 5, Burst: 20})
+	opts.LoginFailRate = opts.LoginFailRate.withDefault(defaultLoginFailRate)
 	if driver == nil {
 		driver = NewSimDriver(opts.Now)
 	}
@@ -94,6 +100,7 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		now:        opts.Now,
 		linkLimits: newLimiters(opts.LinkRate, opts.Now),
 		ipLimits:   newLimiters(opts.IPRate, opts.Now),
+		loginFails: newLimiters(opts.LoginFailRate, opts.Now),
 		refusals:   newRefusals(opts.RefusalSamples),
 		sweepBatch: defaultSweepBatch,
 	}

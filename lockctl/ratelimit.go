@@ -56,6 +56,30 @@ func newLimiters(r Rate, now func() time.Time) *limiters {
 	return &limiters{rate: r, now: now, buckets: map[string]*bucket{}}
 }
 
+// reserve takes a token for key like allow and also returns refund, which
+// gives the token back (for attempts that turn out not to count).
+func (l *limiters) reserve(key string) (ok bool, wait time.Duration, refund func()) {
+	if l.rate.PerSecond < 0 {
+		return true, 0, func() {}
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.bucket(key, now).lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second, nil
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, time.Duration(math.Ceil(d.Seconds())) * time.Second, nil
+	}
+	return true, 0, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		r.CancelAt(now)
+	}
+}
+
 // allow takes a token for key. When none is left it returns false and how
 // long to wait before retrying, rounded up to whole seconds (at least 1).
 func (l *limiters) allow(key string) (bool, time.Duration) {
@@ -65,6 +89,20 @@ func (l *limiters) allow(key string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	r := l.bucket(key, now).lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, time.Duration(math.Ceil(d.Seconds())) * time.Second
+	}
+	return true, 0
+}
+
+// bucket returns key's bucket, made if needed, marked as seen at now. It
+// drops idle buckets every limiterIdle. l.mu must be held.
+func (l *limiters) bucket(key string, now time.Time) *bucket {
 	if now.Sub(l.swept) > limiterIdle {
 		for k, b := range l.buckets {
 			if now.Sub(b.seen) > limiterIdle {
@@ -80,15 +118,7 @@ func (l *limiters) allow(key string) (bool, time.Duration) {
 		l.buckets[key] = b
 	}
 	b.seen = now
-	r := b.lim.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Second
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, time.Duration(math.Ceil(d.Seconds())) * time.Second
-	}
-	return true, 0
+	return b
 }
 
 // makeRoom evicts one bucket when the map is full: the least recently seen
