@@ -96,7 +96,17 @@ func (c *Controller) resolveLogin(ctx context.Context, address, cred string) (*p
 		refund()
 		return nil, err
 	}
+	now := c.now()
+	if !c.loginAlive(l, now) {
+		return nil, errBadLogin
+	}
 	refund()
+	if l.LastUsedAt == nil || now.Sub(*l.LastUsedAt) >= loginTouchEvery {
+		if err := c.store.touchLogin(ctx, l.ID, now); err != nil {
+			return nil, err
+		}
+		l.LastUsedAt = ptr(utc(now))
+	}
 	return &principal{Admin: true, Login: &l}, nil
 }
 

@@ -15,8 +15,8 @@ const (
 )
 
 // Sweep stores the summaries of refused unlock attempts whose minute is
-// over, deletes events older than the retention (in batches) and expired
-// event sets. It returns the first error; what was deleted stays deleted.
+// over, deletes events older than the retention (in batches), expired event
+// sets and logins minted under an earlier bootstrap key. It returns the first error; what was deleted stays deleted.
 // It is safe to call concurrently, also from several replicas.
 func (c *Controller) Sweep(ctx context.Context) error {
 	for _, e := range c.refusals.flush(c.now()) {
@@ -37,7 +37,28 @@ func (c *Controller) Sweep(ctx context.Context) error {
 			return err
 		}
 	}
-	return c.store.deleteExpiredEventSets(ctx)
+	if err := c.store.deleteExpiredEventSets(ctx); err != nil {
+		return err
+	}
+	return c.sweepLogins(ctx)
+}
+
+// staleLoginGrace is how long logins of another bootstrap key are kept
+// after their last use: replicas being restarted with a rotated key may
+// briefly disagree on which key is current, and none should delete the
+// other's fresh logins.
+const staleLoginGrace = 24 * time.Hour
+
+// sweepLogins deletes the logins minted under another bootstrap key, which
+// no longer authenticate, once unused for staleLoginGrace. Without a
+// bootstrap key it keeps them (a start with the key unset by mistake
+// destroys nothing).
+func (c *Controller) sweepLogins(ctx context.Context) error {
+	if c.opts.AdminAPIKey == "" {
+		return nil
+	}
+	_, err := c.store.deleteLoginsNotMintedBy(ctx, mintHash(c.opts.AdminAPIKey), c.now().Add(-staleLoginGrace))
+	return err
 }
 
 // RunSweeps calls Sweep every interval until ctx ends, logging failures.
