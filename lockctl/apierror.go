@@ -61,6 +61,8 @@ func toAPIError(err error) (*apiError, fieldErrors) {
 		return ae, nil
 	case errors.As(err, &fe):
 		return &apiError{Status: http.StatusUnprocessableEntity, Code: codeValidationFailed}, fe
+	case errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge:
+		return errTooLarge, nil
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if s, ok := he.Message.(string); ok && he.Code < 500 {

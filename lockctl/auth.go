@@ -3,7 +3,9 @@ package lockctl
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -55,17 +57,7 @@ func (c *Controller) resolve(ec echo.Context) (*principal, error) {
 	ctx := ec.Request().Context()
 	switch strings.ToUpper(scheme) {
 	case "KISI-LOGIN":
-		if c.opts.AdminAPIKey != "" && equalSecret(cred, c.opts.AdminAPIKey) {
-			return &principal{Admin: true}, nil
-		}
-		l, err := c.store.loginBySecret(ctx, hashSecret(cred))
-		if latchkey.KindOf(err) == latchkey.NotFound {
-			return nil, errBadLogin
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &principal{Admin: true, Login: &l}, nil
+		return c.resolveLogin(ctx, addressKey(ec.RealIP()), cred)
 	case "KISI-GROUP-LINK":
 		l, err := c.store.linkBySecret(ctx, hashSecret(cred))
 		if latchkey.KindOf(err) == latchkey.NotFound {
@@ -77,6 +69,45 @@ func (c *Controller) resolve(ec echo.Context) (*principal, error) {
 		return &principal{Link: &l}, nil
 	}
 	return nil, errNoCredentials
+}
+
+// defaultLoginFailRate is how many wrong KISI-LOGIN keys one address may
+// send: a burst of 10, then one every 5 s.
+var defaultLoginFailRate = Rate{PerSecond: 0.2, Burst: 10}
+
+// resolveLogin checks a KISI-LOGIN key sent from address. Every check takes
+// a token from the address's budget of wrong keys and a correct key gives
+// it back; with the budget spent, no key is checked and the answer is 429.
+func (c *Controller) resolveLogin(ctx context.Context, address, cred string) (*principal, error) {
+	ok, wait, refund := c.loginFails.reserve(address)
+	if !ok {
+		return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+			Message: "Too many wrong API keys, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
+	}
+	if c.opts.AdminAPIKey != "" && equalSecret(cred, c.opts.AdminAPIKey) {
+		refund()
+		return &principal{Admin: true}, nil
+	}
+	l, err := c.store.loginBySecret(ctx, hashSecret(cred))
+	switch {
+	case latchkey.KindOf(err) == latchkey.NotFound:
+		return nil, errBadLogin
+	case err != nil:
+		refund()
+		return nil, err
+	}
+	now := c.now()
+	if !c.loginAlive(l, now) {
+		return nil, errBadLogin
+	}
+	refund()
+	if l.LastUsedAt == nil || now.Sub(*l.LastUsedAt) >= loginTouchEvery {
+		if err := c.store.touchLogin(ctx, l.ID, now); err != nil {
+			return nil, err
+		}
+		l.LastUsedAt = ptr(utc(now))
+	}
+	return &principal{Admin: true, Login: &l}, nil
 }
 
 // who returns the request's principal, or the authentication error.
@@ -133,7 +164,7 @@ func actor(e *Event, p *principal) {
 // requestEvent starts an event for the current request: actor from the
 // principal (if any), client IP, user agent and time.
 func (c *Controller) requestEvent(ec echo.Context, typ string) Event {
-	e := Event{Type: typ, ClientIP: ec.RealIP(), UserAgent: truncate(ec.Request().UserAgent(), 500)}
+	e := Event{Type: typ, ClientIP: truncate(ec.RealIP(), 64), UserAgent: boundedUserAgent(ec.Request().UserAgent())}
 	p, _ := who(ec)
 	actor(&e, p)
 	return e

@@ -23,10 +23,23 @@ type Options struct {
 	Now func() time.Time
 	// SimUnlockDuration is how long an unlock keeps a door open (default 5 s).
 	SimUnlockDuration time.Duration
-	// LinkRate limits unlocks per group link (default 1/s, burst 5).
+	// LinkRate limits unlocks per valid credential: a group link, a login
+	// or the bootstrap key (default 1/s, burst 5).
 	LinkRate Rate
-	// IPRate limits unlocks per client IP (default 5/s, burst 20).
+	// IPRate limits unlock attempts without a valid credential per client
+	// address (IPv6: per /64) (default 5/s, burst 20).
 	IPRate Rate
+	// LoginFailRate limits wrong KISI-LOGIN keys per client address (IPv6:
+	// per /64) (default one per 5 s, burst 10). While an address is over
+	// it, no key from there is checked: the answer is 429.
+	LoginFailRate Rate
+	// RefusalSamples is how many refused unlock attempts per reason and
+	// minute are stored one by one (default 10); the rest are counted and
+	// stored as one summary event per reason and minute.
+	RefusalSamples int
+	// EventRetention is how long events are kept (default 90 days); Sweep
+	// deletes older ones.
+	EventRetention time.Duration
 	// PublicURL is the absolute base URL under which this controller's
 	// routes are reachable (e.g. https://door.example.com/lockctl); the
 	// emailed link is PublicURL + "/grouplinks/<secret>".
@@ -47,6 +60,9 @@ type Controller struct {
 
 	linkLimits *limiters
 	ipLimits   *limiters
+	loginFails *limiters
+	refusals   *refusals
+	sweepBatch int
 }
 
 // New returns a Controller over db (already migrated with Migrate). driver
@@ -63,8 +79,15 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 	if opts.EventSetTTL <= 0 {
 		opts.EventSetTTL = 24 * time.Hour
 	}
+	if opts.RefusalSamples <= 0 {
+		opts.RefusalSamples = defaultRefusalSamples
+	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = defaultEventRetention
+	}
 	opts.LinkRate = opts.LinkRate.withDefault(Rate{PerSecond: 1, Burst: 5})
 	opts.IPRate = opts.IPRate.withDefault(Rate{PerSecond: 5, Burst: 20})
+	opts.LoginFailRate = opts.LoginFailRate.withDefault(defaultLoginFailRate)
 	if driver == nil {
 		driver = NewSimDriver(opts.Now)
 	}
@@ -77,6 +100,9 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		now:        opts.Now,
 		linkLimits: newLimiters(opts.LinkRate, opts.Now),
 		ipLimits:   newLimiters(opts.IPRate, opts.Now),
+		loginFails: newLimiters(opts.LoginFailRate, opts.Now),
+		refusals:   newRefusals(opts.RefusalSamples),
+		sweepBatch: defaultSweepBatch,
 	}
 	driver.Watch(c.onStateChange)
 	return c

@@ -18,12 +18,15 @@ const (
 	EventLockLocked        = "lock.locked"
 	EventLockOnline        = "lock.online"
 	EventLockOffline       = "lock.offline"
+	EventLoginCreate       = "login.create"
+	EventLoginDestroy      = "login.destroy"
 	actorGroupLink         = "GroupLink"
 	actorUser              = "User"
 	authByGroupLink        = "GroupLink"
 	authByLogin            = "Login"
 	objectLock             = "Lock"
 	objectGroupLink        = "GroupLink"
+	objectLogin            = "Login"
 	defaultEventsPageLimit = 50
 )
 

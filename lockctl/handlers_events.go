@@ -22,10 +22,17 @@ func (c *Controller) listEvents(ec echo.Context) error {
 		return err
 	}
 	var f EventFilter
-	if t := ec.QueryParam("type"); t != "" {
-		f.Types = splitList(t)
+	t, err := queryText(ec, "type")
+	if err != nil {
+		return err
 	}
-	f.ActorType, f.ObjectType = ec.QueryParam("actor_type"), ec.QueryParam("object_type")
+	f.Types = splitList(t)
+	if f.ActorType, err = queryText(ec, "actor_type"); err != nil {
+		return err
+	}
+	if f.ObjectType, err = queryText(ec, "object_type"); err != nil {
+		return err
+	}
 	for name, dst := range map[string]**int64{"actor_id": &f.ActorID, "object_id": &f.ObjectID, "place_id": &f.PlaceID} {
 		if *dst, err = queryInt(ec, name); err != nil {
 			return err
@@ -95,14 +102,22 @@ func (c *Controller) createEventSet(ec echo.Context) error {
 	if r.PlaceID != nil {
 		f.PlaceID = r.PlaceID
 	}
-	for dst, src := range map[*string]*string{&f.ActorType: r.EventActorType, &f.AuthType: r.EventAuthenticatedByType,
-		&f.ObjectType: r.EventObjectType, &f.UUID: r.EventUUID} {
-		if src != nil {
-			*dst = *src
+	fe := fieldErrors{}
+	for field, v := range map[string]struct{ dst, src *string }{
+		"event_actor_type":            {&f.ActorType, r.EventActorType},
+		"event_authenticated_by_type": {&f.AuthType, r.EventAuthenticatedByType},
+		"event_object_type":           {&f.ObjectType, r.EventObjectType},
+		"event_uuid":                  {&f.UUID, r.EventUUID},
+	} {
+		if v.src != nil && checkText(fe, field, *v.src, maxFilterText) {
+			*v.dst = *v.src
 		}
 	}
-	if r.EventType != nil && *r.EventType != "" {
+	if r.EventType != nil && checkText(fe, "event_type", *r.EventType, maxQuery) {
 		f.Types = splitList(*r.EventType)
+	}
+	if err := fe.err(); err != nil {
+		return err
 	}
 	set, err := c.store.createEventSet(ec.Request().Context(), f, c.opts.EventSetTTL)
 	if err != nil {

@@ -34,16 +34,15 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 // good ones into l.
 func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *string) {
 	if name != nil {
-		if strings.TrimSpace(*name) == "" {
+		l.Name = strings.TrimSpace(*name)
+		if l.Name == "" {
 			fe.add("name", "can't be blank")
 		}
-		l.Name = strings.TrimSpace(*name)
+		checkText(fe, "name", l.Name, maxLinkName)
 	}
 	if email != nil {
 		l.Email = strings.TrimSpace(*email)
-		if a, err := mail.ParseAddress(l.Email); l.Email != "" && (err != nil || a.Address != l.Email) {
-			fe.add("email", "is invalid")
-		}
+		checkEmail(fe, "email", l.Email)
 	}
 	if phone != nil {
 		l.Phone = strings.TrimSpace(*phone)
@@ -63,14 +62,28 @@ func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *s
 			continue
 		}
 		t, err := time.Parse(time.RFC3339, *src.s)
-		if err != nil {
+		switch {
+		case err != nil:
 			fe.add(field, "is not a valid RFC 3339 time")
-			continue
+		case !inTimeRange(t):
+			fe.add(field, "must lie in the years 1970 to 9999 (UTC)")
+		default:
+			*src.dst = &t
 		}
-		*src.dst = &t
 	}
 	if l.ValidFrom != nil && l.ValidUntil != nil && !l.ValidUntil.After(*l.ValidFrom) {
 		fe.add("valid_until", "must be after valid_from")
+	}
+}
+
+// checkEmail adds an error on field unless s is empty or a bare, storable
+// email address.
+func checkEmail(fe fieldErrors, field, s string) {
+	if s == "" || !checkText(fe, field, s, maxEmail) {
+		return
+	}
+	if a, err := mail.ParseAddress(s); err != nil || a.Address != s {
+		fe.add(field, "is invalid")
 	}
 }
 
@@ -133,10 +146,15 @@ func (c *Controller) createLink(ec echo.Context) error {
 		img := base64.StdEncoding.EncodeToString(png)
 		out.QuickResponseCodeToken, out.QuickResponseCodeImage = &token, &img
 	}
-	if err := c.store.createLink(ctx, &l); err != nil {
+	err = c.store.tx(ctx, func(ts *store) error {
+		if err := ts.createLink(ctx, &l); err != nil {
+			return err
+		}
+		return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l)
+	})
+	if err != nil {
 		return err
 	}
-	c.recordLinkEvent(ec, EventGroupLinkCreate, l, g.PlaceID)
 	out.groupLinkResponse = newGroupLinkResponse(l, g, p.Login)
 	if l.Email != "" && c.mailer != nil {
 		c.mailLink(ec, l, g, secret, png)
@@ -175,7 +193,9 @@ func (c *Controller) listLinks(ec echo.Context) error {
 	if f.Sort, err = querySort(ec, "name", "unlock", "valid_until", "group_name"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	ctx := ec.Request().Context()
 	links, total, err := c.store.listLinks(ctx, f, pg)
 	if err != nil {
@@ -222,13 +242,21 @@ func (c *Controller) updateLink(ec echo.Context) error {
 		}
 	}
 	ctx := ec.Request().Context()
-	l, err := c.store.updateLink(ctx, id, func(l *GroupLink) error {
-		fe := fieldErrors{}
-		linkFields(fe, l, fields["name"], fields["email"], fields["phone"], fields["valid_from"], fields["valid_until"])
-		if enabled != nil {
-			l.LinkEnabled = *enabled
+	var l GroupLink
+	err = c.store.tx(ctx, func(ts *store) error {
+		var err error
+		l, err = ts.updateLink(ctx, id, func(l *GroupLink) error {
+			fe := fieldErrors{}
+			linkFields(fe, l, fields["name"], fields["email"], fields["phone"], fields["valid_from"], fields["valid_until"])
+			if enabled != nil {
+				l.LinkEnabled = *enabled
+			}
+			return fe.err()
+		})
+		if err != nil {
+			return err
 		}
-		return fe.err()
+		return c.addLinkEvent(ec, ts, EventGroupLinkUpdate, l)
 	})
 	if err != nil {
 		return err
@@ -237,7 +265,6 @@ func (c *Controller) updateLink(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.recordLinkEvent(ec, EventGroupLinkUpdate, l, out[0].Group.ID)
 	return ec.JSON(http.StatusOK, out[0])
 }
 
@@ -247,27 +274,33 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 		return err
 	}
 	ctx := ec.Request().Context()
-	l, err := c.store.deleteLink(ctx, id)
+	err = c.store.tx(ctx, func(ts *store) error {
+		l, err := ts.deleteLink(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l)
+	})
 	if err != nil {
 		return err
 	}
-	c.recordLinkEvent(ec, EventGroupLinkDestroy, l, 0)
 	return ec.NoContent(http.StatusNoContent)
 }
 
-// recordLinkEvent records a change to link l by the requesting admin.
-func (c *Controller) recordLinkEvent(ec echo.Context, typ string, l GroupLink, placeID int64) {
+// addLinkEvent stores, through ts (the change's transaction), the event of
+// a change to link l by the requesting admin.
+func (c *Controller) addLinkEvent(ec echo.Context, ts *store, typ string, l GroupLink) error {
+	ctx := ec.Request().Context()
 	e := c.requestEvent(ec, typ)
 	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectGroupLink, ptr(l.ID), l.Name, true
-	if placeID == 0 {
-		if g, err := c.store.group(ec.Request().Context(), l.GroupID); err == nil {
-			placeID = g.PlaceID
-		}
+	g, err := ts.group(ctx, l.GroupID)
+	switch {
+	case err == nil:
+		e.PlaceID = ptr(g.PlaceID)
+	case latchkey.KindOf(err) != latchkey.NotFound:
+		return err
 	}
-	if placeID != 0 {
-		e.PlaceID = ptr(placeID)
-	}
-	c.record(ec, e)
+	return ts.addEvent(ctx, &e)
 }
 
 // linkResponses renders links with their groups and creators.

@@ -33,9 +33,8 @@ func (c *Controller) createLock(ec echo.Context) error {
 	}
 	r := req.Lock
 	fe := fieldErrors{}
-	if strings.TrimSpace(r.Name) == "" {
-		fe.add("name", "can't be blank")
-	}
+	checkName(fe, r.Name)
+	checkText(fe, "description", r.Description, maxDescription)
 	if r.PlaceID == 0 {
 		fe.add("place_id", "can't be blank")
 	}
@@ -97,7 +96,9 @@ func (c *Controller) listLocks(ec echo.Context) error {
 	if f.Sort, err = querySort(ec, "name"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	p, _ := who(ec)
 	if p.Link != nil {
 		f.GroupID = &p.Link.GroupID
@@ -142,8 +143,15 @@ func (c *Controller) updateLock(ec echo.Context) error {
 		return err
 	}
 	r := req.Lock
-	if r.Name != nil && strings.TrimSpace(*r.Name) == "" {
-		return fieldErrors{"name": {"can't be blank"}}
+	fe := fieldErrors{}
+	if r.Name != nil {
+		checkName(fe, *r.Name)
+	}
+	if r.Description != nil {
+		checkText(fe, "description", *r.Description, maxDescription)
+	}
+	if err := fe.err(); err != nil {
+		return err
 	}
 	after, err := c.changeLock(ec, id, func(l *Lock) {
 		if r.Name != nil {
@@ -185,41 +193,47 @@ func (c *Controller) setLockdown(ec echo.Context, down bool) error {
 
 // changeLock applies change to lock id, keeps locked_down_since in step and
 // records lock.online/offline and lock.lock_down/cancel_lockdown events for
-// what changed, with the request's actor.
+// what changed, with the request's actor, in the change's transaction.
 func (c *Controller) changeLock(ec echo.Context, id int64, change func(*Lock)) (Lock, error) {
-	before, after, err := c.store.updateLock(ec.Request().Context(), id, func(l *Lock) error {
-		was := l.LockedDown
-		change(l)
-		switch {
-		case !l.LockedDown:
-			l.LockedDownSince = nil
-		case !was:
-			l.LockedDownSince = ptr(c.store.stamp())
+	ctx := ec.Request().Context()
+	var after Lock
+	err := c.store.tx(ctx, func(ts *store) error {
+		before, a, err := ts.updateLock(ctx, id, func(l *Lock) error {
+			was := l.LockedDown
+			change(l)
+			switch {
+			case !l.LockedDown:
+				l.LockedDownSince = nil
+			case !was:
+				l.LockedDownSince = ptr(ts.stamp())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = a
+		for _, typ := range lockChanges(before, after) {
+			e := c.requestEvent(ec, typ)
+			e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objectLock, ptr(after.ID), after.Name, ptr(after.PlaceID), true
+			if err := ts.addEvent(ctx, &e); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
-	if err != nil {
-		return after, err
-	}
-	if before.LockedDown != after.LockedDown {
-		typ := EventLockCancelLock
-		if after.LockedDown {
-			typ = EventLockLockDown
-		}
-		c.recordLockChange(ec, typ, after)
-	}
-	if before.Online != after.Online {
-		typ := EventLockOffline
-		if after.Online {
-			typ = EventLockOnline
-		}
-		c.recordLockChange(ec, typ, after)
-	}
-	return after, nil
+	return after, err
 }
 
-func (c *Controller) recordLockChange(ec echo.Context, typ string, l Lock) {
-	e := c.requestEvent(ec, typ)
-	e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objectLock, ptr(l.ID), l.Name, ptr(l.PlaceID), true
-	c.record(ec, e)
+// lockChanges returns the event types for what an admin changed from
+// before to after: lockdown first, then connectivity.
+func lockChanges(before, after Lock) []string {
+	var types []string
+	if before.LockedDown != after.LockedDown {
+		types = append(types, map[bool]string{true: EventLockLockDown, false: EventLockCancelLock}[after.LockedDown])
+	}
+	if before.Online != after.Online {
+		types = append(types, map[bool]string{true: EventLockOnline, false: EventLockOffline}[after.Online])
+	}
+	return types
 }

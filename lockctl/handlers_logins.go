@@ -1,16 +1,29 @@
 package lockctl
 
 import (
+	"crypto/subtle"
 	"net/http"
-	"net/mail"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+)
+
+const (
+	// maxLogins bounds the logins of one bootstrap key.
+	maxLogins = 100
+	// loginIdleExpiry is how long a login created without expire:false
+	// works without being used (Kisi's newer docs: six months).
+	loginIdleExpiry = 180 * 24 * time.Hour
+	// loginTouchEvery is how often last_used_at is written at most.
+	loginTouchEvery = time.Minute
 )
 
 type createLoginRequest struct {
 	Login struct {
 		Type        string `json:"type"`
+		Name        string `json:"name"`
 		DeviceBrand string `json:"device_brand"`
 		DeviceModel string `json:"device_model"`
 		OSName      string `json:"os_name"`
@@ -31,9 +44,60 @@ type loginCreatedResponse struct {
 	Secret string    `json:"secret"`
 }
 
-// createLogin creates an API key (Kisi's POST /logins). The secret is in
-// the answer only; it is stored hashed. lockctl's keys do not expire, so
-// expire is always "false".
+// loginResponse is one entry of GET /logins. It never carries the secret.
+type loginResponse struct {
+	ID         int64     `json:"id"`
+	Name       string    `json:"name"`
+	Type       string    `json:"type"`
+	CreatedAt  jsonTime  `json:"created_at"`
+	LastUsedAt *jsonTime `json:"last_used_at"`
+}
+
+// mintHash is the form in which the bootstrap key a login was minted under
+// is stored.
+func mintHash(key string) string { return hashSecret("lockctl login minter\x00" + key) }
+
+// mintedBy returns the MintedBy of logins that p creates: the bootstrap
+// key's mark, inherited by logins minted with a login.
+func (c *Controller) mintedBy(p *principal) string {
+	if p.Login != nil {
+		return p.Login.MintedBy
+	}
+	return mintHash(c.opts.AdminAPIKey)
+}
+
+// loginAlive reports whether l may still authenticate at now: minted under
+// the configured bootstrap key, and not idle past its expiry.
+func (c *Controller) loginAlive(l Login, now time.Time) bool {
+	if c.opts.AdminAPIKey == "" {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(l.MintedBy), []byte(mintHash(c.opts.AdminAPIKey))) != 1 {
+		return false
+	}
+	last := l.CreatedAt
+	if l.LastUsedAt != nil && l.LastUsedAt.After(last) {
+		last = *l.LastUsedAt
+	}
+	return !l.Expire || now.Sub(last) < loginIdleExpiry
+}
+
+// expireRequested reads Kisi's expire flag: only false (or "false") makes a
+// login that never expires.
+func expireRequested(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		return !strings.EqualFold(strings.TrimSpace(x), "false")
+	}
+	return true
+}
+
+// createLogin creates an API key (Kisi's POST /logins), with an optional
+// name (an extension). The secret is in the answer only; it is stored
+// hashed. The login lives as long as the bootstrap key it was minted under
+// and, unless expire is false, until it has gone unused for 180 days.
 func (c *Controller) createLogin(ec echo.Context) error {
 	var req createLoginRequest
 	if err := bindBody(ec, &req); err != nil {
@@ -47,9 +111,10 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	if r.Type != "device" {
 		fe.add("type", "is not included in the list")
 	}
-	r.Email = strings.TrimSpace(r.Email)
-	if a, err := mail.ParseAddress(r.Email); r.Email != "" && (err != nil || a.Address != r.Email) {
-		fe.add("email", "is invalid")
+	r.Name, r.Email = strings.TrimSpace(r.Name), strings.TrimSpace(r.Email)
+	checkEmail(fe, "email", r.Email)
+	for field, v := range map[string]string{"name": r.Name, "device_brand": r.DeviceBrand, "device_model": r.DeviceModel, "os_name": r.OSName} {
+		checkText(fe, field, v, maxDevice)
 	}
 	if err := fe.err(); err != nil {
 		return err
@@ -58,13 +123,74 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	l := Login{Email: r.Email, Type: r.Type, DeviceBrand: r.DeviceBrand, DeviceModel: r.DeviceModel,
-		OSName: r.OSName, SecretHash: hashSecret(secret)}
-	if err := c.store.createLogin(ec.Request().Context(), &l); err != nil {
+	p, _ := who(ec)
+	l := Login{Name: r.Name, Email: r.Email, Type: r.Type, DeviceBrand: r.DeviceBrand, DeviceModel: r.DeviceModel,
+		OSName: r.OSName, Expire: expireRequested(r.Expire), SecretHash: hashSecret(secret), MintedBy: c.mintedBy(p)}
+	ctx := ec.Request().Context()
+	err = c.store.tx(ctx, func(ts *store) error {
+		n, err := ts.countLogins(ctx, l.MintedBy)
+		if err != nil {
+			return err
+		}
+		if n >= maxLogins {
+			return fieldErrors{"login": {"limit of " + strconv.Itoa(maxLogins) + " keys reached; revoke one first"}}
+		}
+		if err := ts.createLogin(ctx, &l); err != nil {
+			return err
+		}
+		return c.addLoginEvent(ec, ts, EventLoginCreate, l)
+	})
+	if err != nil {
 		return err
 	}
 	return ec.JSON(http.StatusOK, loginCreatedResponse{
-		User:   loginUser{ID: l.ID, Email: nullable(l.Email), Name: l.displayName(), Expire: "false"},
+		User:   loginUser{ID: l.ID, Email: nullable(l.Email), Name: l.displayName(), Expire: strconv.FormatBool(l.Expire)},
 		Secret: secret,
 	})
+}
+
+// listLogins is GET /logins: the logins that work with the configured
+// bootstrap key, oldest first, paged with limit/offset.
+func (c *Controller) listLogins(ec echo.Context) error {
+	pg, err := parsePage(ec, 50)
+	if err != nil {
+		return err
+	}
+	logins, total, err := c.store.listLogins(ec.Request().Context(), mintHash(c.opts.AdminAPIKey), pg)
+	if err != nil {
+		return err
+	}
+	out := make([]loginResponse, len(logins))
+	for i, l := range logins {
+		out[i] = loginResponse{ID: l.ID, Name: l.displayName(), Type: l.Type, CreatedAt: jt(l.CreatedAt), LastUsedAt: jtp(l.LastUsedAt)}
+	}
+	return writeList(ec, pg, total, out)
+}
+
+// deleteLogin is DELETE /logins/{id}: the key stops working at once.
+func (c *Controller) deleteLogin(ec echo.Context) error {
+	id, err := pathID(ec)
+	if err != nil {
+		return err
+	}
+	ctx := ec.Request().Context()
+	err = c.store.tx(ctx, func(ts *store) error {
+		l, err := ts.deleteLogin(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.addLoginEvent(ec, ts, EventLoginDestroy, l)
+	})
+	if err != nil {
+		return err
+	}
+	return ec.NoContent(http.StatusNoContent)
+}
+
+// addLoginEvent stores, through ts (the change's transaction), the event of
+// a change to login l by the requesting admin.
+func (c *Controller) addLoginEvent(ec echo.Context, ts *store, typ string, l Login) error {
+	e := c.requestEvent(ec, typ)
+	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectLogin, ptr(l.ID), l.displayName(), true
+	return ts.addEvent(ec.Request().Context(), &e)
 }

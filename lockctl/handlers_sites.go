@@ -33,6 +33,15 @@ type holderPlaceResponse struct {
 	TimeZone     string   `json:"time_zone"`
 }
 
+// checkName adds an error on "name" unless name, trimmed, is a non-blank
+// storable name of a place, lock or group.
+func checkName(fe fieldErrors, name string) {
+	if strings.TrimSpace(name) == "" {
+		fe.add("name", "can't be blank")
+	}
+	checkText(fe, "name", strings.TrimSpace(name), maxName)
+}
+
 // conflictAsField turns a Conflict from the store into a 422 on field.
 func conflictAsField(err error, field string) error {
 	if latchkey.KindOf(err) == latchkey.Conflict {
@@ -56,9 +65,9 @@ func (c *Controller) createPlace(ec echo.Context) error {
 	}
 	r := req.Place
 	fe := fieldErrors{}
-	if strings.TrimSpace(r.Name) == "" {
-		fe.add("name", "can't be blank")
-	}
+	checkName(fe, r.Name)
+	checkText(fe, "description", r.Description, maxDescription)
+	checkText(fe, "address", r.Address, maxAddress)
 	if r.TimeZone == "" {
 		r.TimeZone = "UTC"
 	}
@@ -102,7 +111,9 @@ func (c *Controller) listPlaces(ec echo.Context) error {
 	if f.IDs, err = queryIDs(ec, "ids"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	ctx := ec.Request().Context()
 	p, _ := who(ec)
 	if p.Link != nil {
@@ -156,9 +167,8 @@ func (c *Controller) createGroup(ec echo.Context) error {
 	}
 	r := req.Group
 	fe := fieldErrors{}
-	if strings.TrimSpace(r.Name) == "" {
-		fe.add("name", "can't be blank")
-	}
+	checkName(fe, r.Name)
+	checkText(fe, "description", r.Description, maxDescription)
 	if r.PlaceID == 0 {
 		fe.add("place_id", "can't be blank")
 	}
@@ -212,7 +222,9 @@ func (c *Controller) listGroups(ec echo.Context) error {
 	if f.Sort, err = querySort(ec, "name"); err != nil {
 		return err
 	}
-	f.Query = ec.QueryParam("query")
+	if f.Query, err = queryText(ec, "query"); err != nil {
+		return err
+	}
 	groups, total, err := c.store.listGroups(ec.Request().Context(), f, pg)
 	if err != nil {
 		return err

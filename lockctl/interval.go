@@ -67,6 +67,9 @@ func parseInterval(s string, now time.Time) (since, until time.Time, err error) 
 	if !until.After(since) {
 		return since, until, errors.New("must end after it starts")
 	}
+	if !inTimeRange(since) || !inTimeRange(until) {
+		return since, until, errors.New("must lie in the years 1970 to 9999 (UTC)")
+	}
 	if until.Sub(since) > maxEventInterval {
 		return since, until, errors.New("must not be longer than 90 days")
 	}

@@ -44,6 +44,7 @@ const (
 	CodeNotFound         = "f40400" // no such resource (lockctl's own code)
 	CodeRateLimited      = "34ffaa" // not allowed at this moment: too many requests
 	CodeBadRequest       = "f40000" // malformed request (lockctl's own code)
+	CodeTooLarge         = "f41300" // request body over the limit (lockctl's own code)
 	CodeUnexpected       = "ffffff" // unexpected error
 	codeValidationFailed = "f42200" // stored on events for refused writes
 )

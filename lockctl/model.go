@@ -70,9 +70,13 @@ type GroupLock struct {
 func (GroupLock) TableName() string { return "lockctl_group_locks" }
 
 // Login is an API key created through POST /logins. Only the SHA-256 hash of
-// its secret is kept.
+// its secret is kept. MintedBy is mintHash of the bootstrap key it was
+// minted under (directly or through another login): the login works only
+// while that is still the configured bootstrap key.
 type Login struct {
 	ID          int64      `gorm:"primaryKey"`
+	Name        string     `gorm:"size:100;not null;default:''"`
+	MintedBy    string     `gorm:"size:64;not null;default:'';index"`
 	Email       string     `gorm:"size:320;not null;default:''"`
 	Type        string     `gorm:"size:32;not null;default:'device'"`
 	DeviceBrand string     `gorm:"size:100;not null;default:''"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,7 @@ func NewMQTTDriver(ctx context.Context, brokerURL, prefix string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	scrub := scrubber(brokerURL)
 	opts := mqtt.NewClientOptions().AddBroker(brokerURL).
 		SetClientID("latchkey-lockctl-" + id[:12]).
 		SetCleanSession(true).
@@ -65,16 +67,44 @@ func NewMQTTDriver(ctx context.Context, brokerURL, prefix string, log *slog.Logg
 		SetConnectTimeout(5 * time.Second).
 		SetOnConnectHandler(d.subscribe).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			d.log.Warn("mqtt connection lost", "err", err)
+			d.log.Warn("mqtt connection lost", "err", scrub(err))
 		})
 	d.client = mqtt.NewClient(opts)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := wait(ctx, d.client.Connect()); err != nil {
 		d.client.Disconnect(0)
-		return nil, latchkey.Wrap(latchkey.Unavailable, "mqtt broker unavailable", fmt.Errorf("connect %s: %w", brokerURL, err))
+		return nil, latchkey.Wrap(latchkey.Unavailable, "mqtt broker unavailable", fmt.Errorf("connect %s: %s", redactURL(brokerURL), scrub(err)))
 	}
 	return d, nil
+}
+
+// scrubber returns a function that replaces the password of brokerURL in
+// a text (paho's errors may quote the URL, e.g. for websockets).
+func scrubber(brokerURL string) func(error) string {
+	pass := ""
+	if u, err := url.Parse(brokerURL); err == nil {
+		pass, _ = u.User.Password()
+	}
+	return func(err error) string {
+		if err == nil {
+			return ""
+		}
+		if pass == "" {
+			return err.Error()
+		}
+		return strings.ReplaceAll(err.Error(), pass, "xxxxx")
+	}
+}
+
+// redactURL returns raw with any password replaced by "xxxxx", for logs and
+// errors. A URL that does not parse is not shown at all.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // wait waits for an MQTT token or the end of ctx.

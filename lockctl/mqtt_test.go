@@ -1,9 +1,12 @@
 package lockctl
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,5 +145,27 @@ func TestMQTTDriverNoBroker(t *testing.T) {
 	defer cancel()
 	if _, err := NewMQTTDriver(ctx, "tcp://127.0.0.1:1", "x", testenv.Logger(t)); err == nil {
 		t.Fatal("connected to a port where no broker listens")
+	}
+}
+
+func TestMQTTDriverRedactsCredentials(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := NewMQTTDriver(ctx, "tcp://door:s3cret-pass@127.0.0.1:1", "x", log)
+	if err == nil {
+		t.Fatal("connected to a port where no broker listens")
+	}
+	for what, s := range map[string]string{"error": fmt.Sprintf("%v", err), "log": logs.String()} {
+		if strings.Contains(s, "s3cret-pass") {
+			t.Errorf("%s shows the broker password: %s", what, s)
+		}
+	}
+	if !strings.Contains(err.Error(), "tcp://door:xxxxx@127.0.0.1:1") {
+		t.Errorf("error %q does not name the broker (redacted)", err)
+	}
+	if got := redactURL("tcp://a:b@h:1/%zz"); strings.Contains(got, ":b@") {
+		t.Errorf("redactURL of an unparsable URL shows the password: %q", got)
 	}
 }

@@ -18,6 +18,10 @@ const (
 	maxOffset = 20000
 )
 
+// errTooLarge answers a body over the 1 MiB limit, in Kisi's shape.
+var errTooLarge = &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
+	Message: "request body is larger than 1 MiB"}
+
 func badRequest(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
 }
@@ -75,6 +79,9 @@ func queryIDs(ec echo.Context, name string) ([]int64, error) {
 	if s == "" {
 		return nil, nil
 	}
+	if strings.Count(s, ",") >= maxIDs {
+		return nil, badRequest("%s must list at most %d ids", name, maxIDs)
+	}
 	var ids []int64
 	for part := range strings.SplitSeq(s, ",") {
 		id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
@@ -84,6 +91,16 @@ func queryIDs(ec echo.Context, name string) ([]int64, error) {
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// queryText reads an optional text parameter of at most maxQuery
+// characters, without NUL bytes: anything else is a 400.
+func queryText(ec echo.Context, name string) (string, error) {
+	s := ec.QueryParam(name)
+	if p := textProblem(s, maxQuery); p != "" {
+		return "", badRequest("%s %s", name, p)
+	}
+	return s, nil
 }
 
 // queryInt reads an optional integer parameter.
@@ -147,8 +164,9 @@ func bindBody(ec echo.Context, v any) error {
 		return nil
 	}
 	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodeBadRequest, Message: "request body too large"}
+	var he *echo.HTTPError
+	if errors.As(err, &tooLarge) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+		return errTooLarge
 	}
 	return badRequest("request body must be valid JSON")
 }

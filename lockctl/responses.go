@@ -191,8 +191,12 @@ func newGroupLinkResponse(l GroupLink, g Group, creator *Login) groupLinkRespons
 		CreatedByType: "User", CreatedByID: l.CreatedByID, CreatedBy: by, IssuedByID: l.CreatedByID, IssuedBy: by}
 }
 
-// displayName is the name shown for a login: its email, or "API key <id>".
+// displayName is the name shown for a login: its name, its email, or
+// "API key <id>".
 func (l Login) displayName() string {
+	if l.Name != "" {
+		return l.Name
+	}
 	if l.Email != "" {
 		return l.Email
 	}

@@ -9,7 +9,7 @@ import (
 // echo instance g belongs to.
 //
 // Admin (KISI-LOGIN): places, locks, groups, group_locks, group_links,
-// logins, event_sets, events. Link holders (KISI-GROUP-LINK): GET /places,
+// logins (create, list, delete), event_sets, events. Link holders (KISI-GROUP-LINK): GET /places,
 // GET /locks (their group's locks) and POST /locks/{id}/unlock. GET
 // /grouplinks is the holder's landing page (the secret in the URL fragment).
 func (c *Controller) Register(g *echo.Group) {
@@ -42,6 +42,8 @@ func (c *Controller) Register(g *echo.Group) {
 	g.DELETE("/group_links/:id", c.deleteLink, requireAdmin)
 
 	g.POST("/logins", c.createLogin, requireAdmin)
+	g.GET("/logins", c.listLogins, requireAdmin)
+	g.DELETE("/logins/:id", c.deleteLogin, requireAdmin)
 	g.GET("/grouplinks", c.landing)
 
 	g.POST("/event_sets", c.createEventSet, requireAdmin)

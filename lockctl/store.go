@@ -23,6 +23,14 @@ type store struct {
 
 func newStore(db *gorm.DB, now func() time.Time) *store { return &store{db: db, now: now} }
 
+// tx runs fn with a store bound to one transaction: everything fn writes
+// is committed together, or nothing when fn returns an error.
+func (s *store) tx(ctx context.Context, fn func(ts *store) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&store{db: tx, now: s.now})
+	})
+}
+
 // page is one window of a list: limit rows from offset.
 type page struct {
 	Limit  int

@@ -123,3 +123,17 @@ func (s *store) recordUnlock(ctx context.Context, e *Event, linkID int64, at tim
 		return ts.touchLink(ctx, linkID, at)
 	})
 }
+
+// deleteEventsBefore deletes up to batch of the oldest events created
+// before t and returns how many it deleted.
+func (s *store) deleteEventsBefore(ctx context.Context, t time.Time, batch int) (int64, error) {
+	ids := s.db.Model(&Event{}).Select("id").Where("created_at < ?", utc(t)).Order("id").Limit(batch)
+	res := s.db.WithContext(ctx).Where("id IN (?)", ids).Delete(&Event{})
+	return res.RowsAffected, translate(res.Error, "delete old events", "event")
+}
+
+// deleteExpiredEventSets deletes the event sets that can no longer be read.
+func (s *store) deleteExpiredEventSets(ctx context.Context) error {
+	err := s.db.WithContext(ctx).Where("expires_at <= ?", s.stamp()).Delete(&EventSet{}).Error
+	return translate(err, "delete expired event sets", "event set")
+}

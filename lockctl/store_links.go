@@ -167,3 +167,47 @@ func (s *store) places(ctx context.Context, ids []int64) (map[int64]Place, error
 	}
 	return out, nil
 }
+
+// countLogins counts the logins minted under mintedBy.
+func (s *store) countLogins(ctx context.Context, mintedBy string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Login{}).Where("minted_by = ?", mintedBy).Count(&n).Error
+	return n, translate(err, "count logins", "login")
+}
+
+// listLogins returns one page of the logins minted under mintedBy, by id.
+func (s *store) listLogins(ctx context.Context, mintedBy string, p page) ([]Login, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Login{}).Where("minted_by = ?", mintedBy)
+	var out []Login
+	total, err := listPage(q, "id", p, &out)
+	return out, total, translate(err, "list logins", "login")
+}
+
+// deleteLogin removes login id and returns it as it was.
+func (s *store) deleteLogin(ctx context.Context, id int64) (Login, error) {
+	var l Login
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("id = ?", id).Take(&l).Error; err != nil {
+			return translate(err, fmt.Sprintf("get login %d", id), "login")
+		}
+		err := tx.Where("id = ?", id).Delete(&Login{}).Error
+		return translate(err, fmt.Sprintf("delete login %d", id), "login")
+	})
+	return l, err
+}
+
+// deleteLoginsNotMintedBy deletes the logins minted under any other key
+// than mintedBy that nobody created or used since idleBefore, and returns
+// how many it deleted.
+func (s *store) deleteLoginsNotMintedBy(ctx context.Context, mintedBy string, idleBefore time.Time) (int64, error) {
+	t := utc(idleBefore)
+	res := s.db.WithContext(ctx).Where("minted_by <> ? AND created_at < ? AND (last_used_at IS NULL OR last_used_at < ?)",
+		mintedBy, t, t).Delete(&Login{})
+	return res.RowsAffected, translate(res.Error, "delete stale logins", "login")
+}
+
+// touchLogin sets the login's last_used_at.
+func (s *store) touchLogin(ctx context.Context, id int64, at time.Time) error {
+	err := s.db.WithContext(ctx).Model(&Login{}).Where("id = ?", id).UpdateColumn("last_used_at", utc(at)).Error
+	return translate(err, fmt.Sprintf("touch login %d", id), "login")
+}

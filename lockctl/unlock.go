@@ -19,11 +19,14 @@ func tooMany(wait time.Duration) *apiError {
 		Message: "Too many unlock requests, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
 }
 
-// unlock serves POST /locks/{id}/unlock for link holders and admins. Every
-// request, whatever its outcome, is recorded as one lock.unlock event with
-// the client IP and user agent. The order of checks is: client IP rate limit,
-// credentials, link rate limit, link state and window (at this instant),
-// group membership, lock state, then the driver.
+// unlock serves POST /locks/{id}/unlock for link holders and admins. The
+// order of checks is: credentials (without a valid one, the client
+// address's rate limit), the credential's rate limit, link state and window
+// (at this instant), group membership, lock state, then the driver. A valid
+// credential is limited per credential only, so strangers at the same
+// address cannot throttle a guest. Every granted unlock is recorded as a
+// lock.unlock event with the client IP and user agent; refused ones are
+// sampled (see refusals).
 func (c *Controller) unlock(ec echo.Context) error {
 	now := c.now()
 	ctx := ec.Request().Context()
@@ -32,21 +35,19 @@ func (c *Controller) unlock(ec echo.Context) error {
 	deny := func(err error) error {
 		ae, _ := toAPIError(err)
 		e.Success, e.Code, e.Message = false, ae.Code, ae.Message
-		c.record(ec, e)
+		c.recordRefusal(ec, e)
 		return err
 	}
 
-	if ok, wait := c.ipLimits.allow(ec.RealIP()); !ok {
-		return deny(tooMany(wait))
-	}
 	p, err := who(ec)
 	if err != nil {
-		return deny(err)
-	}
-	if p.Link != nil {
-		if ok, wait := c.linkLimits.allow(strconv.FormatInt(p.Link.ID, 10)); !ok {
+		if ok, wait := c.ipLimits.allow(addressKey(ec.RealIP())); !ok {
 			return deny(tooMany(wait))
 		}
+		return deny(err)
+	}
+	if ok, wait := c.linkLimits.allow(credentialKey(p)); !ok {
+		return deny(tooMany(wait))
 	}
 	lockID, err := pathID(ec)
 	if err != nil {
@@ -93,4 +94,27 @@ func (c *Controller) unlock(ec echo.Context) error {
 		c.log.Error("record unlock", "link_id", p.Link.ID, "err", err)
 	}
 	return ec.JSON(http.StatusOK, map[string]string{"message": "Unlocked!"})
+}
+
+// credentialKey names the credential of p for its rate limit.
+func credentialKey(p *principal) string {
+	switch {
+	case p.Link != nil:
+		return "link:" + strconv.FormatInt(p.Link.ID, 10)
+	case p.Login != nil:
+		return "login:" + strconv.FormatInt(p.Login.ID, 10)
+	}
+	return "admin"
+}
+
+// recordRefusal stores the event of a refused unlock if the sample takes
+// it, and the summary of an earlier minute's unstored refusals.
+func (c *Controller) recordRefusal(ec echo.Context, e Event) {
+	keep, summary := c.refusals.admit(e.Code, e.CreatedAt)
+	if summary != nil {
+		c.record(ec, *summary)
+	}
+	if keep {
+		c.record(ec, e)
+	}
 }

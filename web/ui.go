@@ -177,6 +177,7 @@ func (u *UI) Register(s *Server) {
 	g.GET("/keys", u.keysPage, u.requireUser, u.requireAdmin)
 	g.POST("/keys", u.createKey, u.requireUser, u.requireAdmin)
 	g.POST("/keys/:id/revoke", u.revokeKey, u.requireUser, u.requireAdmin)
+	g.POST("/keys/controller/:id/revoke", u.revokeControllerKey, u.requireUser, u.requireAdmin)
 	g.GET("/users", u.usersPage, u.requireUser, u.requireAdmin)
 	g.POST("/users", u.createUser, u.requireUser, u.requireAdmin)
 	g.POST("/users/:id/delete", u.deleteUser, u.requireUser, u.requireAdmin)

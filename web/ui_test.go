@@ -217,7 +217,7 @@ func TestUIPagesRender(t *testing.T) {
 // uiForms are every front-desk POST route.
 var uiForms = []string{"/admin/login", "/admin/setup", "/admin/logout", "/admin/simulate", "/admin/visits/1/revoke",
 	"/admin/visits/1/extend", "/admin/visits/1/resend", "/admin/mappings", "/admin/mappings/1", "/admin/mappings/1/delete",
-	"/admin/keys", "/admin/keys/1/revoke", "/admin/users", "/admin/users/2/delete"}
+	"/admin/keys", "/admin/keys/1/revoke", "/admin/keys/controller/1/revoke", "/admin/users", "/admin/users/2/delete"}
 
 func TestUIFormsRejectMissingOrWrongCSRF(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{Demo: true})
@@ -534,6 +534,60 @@ func TestUIAPIKeys(t *testing.T) {
 	}
 	if e.accts.ValidAPIKey(ctx, key) {
 		t.Errorf("a revoked key is still valid")
+	}
+}
+
+// controllerKeyWorks reports whether the controller accepts key.
+func (e uiEnv) controllerKeyWorks(t *testing.T, key string) bool {
+	t.Helper()
+	r, _ := http.NewRequest(http.MethodGet, e.ctrl.URL+"/places", nil)
+	r.Header.Set("Authorization", "KISI-LOGIN "+key)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func TestUIControllerKeys(t *testing.T) {
+	e := newUIEnv(t, web.UIOptions{})
+	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	r, _ := http.NewRequest(http.MethodPost, e.ctrl.URL+"/logins", strings.NewReader(`{"login":{"name":"door panel","expire":false}}`))
+	r.Header.Set("Authorization", "KISI-LOGIN "+uiAdminKey)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var minted struct {
+		User   struct{ ID int64 } `json:"user"`
+		Secret string             `json:"secret"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&minted); err != nil || minted.Secret == "" {
+		t.Fatalf("mint a controller key: %v", err)
+	}
+	resp.Body.Close()
+	if !e.controllerKeyWorks(t, minted.Secret) {
+		t.Fatalf("the minted key does not work")
+	}
+
+	page := e.do(t, http.MethodGet, "/admin/keys", nil, admin.cookie).Body.String()
+	action := "/admin/keys/controller/" + itoaUI(minted.User.ID) + "/revoke"
+	if !strings.Contains(page, "door panel") || !strings.Contains(page, action) {
+		t.Fatalf("the keys page does not list controller key %q with a revoke form", "door panel")
+	}
+	if strings.Contains(page, minted.Secret) {
+		t.Fatalf("the keys page shows a controller key's secret")
+	}
+	rec := e.do(t, http.MethodPost, action, url.Values{"csrf": {admin.csrf}}, admin.cookie)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("revoke controller key: got %d", rec.Code)
+	}
+	if e.controllerKeyWorks(t, minted.Secret) {
+		t.Errorf("a revoked controller key still works")
+	}
+	if page := e.do(t, http.MethodGet, "/admin/keys", nil, admin.cookie).Body.String(); strings.Contains(page, "door panel") {
+		t.Errorf("the keys page still lists the revoked controller key")
 	}
 }
 

@@ -57,6 +57,7 @@ type config struct {
 	SweepEvery      time.Duration
 	DriftEvery      time.Duration
 	LostAfter       time.Duration
+	EventRetention  time.Duration // lockctl events older than this are deleted
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a
 	// listener of its own, never on the public address.
 	DebugAddr string
@@ -136,6 +137,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 		{"LATCHKEY_SWEEP_INTERVAL", "30s", &c.SweepEvery},
 		{"LATCHKEY_DRIFT_INTERVAL", "10m", &c.DriftEvery},
 		{"LATCHKEY_LOST_AFTER", "30s", &c.LostAfter},
+		{"LATCHKEY_EVENT_RETENTION", "2160h", &c.EventRetention},
 	}
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -70,7 +70,12 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	public := envOr(getenv, "LATCHKEY_PUBLIC_URL", "http://"+loopbackAddr(ln.Addr()))
 	warnLocalPublicURL(log, public)
-	lc := lockctl.New(log, db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public})
+	retention, err := time.ParseDuration(envOr(getenv, "LATCHKEY_EVENT_RETENTION", "2160h"))
+	if err != nil || retention <= 0 {
+		return &settingError{"LATCHKEY_EVENT_RETENTION", fmt.Errorf("want a positive duration such as 2160h")}
+	}
+	lc := lockctl.New(log, db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public, EventRetention: retention})
+	go lc.RunSweeps(ctx, time.Minute)
 	if *demo {
 		if err := lc.Seed(ctx); err != nil {
 			return fmt.Errorf("demo seed: %w", err)

@@ -217,8 +217,10 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			if err != nil {
 				return err
 			}
-			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl", Now: a.clock.Now})
+			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
+				EventRetention: cfg.EventRetention, Now: a.clock.Now})
 			lc.Register(a.srv.Group("/lockctl"))
+			go lc.RunSweeps(ctx, cfg.SweepEvery)
 			if cfg.Demo {
 				if err := lc.Seed(ctx); err != nil {
 					return fmt.Errorf("demo seed: %w", err)
