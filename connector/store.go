@@ -96,34 +96,23 @@ func (s *Store) createDelivery(ctx context.Context, d *Delivery) error {
 
 var errDuplicateDelivery = errors.New("duplicate delivery")
 
-// visitBySource returns the visit for a source key, or found=false.
-func (s *Store) visitBySource(ctx context.Context, install, location, source string) (Visit, bool, error) {
-	var v Visit
-	err := s.visits(ctx).
-		Where("install_id = ? AND location_id = ? AND source_id = ?", install, location, source).
-		Take(&v).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return v, false, nil
+// visitsFor returns the visits an event belongs to, oldest first: the one
+// keyed by source, and those that recorded its entry or invite id.
+func (s *Store) visitsFor(ctx context.Context, install, location, source, entry, invite string) ([]Visit, error) {
+	cond := s.db.Where("source_id = ?", source)
+	if entry != "" {
+		cond = cond.Or("entry_id = ?", entry).Or("source_id = ?", "entry:"+entry)
 	}
+	if invite != "" {
+		cond = cond.Or("invite_id = ?", invite).Or("source_id = ?", "invite:"+invite)
+	}
+	var vs []Visit
+	err := s.visits(ctx).Where("install_id = ? AND location_id = ?", install, location).Where(cond).
+		Order("id").Limit(10).Find(&vs).Error
 	if err != nil {
-		return v, false, fmt.Errorf("find visit %s: %w", source, err)
+		return nil, fmt.Errorf("find visits of %s: %w", source, err)
 	}
-	return v, true, nil
-}
-
-// visitByEntry returns the visit an entry id was recorded on, or found=false.
-func (s *Store) visitByEntry(ctx context.Context, install, location, entry string) (Visit, bool, error) {
-	var v Visit
-	err := s.visits(ctx).
-		Where("install_id = ? AND location_id = ? AND entry_id = ?", install, location, entry).
-		Order("id").Take(&v).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, fmt.Errorf("find visit of entry %s: %w", entry, err)
-	}
-	return v, true, nil
+	return vs, nil
 }
 
 // Visit returns visit id.

@@ -15,7 +15,11 @@ type Visit struct {
 	// EntryID is the Envoy entry of the visitor's sign-in, also for a visit
 	// keyed by its invite, so a later entry event that lacks the invite
 	// relationship still finds the visit.
-	EntryID  string `gorm:"size:64;not null;default:'';index"`
+	EntryID string `gorm:"size:64;not null;default:'';index"`
+	// InviteID is the Envoy invite the visit belongs to, also for a visit
+	// keyed by its entry, so an invite event (or an entry event naming the
+	// invite) that arrives after the entry's finds it.
+	InviteID string `gorm:"size:64;not null;default:'';index"`
 	FlowID   string `gorm:"size:64;not null"`
 	FlowName string `gorm:"size:200;not null"`
 	Name     string `gorm:"size:200;not null"`

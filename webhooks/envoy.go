@@ -174,6 +174,12 @@ func fillEvent(ev *connector.Event, r resource) error {
 	}
 	if ev.Kind.IsInvite() {
 		ev.InviteID = r.ID
+		// relationships.entry is null until the invited visitor arrives.
+		entryID, err := relationshipID(r, "entry")
+		if err != nil {
+			return err
+		}
+		ev.EntryID = entryID
 	} else {
 		ev.EntryID = r.ID
 		inviteID, err := relationshipID(r, "invite")
@@ -295,7 +301,8 @@ var timeLayouts = []string{
 	"2006-01-02T15:04:05",
 }
 
-// parseTime parses an Envoy timestamp into UTC; "" is the zero time.
+// parseTime parses an Envoy timestamp into UTC, truncated to whole seconds
+// (connector.Precision, the controller's); "" is the zero time.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -304,7 +311,7 @@ func parseTime(s string) (time.Time, error) {
 	for _, layout := range timeLayouts {
 		t, err := time.Parse(layout, s)
 		if err == nil {
-			return t.UTC(), nil
+			return t.UTC().Truncate(connector.Precision), nil
 		}
 		if first == nil {
 			first = err

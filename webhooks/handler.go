@@ -100,11 +100,13 @@ func (h *Handler) envoy(c echo.Context) error {
 		out.Status = "duplicate"
 	case !d.Known:
 		out.Status = "ignored"
-	case res.Changed:
+	case res.Changed || len(res.Also) > 0:
 		// The delivery is stored; if the queue is down the sweep for lost
 		// syncs picks the visit up, so this is not the sender's problem.
-		if err := h.q.EnqueueVisitSync(ctx, res.VisitID, res.Version); err != nil {
-			h.log.Warn("enqueue visit sync", "visit_id", res.VisitID, "err", err)
+		for _, r := range append([]connector.VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...) {
+			if err := h.q.EnqueueVisitSync(ctx, r.ID, r.Version); err != nil {
+				h.log.Warn("enqueue visit sync", "visit_id", r.ID, "err", err)
+			}
 		}
 	}
 	h.outcome.WithLabelValues(out.Status).Inc()
