@@ -62,6 +62,7 @@ type Service struct {
 	mail  mail.Sender
 	box   *secretbox.Box
 	opts  Options
+	zones zoneCache
 }
 
 // NewService returns a Service.
@@ -229,16 +230,28 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 	if ev.InviteID != "" {
 		v.InviteID = ev.InviteID
 	}
-	if ev.TimeZone != "" {
-		v.TimeZone = ev.TimeZone
-	}
 	if ev.FlowName != "" {
 		v.FlowName = ev.FlowName
+	}
+	var zoneNote string
+	if ev.TimeZone != "" {
+		if _, ok := s.zones.load(ev.TimeZone); ok {
+			v.TimeZone, v.BadTimeZone = ev.TimeZone, ""
+		} else if v.BadTimeZone != ev.TimeZone {
+			v.BadTimeZone = ev.TimeZone
+			zoneNote = fmt.Sprintf("unknown time zone %q: windows are computed in UTC", ev.TimeZone)
+			if v.TimeZone != "" {
+				zoneNote = fmt.Sprintf("unknown time zone %q: windows stay in %s", ev.TimeZone, v.TimeZone)
+			}
+		}
 	}
 	before := v.Facts
 	v.setFacts(merged)
 	prev := decisionOf(v)
-	dec := s.decide(v, m, now)
+	dec, ok := s.decideInRange(v, m, now)
+	if !ok {
+		return IngestResult{}, latchkey.Errorf(latchkey.Invalid, "%s: the access window would fall outside the years %d to %d", timeField(ev), MinYear, MaxYear)
+	}
 	changed := !found || !factsEqual(before, merged) || !sameDecision(dec, prev)
 	if changed && found {
 		v.Version++
@@ -253,6 +266,9 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 		msg += "; nothing changed"
 	}
 	entries := []TimelineEntry{{VisitID: v.ID, At: now, Kind: KindEventReceived, Message: msg}}
+	if zoneNote != "" {
+		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindError, Message: zoneNote})
+	}
 	if out, sub := SignOutTime(ev, now); sub {
 		what := "missing"
 		if !ev.SignedOutAt.IsZero() {
@@ -262,12 +278,24 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 			Message: fmt.Sprintf("the sign-out time is %s; using the time it was received (%s)", what, out.Format(time.RFC3339))})
 	}
 	if changed && !sameDecision(dec, prev) {
-		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindDecision, Message: describe(dec, v.TimeZone)})
+		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindDecision, Message: describe(dec, s.location(v.TimeZone))})
 	}
 	if err := tx.addTimeline(ctx, entries...); err != nil {
 		return IngestResult{}, err
 	}
 	return IngestResult{VisitID: v.ID, Version: v.Version, Status: dec.Status, Reason: dec.Reason, Changed: changed, Ignored: dec.Status == StatusIgnored}, nil
+}
+
+// timeField names the wire field an event's window is anchored on, for an
+// error about the window.
+func timeField(ev Event) string {
+	switch {
+	case !ev.SignedInAt.IsZero():
+		return "payload.attributes.signed-in-at"
+	case !ev.ExpectedArrival.IsZero():
+		return "payload.attributes.expected-arrival-time"
+	}
+	return "payload.attributes.signed-out-at"
 }
 
 func (s *Service) duplicate(ctx context.Context, d Delivery) (IngestResult, error) {
@@ -298,9 +326,29 @@ func (s *Service) mapping(ctx context.Context, location, flow string) (*mappings
 }
 
 // decide computes the visit's desired state: the rules, then the front
-// desk's actions (revoke, extend). Times are whole seconds in UTC.
+// desk's actions (revoke, extend). Times are whole seconds in UTC, and
+// never outside the years MinYear to MaxYear (see decideInRange).
 func (s *Service) decide(v *Visit, m *mappings.Mapping, now time.Time) Decision {
-	d := Decide(v.Facts, m, location(v.TimeZone), now)
+	d, _ := s.decideInRange(v, m, now)
+	return d
+}
+
+// decideInRange is decide, reporting false when the window had to be
+// clamped into the years MinYear to MaxYear: a change that leads there is
+// refused as invalid where it comes in (an event, an extension), and the
+// clamp keeps anything else (a mapping change) from storing a time no
+// encoder can write. Clamping only ever shortens access.
+func (s *Service) decideInRange(v *Visit, m *mappings.Mapping, now time.Time) (Decision, bool) {
+	d := s.decideRaw(v, m, now)
+	if TimeInRange(d.ValidFrom) && TimeInRange(d.ValidUntil) {
+		return d, true
+	}
+	d.ValidFrom, d.ValidUntil = clampTime(d.ValidFrom), clampTime(d.ValidUntil)
+	return d, false
+}
+
+func (s *Service) decideRaw(v *Visit, m *mappings.Mapping, now time.Time) Decision {
+	d := Decide(v.Facts, m, s.location(v.TimeZone), now)
 	if d.Status == StatusIgnored || d.Status == StatusHeld {
 		return d
 	}
@@ -348,24 +396,18 @@ func sameDecision(a, b Decision) bool {
 	return a.Status == b.Status && a.Reason == b.Reason && a.ValidFrom.Equal(b.ValidFrom) && a.ValidUntil.Equal(b.ValidUntil)
 }
 
-// location returns the IANA zone name's location, or UTC.
-func location(name string) *time.Location {
-	if name == "" {
-		return time.UTC
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return time.UTC
-	}
+// location returns the IANA zone name's location, or UTC when the name is
+// empty or not a zone.
+func (s *Service) location(name string) *time.Location {
+	loc, _ := s.zones.load(name)
 	return loc
 }
 
 // describe renders a decision for the timeline, in the location's zone.
-func describe(d Decision, zone string) string {
+func describe(d Decision, loc *time.Location) string {
 	if d.ValidFrom.IsZero() || d.Status == StatusIgnored {
 		return fmt.Sprintf("%s: %s", d.Status, d.Reason)
 	}
-	loc := location(zone)
 	return fmt.Sprintf("%s: %s; window %s – %s", d.Status, d.Reason,
 		d.ValidFrom.In(loc).Format("Mon 2 Jan 15:04"), d.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST"))
 }

@@ -281,9 +281,7 @@ func (s *Store) AddTimeline(ctx context.Context, visitID int64, at time.Time, ki
 func (s *Store) addTimeline(ctx context.Context, es ...TimelineEntry) error {
 	for i := range es {
 		es[i].At = es[i].At.UTC()
-		if len(es[i].Message) > 1000 {
-			es[i].Message = es[i].Message[:997] + "..."
-		}
+		es[i].Message = truncateText(es[i].Message, 1000)
 	}
 	if err := s.db.WithContext(ctx).Create(&es).Error; err != nil {
 		return fmt.Errorf("timeline of visit %d: %w", es[0].VisitID, err)
@@ -470,4 +468,35 @@ func (s *Store) LastDelivery(ctx context.Context) (Delivery, bool, error) {
 		return d, false, fmt.Errorf("last delivery: %w", err)
 	}
 	return d, true, nil
+}
+
+// UnknownZone is a time zone name the platform sent for a location that is
+// not a known IANA zone, with how many visits carry it.
+type UnknownZone struct {
+	LocationID string
+	TimeZone   string
+	Visits     int64
+}
+
+// UnknownTimeZones lists the unknown zones visits carry, by location and
+// zone, at most limit of them. Those visits' windows are computed in
+// UTC (or the location's last known zone).
+func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone, error) {
+	var rows []struct {
+		LocationID  string
+		BadTimeZone string
+		Visits      int64
+	}
+	err := s.db.WithContext(ctx).Model(&Visit{}).
+		Select("location_id, bad_time_zone, COUNT(*) AS visits").
+		Where("bad_time_zone <> ''").Group("location_id, bad_time_zone").
+		Order("location_id, bad_time_zone").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zones: %w", err)
+	}
+	out := make([]UnknownZone, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, UnknownZone{LocationID: r.LocationID, TimeZone: r.BadTimeZone, Visits: r.Visits})
+	}
+	return out, nil
 }

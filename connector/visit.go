@@ -26,6 +26,10 @@ type Visit struct {
 	Email    string `gorm:"size:320;not null;index"`
 	Phone    string `gorm:"size:64;not null"`
 	TimeZone string `gorm:"size:64;not null"`
+	// BadTimeZone is the zone the platform last sent for the visit when
+	// it is not a known IANA zone ("" otherwise); the window is then
+	// computed in TimeZone, or UTC. The operations view lists them.
+	BadTimeZone string `gorm:"size:64;not null;default:''"`
 
 	Status     Status     `gorm:"size:16;not null;index:visits_status_until,priority:1"`
 	Reason     string     `gorm:"size:500;not null"`

@@ -83,10 +83,14 @@ func (h *Handler) envoy(c echo.Context) error {
 	d, err := Parse(body)
 	if err != nil {
 		h.outcome.WithLabelValues("malformed").Inc()
-		return err
+		return refuse(c, err)
 	}
 	ctx := c.Request().Context()
 	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	if latchkey.KindOf(err) == latchkey.Invalid {
+		h.outcome.WithLabelValues("malformed").Inc()
+		return refuse(c, err)
+	}
 	if err != nil {
 		h.outcome.WithLabelValues("unavailable").Inc()
 		if latchkey.KindOf(err) == latchkey.Internal {
@@ -111,4 +115,19 @@ func (h *Handler) envoy(c echo.Context) error {
 	}
 	h.outcome.WithLabelValues(out.Status).Inc()
 	return c.JSON(http.StatusOK, out)
+}
+
+// refuse answers a delivery latchkey will never accept with 400. Envoy
+// reads a job's failure reason from "message" (its plugin job semantics),
+// so the body carries it there as well as in the service's usual error
+// shape; a 400 also stops Envoy's retries.
+func refuse(c echo.Context, err error) error {
+	if latchkey.KindOf(err) != latchkey.Invalid {
+		return err
+	}
+	msg := latchkey.Message(err)
+	return c.JSON(http.StatusBadRequest, map[string]any{
+		"message": msg,
+		"error":   map[string]string{"code": latchkey.Invalid.String(), "message": msg},
+	})
 }
