@@ -54,7 +54,7 @@ func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn fu
 			return err
 		}
 		out = v
-		return tx.AddTimeline(ctx, id, now, KindDecision, describe(d, v.TimeZone))
+		return tx.AddTimeline(ctx, id, now, KindDecision, describe(d, s.location(v.TimeZone)))
 	})
 	return out, changed, err
 }
@@ -81,6 +81,13 @@ func (s *Service) Extend(ctx context.Context, id int64, mins int) (Visit, error)
 			return latchkey.Errorf(latchkey.Conflict, "visit %d is %s and cannot be extended", id, v.Status)
 		}
 		v.ExtendMinutes += mins
+		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+		if err != nil {
+			return err
+		}
+		if _, ok := s.decideInRange(v, m, s.now()); !ok {
+			return latchkey.Errorf(latchkey.Invalid, "minutes: the window would end after the year %d", MaxYear)
+		}
 		return nil
 	})
 }

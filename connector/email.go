@@ -223,7 +223,7 @@ func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links 
 	if err != nil {
 		return mail.Message{}, err
 	}
-	loc := location(v.TimeZone)
+	loc := s.location(v.TimeZone)
 	from, until := deref(v.ValidFrom).In(loc), deref(v.ValidUntil).In(loc)
 	data := emailData{
 		Name: v.Name, PassURL: s.PassURL(*v), Doors: doors, Zone: loc.String(),

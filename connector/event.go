@@ -46,8 +46,10 @@ type Event struct {
 	TimeZone string
 	FlowID   string
 	FlowName string
-	// EntryID is set for entry events; InviteID for invite events and for
-	// entries that came from an invite (relationships.invite).
+	// EntryID is set for entry events and for invites whose visitor has
+	// arrived (relationships.entry); InviteID for invite events and for
+	// entries that came from an invite (relationships.invite). Either
+	// joins the event to a visit that recorded the same id.
 	EntryID  string
 	InviteID string
 	FullName string

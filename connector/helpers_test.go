@@ -75,6 +75,8 @@ type envOptions struct {
 	realKisi bool
 	// mapping changes the default mapping before it is stored.
 	mapping func(*mappings.Mapping)
+	// controller changes the bundled controller's options.
+	controller func(*lockctl.Options)
 }
 
 // env is one connector service wired to a bundled controller served over
@@ -112,7 +114,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	sim := lockctl.NewSimDriver(nil)
 	t.Cleanup(sim.Close)
 	// Doors stay open for an hour, so no relay timer fires during a test.
-	lc := lockctl.New(log, db, sim, outbox, lockctl.Options{AdminAPIKey: adminKey, Now: clk.Now, SimUnlockDuration: time.Hour})
+	lo := lockctl.Options{AdminAPIKey: adminKey, Now: clk.Now, SimUnlockDuration: time.Hour}
+	if o.controller != nil {
+		o.controller(&lo)
+	}
+	lc := lockctl.New(log, db, sim, outbox, lo)
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatalf("seed controller: %v", err)
 	}

@@ -111,7 +111,7 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 			emailDue = k
 		}
 	}
-	if err := s.store.finishSync(ctx, &v, d, emailDue, now); err != nil {
+	if err := s.store.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now); err != nil {
 		return SyncResult{}, err
 	}
 	res.Version, res.Status = v.Version, d.Status
@@ -188,7 +188,7 @@ func linkName(v *Visit, m *mappings.Mapping) string {
 	if m.GuestIndicator != "" {
 		name += " " + m.GuestIndicator
 	}
-	return name
+	return truncateText(name, MaxLinkNameLen)
 }
 
 func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
@@ -207,7 +207,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 			if err := s.store.saveLink(ctx, row); err != nil {
 				return err
 			}
-			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, v.TimeZone)))
+			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, s.location(v.TimeZone))))
 		case errors.Is(err, ErrUpdateUnsupported):
 			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 				return fmt.Errorf("replace link %d: %w", row.LinkID, err)
@@ -274,10 +274,10 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		}
 		return err
 	}
-	msg := fmt.Sprintf("link %d created on group %d: %s", l.ID, group, spanText(spec, v.TimeZone))
+	msg := fmt.Sprintf("link %d created on group %d: %s", l.ID, group, spanText(spec, s.location(v.TimeZone)))
 	kind := KindLinkCreated
 	if replaced != 0 {
-		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, v.TimeZone))
+		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, s.location(v.TimeZone)))
 	}
 	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
 }
@@ -392,14 +392,13 @@ func linkAD(visitID, group int64) []byte {
 	return []byte("visit_link:" + strconv.FormatInt(visitID, 10) + ":" + strconv.FormatInt(group, 10))
 }
 
-func spanText(spec LinkSpec, zone string) string {
-	loc := location(zone)
+func spanText(spec LinkSpec, loc *time.Location) string {
 	return spec.ValidFrom.In(loc).Format("Mon 2 Jan 15:04") + " – " + spec.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST")
 }
 
 // finishSync stores the applied decision, unless the visit changed while
 // it was synced (then the newer version's sync stores its own).
-func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, now time.Time) error {
+func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time) error {
 	return s.tx(ctx, func(tx *Store) error {
 		cols := map[string]any{
 			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
@@ -413,7 +412,7 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue s
 			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
 		}
 		if res.RowsAffected == 1 && (v.Status != d.Status || v.Reason != d.Reason) {
-			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, v.TimeZone))
+			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, loc))
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/mappings"
@@ -11,7 +12,7 @@ import (
 // Apply. The visit's decision is recomputed from Facts alone, so Facts must
 // not depend on the order events were processed in.
 //
-// Times are UTC; zero means unknown.
+// Times are UTC, whole seconds (see Precision); zero means unknown.
 type Facts struct {
 	// Invited is set once an invite event, or an entry that came from an
 	// invite, was seen.
@@ -25,23 +26,35 @@ type Facts struct {
 	// is decided again later.
 	InviteSeenAt  time.Time
 	InviteRemoved bool
-	// SignedInAt and SignedOutAt are the latest sign-in and sign-out times
-	// carried by any event (a sign-out payload carries signed-in-at too).
+	// SignedInAt is the latest sign-in time carried by any event (a
+	// sign-out payload carries signed-in-at too). SignedOutAt is the
+	// earliest sign-out: the first end of access latchkey learned of is
+	// never moved later. A sign-out whose time is missing or before its
+	// sign-in counts at the time it was received (see SignOutTime).
 	SignedInAt  time.Time
 	SignedOutAt time.Time
 	// ReviewPending is set while a block-list review has been seen and no
-	// approving sign-in for the same or a later entry has.
+	// explicitly approved sign-in for the same or a later entry has.
 	ReviewPending bool
+	// PendingApproval is the approval status ("pending", "rejected", …) of
+	// a sign-in that was not approved, while no explicitly approved
+	// sign-in for the same or a later entry has been seen; "" otherwise.
+	PendingApproval string
 	// Denied is set once the block list denied the visitor; it wins over
 	// every other fact.
 	Denied bool
 	FlowID string
-	Name   string
-	Email  string
-	Phone  string
+	// Name, Email and Phone are the latest non-empty values seen.
+	Name  string
+	Email string
+	Phone string
 	// Stamps records what decided each "latest wins" fact above.
 	Stamps FactStamps
 }
+
+// Precision is the precision of every time latchkey compares: the
+// controller's (Kisi's validity times are whole seconds).
+const Precision = time.Second
 
 // FactStamps holds the version of each Facts field merged by "latest wins",
 // which is what makes Apply independent of the order of events: a value
@@ -53,14 +66,19 @@ type FactStamps struct {
 	// an invite_updated cannot bring the old arrival back.
 	Arrival     time.Time
 	ArrivalRank int
-	// Review and Approval are the latest block-list review and the latest
-	// approving sign-in, keyed by the entry's signed-in-at (the receive
-	// time when the event has none). An approval of the same entry as a
-	// review wins over it whichever arrives first.
-	Reviewed bool
-	Review   time.Time
-	Approved bool
-	Approval time.Time
+	// Review, Approval and Hold are the latest block-list review, the
+	// latest explicitly approved sign-in and the latest sign-in with an
+	// approval status other than approved, keyed by the entry's
+	// signed-in-at (the receive time when the event has none). An
+	// approval of the same entry as a review or a hold wins over it
+	// whichever arrives first. HoldStatus is the status of that hold.
+	Reviewed   bool
+	Review     time.Time
+	Approved   bool
+	Approval   time.Time
+	Held       bool
+	Hold       time.Time
+	HoldStatus string
 	// FlowID, Name, Email and Phone are the receive times of the events
 	// that set those fields.
 	FlowID time.Time
@@ -68,6 +86,13 @@ type FactStamps struct {
 	Email  time.Time
 	Phone  time.Time
 }
+
+// Approval statuses with a meaning of their own; any other non-empty
+// status on a sign-in holds the visit.
+const (
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+)
 
 // Apply merges ev, received by latchkey at receivedAt, into f. Applying the
 // same events in any order gives the same Facts, and applying an event
@@ -77,63 +102,130 @@ func (f *Facts) Apply(ev Event, receivedAt time.Time) {
 	if !ev.Kind.Known() {
 		return
 	}
-	at := receivedAt.UTC()
+	f.Merge(factsOf(ev, receivedAt))
+}
 
-	if ev.Kind.IsInvite() || ev.InviteID != "" {
-		f.Invited = true
+// SignOutTime returns the time a sign-out event ends access: its
+// signed-out-at, or receivedAt (substituted true) when that is missing or
+// before the event's own signed-in-at. For other events it returns their
+// signed-out-at, if any. Times are truncated to Precision.
+func SignOutTime(ev Event, receivedAt time.Time) (at time.Time, substituted bool) {
+	out := trunc(ev.SignedOutAt)
+	if ev.Kind != EventSignOut {
+		return out, false
 	}
+	if out.IsZero() || out.Before(trunc(ev.SignedInAt)) {
+		return trunc(receivedAt), true
+	}
+	return out, false
+}
+
+// factsOf returns the facts a single known event establishes.
+func factsOf(ev Event, receivedAt time.Time) Facts {
+	at := trunc(receivedAt)
+	var f Facts
+	f.Invited = ev.Kind.IsInvite() || ev.InviteID != ""
 	if ev.Kind.IsInvite() {
-		if !at.IsZero() && (f.InviteSeenAt.IsZero() || at.Before(f.InviteSeenAt)) {
-			f.InviteSeenAt = at
-		}
-		if !ev.ExpectedArrival.IsZero() {
-			rank := 1
+		f.InviteSeenAt = at
+		if arr := trunc(ev.ExpectedArrival); !arr.IsZero() {
+			f.ExpectedArrival, f.Stamps.Arrival, f.Stamps.ArrivalRank = arr, at, 1
 			if ev.Kind == EventInviteCreated {
-				rank = 0
-			}
-			if f.ExpectedArrival.IsZero() || rank > f.Stamps.ArrivalRank ||
-				(rank == f.Stamps.ArrivalRank && (at.After(f.Stamps.Arrival) || (at.Equal(f.Stamps.Arrival) && ev.ExpectedArrival.After(f.ExpectedArrival)))) {
-				f.ExpectedArrival, f.Stamps.Arrival, f.Stamps.ArrivalRank = ev.ExpectedArrival.UTC(), at, rank
+				f.Stamps.ArrivalRank = 0
 			}
 		}
 	}
-	if ev.Kind == EventInviteRemoved {
-		f.InviteRemoved = true
-	}
-
-	f.SignedInAt = later(f.SignedInAt, ev.SignedInAt)
-	f.SignedOutAt = later(f.SignedOutAt, ev.SignedOutAt)
+	f.InviteRemoved = ev.Kind == EventInviteRemoved
+	f.SignedInAt = trunc(ev.SignedInAt)
+	f.SignedOutAt, _ = SignOutTime(ev, at)
 
 	// Review and approval are ordered by the entry they concern rather than
 	// by arrival, so a sign-in approving an entry beats that entry's review
 	// even when the review is processed last.
-	entryKey := ev.SignedInAt.UTC()
+	entryKey := trunc(ev.SignedInAt)
 	if entryKey.IsZero() {
 		entryKey = at
 	}
+	status := strings.ToLower(strings.TrimSpace(ev.ApprovalStatus))
 	switch ev.Kind {
 	case EventBlocklistDeny:
 		f.Denied = true
 	case EventBlocklistReview:
-		f.Stamps.Reviewed = true
-		f.Stamps.Review = later(f.Stamps.Review, entryKey)
+		f.Stamps.Reviewed, f.Stamps.Review = true, entryKey
 	case EventSignIn:
-		if ev.ApprovalStatus == "" || ev.ApprovalStatus == "approved" {
-			f.Stamps.Approved = true
-			f.Stamps.Approval = later(f.Stamps.Approval, entryKey)
+		switch status {
+		case "", ApprovalDenied:
+		case ApprovalApproved:
+			f.Stamps.Approved, f.Stamps.Approval = true, entryKey
+		default:
+			f.Stamps.Held, f.Stamps.Hold, f.Stamps.HoldStatus = true, entryKey, status
 		}
 	}
-	if !ev.Kind.IsInvite() && ev.ApprovalStatus == "denied" {
+	if !ev.Kind.IsInvite() && status == ApprovalDenied {
 		f.Denied = true
 	}
-	f.ReviewPending = f.Stamps.Reviewed &&
-		(!f.Stamps.Approved || f.Stamps.Approval.Before(f.Stamps.Review))
-
-	mergeString(&f.FlowID, &f.Stamps.FlowID, ev.FlowID, at)
-	mergeString(&f.Name, &f.Stamps.Name, ev.FullName, at)
-	mergeString(&f.Email, &f.Stamps.Email, ev.Email, at)
-	mergeString(&f.Phone, &f.Stamps.Phone, ev.Phone, at)
+	set := func(v *string, stamp *time.Time, nv string) {
+		if nv = strings.TrimSpace(nv); nv != "" {
+			*v, *stamp = nv, at
+		}
+	}
+	set(&f.FlowID, &f.Stamps.FlowID, ev.FlowID)
+	set(&f.Name, &f.Stamps.Name, ev.FullName)
+	set(&f.Email, &f.Stamps.Email, ev.Email)
+	set(&f.Phone, &f.Stamps.Phone, ev.Phone)
+	f.derive()
+	return f
 }
+
+// Merge merges g, the facts of other events of the same visit, into f.
+// Merging is commutative, associative and idempotent, which is what makes
+// Apply independent of the order of events, and lets two visits found to
+// be one (an entry and its invite) share the facts of both. Merge is pure.
+func (f *Facts) Merge(g Facts) {
+	f.Invited = f.Invited || g.Invited
+	if !g.ExpectedArrival.IsZero() {
+		a, b := f.Stamps, g.Stamps
+		if f.ExpectedArrival.IsZero() || b.ArrivalRank > a.ArrivalRank ||
+			(b.ArrivalRank == a.ArrivalRank && (b.Arrival.After(a.Arrival) || (b.Arrival.Equal(a.Arrival) && g.ExpectedArrival.After(f.ExpectedArrival)))) {
+			f.ExpectedArrival, f.Stamps.Arrival, f.Stamps.ArrivalRank = g.ExpectedArrival, b.Arrival, b.ArrivalRank
+		}
+	}
+	f.InviteSeenAt = earlier(f.InviteSeenAt, g.InviteSeenAt)
+	f.InviteRemoved = f.InviteRemoved || g.InviteRemoved
+	f.SignedInAt = later(f.SignedInAt, g.SignedInAt)
+	f.SignedOutAt = earlier(f.SignedOutAt, g.SignedOutAt)
+	f.Denied = f.Denied || g.Denied
+
+	f.Stamps.Reviewed = f.Stamps.Reviewed || g.Stamps.Reviewed
+	f.Stamps.Review = later(f.Stamps.Review, g.Stamps.Review)
+	f.Stamps.Approved = f.Stamps.Approved || g.Stamps.Approved
+	f.Stamps.Approval = later(f.Stamps.Approval, g.Stamps.Approval)
+	if g.Stamps.Held {
+		if !f.Stamps.Held || g.Stamps.Hold.After(f.Stamps.Hold) ||
+			(g.Stamps.Hold.Equal(f.Stamps.Hold) && g.Stamps.HoldStatus > f.Stamps.HoldStatus) {
+			f.Stamps.Hold, f.Stamps.HoldStatus = g.Stamps.Hold, g.Stamps.HoldStatus
+		}
+		f.Stamps.Held = true
+	}
+
+	mergeString(&f.FlowID, &f.Stamps.FlowID, g.FlowID, g.Stamps.FlowID)
+	mergeString(&f.Name, &f.Stamps.Name, g.Name, g.Stamps.Name)
+	mergeString(&f.Email, &f.Stamps.Email, g.Email, g.Stamps.Email)
+	mergeString(&f.Phone, &f.Stamps.Phone, g.Phone, g.Stamps.Phone)
+	f.derive()
+}
+
+// derive recomputes the facts that follow from the stamps.
+func (f *Facts) derive() {
+	approvedSince := func(t time.Time) bool { return f.Stamps.Approved && !f.Stamps.Approval.Before(t) }
+	f.ReviewPending = f.Stamps.Reviewed && !approvedSince(f.Stamps.Review)
+	f.PendingApproval = ""
+	if f.Stamps.Held && !approvedSince(f.Stamps.Hold) {
+		f.PendingApproval = f.Stamps.HoldStatus
+	}
+}
+
+// trunc returns t in UTC at Precision.
+func trunc(t time.Time) time.Time { return t.UTC().Truncate(Precision) }
 
 // later returns the later of a and b (in UTC), ignoring zero values.
 func later(a, b time.Time) time.Time {
@@ -142,6 +234,15 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// earlier returns the earlier of a and b (in UTC), ignoring zero values.
+func earlier(a, b time.Time) time.Time {
+	b = b.UTC()
+	if b.IsZero() || (!a.IsZero() && !b.Before(a)) {
+		return a
+	}
+	return b
 }
 
 // mergeString sets *v to nv when nv is not empty and (stamp, value) is the
@@ -174,7 +275,9 @@ type Decision struct {
 //   - no mapping: ignored;
 //   - block-list denial, removed invite: revoked;
 //   - walk-in on an only-invited flow: ignored;
-//   - block-list review not yet approved: held, no window;
+//   - block-list review, or a sign-in whose approval status is neither
+//     approved nor absent, not yet followed by an explicit approval of
+//     that entry or a later one: held, no window;
 //   - invite with an expected arrival: [arrival − advance, arrival +
 //     duration], the start clamped to InviteSeenAt and moved earlier to a
 //     sign-in that happened before it; a late sign-in extends the end to
@@ -184,15 +287,16 @@ type Decision struct {
 //     the anchor (the arrival, or the start when clamped past it; the
 //     sign-in for walk-ins and late sign-ins);
 //   - a sign-out on a revoke_on_sign_out mapping ends the window at
-//     signed-out-at + grace (it never extends it) and revokes once that
-//     time has come;
+//     signed-out-at + grace (it never extends it; a later sign-in does
+//     not reopen it) and revokes once that time has come;
 //   - then scheduled before the window, active inside it, expired after
 //     it; an empty window is expired (revoked when a sign-out emptied it).
 func Decide(f Facts, m *mappings.Mapping, loc *time.Location, now time.Time) Decision {
 	if loc == nil {
 		loc = time.UTC
 	}
-	now = now.UTC()
+	now = trunc(now)
+	f = f.truncated()
 	switch {
 	case m == nil:
 		if f.FlowID == "" {
@@ -207,6 +311,8 @@ func Decide(f Facts, m *mappings.Mapping, loc *time.Location, now time.Time) Dec
 		return Decision{Status: StatusIgnored, Reason: "walk-in, but this flow is for invited visitors only"}
 	case f.ReviewPending:
 		return Decision{Status: StatusHeld, Reason: "held for block-list review until the visitor is approved"}
+	case f.PendingApproval != "":
+		return Decision{Status: StatusHeld, Reason: fmt.Sprintf("held: the sign-in's approval status is %q; access waits for an approval", f.PendingApproval)}
 	}
 
 	from, until, reason, ok := window(f, m, loc)
@@ -214,9 +320,9 @@ func Decide(f Facts, m *mappings.Mapping, loc *time.Location, now time.Time) Dec
 		return Decision{Status: StatusIgnored, Reason: "no expected arrival or sign-in time to base access on"}
 	}
 
-	signedOut := !f.SignedOutAt.IsZero() && !f.SignedOutAt.Before(f.SignedInAt)
+	// Any sign-out ends access: one before the sign-in empties the window.
 	revokeAt := time.Time{}
-	if signedOut && m.RevokeOnSignOut {
+	if !f.SignedOutAt.IsZero() && m.RevokeOnSignOut {
 		revokeAt = f.SignedOutAt.UTC().Add(m.Grace())
 		if revokeAt.Before(until) {
 			until = revokeAt
@@ -243,6 +349,14 @@ func Decide(f Facts, m *mappings.Mapping, loc *time.Location, now time.Time) Dec
 		d.Status, d.Reason = StatusExpired, "the access window has ended"
 	}
 	return d
+}
+
+// truncated returns f with its times at Precision, for facts stored
+// before every time was truncated when applied.
+func (f Facts) truncated() Facts {
+	f.ExpectedArrival, f.InviteSeenAt = trunc(f.ExpectedArrival), trunc(f.InviteSeenAt)
+	f.SignedInAt, f.SignedOutAt = trunc(f.SignedInAt), trunc(f.SignedOutAt)
+	return f
 }
 
 // window computes the access window before any sign-out, with a reason

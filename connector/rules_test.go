@@ -292,6 +292,8 @@ func TestDecide(t *testing.T) {
 				Reason: "signed out, access revoked"},
 		},
 		{
+			// A sign-out is final for the visit: a later sign-in (a
+			// replay, or a payload with a wrong time) cannot reopen it.
 			name: "sign-in again after a sign-out",
 			events: []received{
 				{signOut(utc(9, 0), utc(9, 30), ""), utc(9, 30)},
@@ -299,8 +301,8 @@ func TestDecide(t *testing.T) {
 			},
 			m:   newMapping(),
 			now: utc(11, 5),
-			want: Decision{Status: StatusActive, ValidFrom: utc(11, 0), ValidUntil: utc(15, 0),
-				Reason: "walk-in, access for 4 hours from sign-in"},
+			want: Decision{Status: StatusRevoked, ValidFrom: utc(11, 0), ValidUntil: utc(11, 0),
+				Reason: "signed out, access revoked"},
 		},
 		{
 			name: "end of day in the location's zone",

@@ -67,6 +67,7 @@ type Service struct {
 	mail  mail.Sender
 	box   *secretbox.Box
 	opts  Options
+	zones zoneCache
 }
 
 // NewService returns a Service.
@@ -121,6 +122,10 @@ type IngestResult struct {
 	// Changed reports whether the visit's desired state changed, so a
 	// sync is needed.
 	Changed bool
+	// Also lists other visits the event changed, which need a sync too:
+	// an event that links an entry's visit and its invite's applies to
+	// both.
+	Also []VisitRef
 }
 
 // Ingest records a delivery and applies its event to the visit, in one
@@ -151,70 +156,54 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 			return tx.createDelivery(ctx, &d)
 		}
 
-		v, found, err := tx.visitBySource(ctx, ev.InstallID, ev.LocationID, ev.SourceID())
+		// The visit is whichever shares the event's key, entry or invite:
+		// either event of an entry and its invite may carry the link
+		// between them. When the event links two visits made before the
+		// link was known, both take the facts of both, so an event that
+		// ends access ends it on each.
+		vs, err := tx.visitsFor(ctx, ev.InstallID, ev.LocationID, ev.SourceID(), ev.EntryID, ev.InviteID)
 		if err != nil {
 			return err
 		}
-		if !found && ev.EntryID != "" && ev.InviteID == "" && ev.Kind != EventSignIn {
-			// An entry event without the invite relationship (some
-			// sign-outs) joins the invite visit its sign-in joined.
-			if v, found, err = tx.visitByEntry(ctx, ev.InstallID, ev.LocationID, ev.EntryID); err != nil {
-				return err
-			}
-		}
+		found := len(vs) > 0
 		if !found {
 			salt := secretbox.RandomHex(16)
-			v = Visit{InstallID: ev.InstallID, LocationID: ev.LocationID, SourceID: ev.SourceID(),
-				PassSalt: salt, PassHash: secretbox.Hash(s.box.Token(salt)), Version: 1, CreatedAt: now}
+			vs = []Visit{{InstallID: ev.InstallID, LocationID: ev.LocationID, SourceID: ev.SourceID(),
+				PassSalt: salt, PassHash: secretbox.Hash(s.box.Token(salt)), Version: 1, CreatedAt: now}}
 		}
-		if ev.EntryID != "" {
-			v.EntryID = ev.EntryID
+		var merged Facts
+		for _, v := range vs {
+			merged.Merge(v.Facts)
 		}
-		if ev.TimeZone != "" {
-			v.TimeZone = ev.TimeZone
-		}
-		if ev.FlowName != "" {
-			v.FlowName = ev.FlowName
-		}
-		before := v.Facts
-		f := v.Facts
-		f.Apply(ev, now)
-		v.setFacts(f)
-		if m == nil && ev.FlowID == "" && v.FlowID != "" {
-			// An event without a flow (some sign-outs) uses the visit's.
-			if m, err = s.mapping(ctx, v.LocationID, v.FlowID); err != nil {
+		merged.Apply(ev, now)
+		if merged.FlowID != ev.FlowID {
+			// The visit's flow is the latest one known, as its sync
+			// decides by; an event without one (some sign-outs) uses it.
+			if m, err = s.mapping(ctx, ev.LocationID, merged.FlowID); err != nil {
 				return err
 			}
 		}
-		prev := decisionOf(&v)
-		dec := s.decide(&v, m, now)
-		changed := !found || !factsEqual(before, f) || !sameDecision(dec, prev)
-		if changed && found {
-			v.Version++
+		res = IngestResult{}
+		for i := range vs {
+			v := &vs[i]
+			r, err := s.applyTo(ctx, tx, v, ev, in.EventName, merged, m, now, found)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				// The delivery's unique key turns a retried delivery into
+				// errDuplicateDelivery, which rolls all of this back.
+				d.VisitID, d.Outcome, d.Reason = &v.ID, string(r.Status), r.Reason
+				if err := tx.createDelivery(ctx, &d); err != nil {
+					return err
+				}
+				res = r
+				continue
+			}
+			if r.Changed {
+				res.Also = append(res.Also, VisitRef{ID: r.VisitID, Version: r.Version})
+			}
 		}
-		applyDecision(&v, dec)
-		v.UpdatedAt = now
-		if err := tx.saveVisit(ctx, &v); err != nil {
-			return err
-		}
-		// The delivery's unique key turns a retried delivery into
-		// errDuplicateDelivery, which rolls all of this back.
-		d.VisitID, d.Outcome, d.Reason = &v.ID, string(dec.Status), dec.Reason
-		if err := tx.createDelivery(ctx, &d); err != nil {
-			return err
-		}
-		msg := fmt.Sprintf("%s received", in.EventName)
-		if !changed {
-			msg += "; nothing changed"
-		}
-		entries := []TimelineEntry{{VisitID: v.ID, At: now, Kind: KindEventReceived, Message: msg}}
-		if changed && !sameDecision(dec, prev) {
-			entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindDecision, Message: describe(dec, v.TimeZone)})
-		}
-		if err := tx.addTimeline(ctx, entries...); err != nil {
-			return err
-		}
-		res = IngestResult{VisitID: v.ID, Version: v.Version, Status: dec.Status, Reason: dec.Reason, Changed: changed, Ignored: dec.Status == StatusIgnored}
 		return nil
 	}
 	err := s.store.tx(ctx, apply)
@@ -238,6 +227,83 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		return IngestResult{}, latchkey.Wrap(latchkey.Unavailable, "could not store the event", err)
 	}
 	return res, nil
+}
+
+// applyTo gives visit v the merged facts after ev was applied, decides it
+// and stores it with its timeline, in tx. found says whether v existed.
+func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, eventName string, merged Facts, m *mappings.Mapping, now time.Time, found bool) (IngestResult, error) {
+	if ev.EntryID != "" {
+		v.EntryID = ev.EntryID
+	}
+	if ev.InviteID != "" {
+		v.InviteID = ev.InviteID
+	}
+	if ev.FlowName != "" {
+		v.FlowName = ev.FlowName
+	}
+	var zoneNote string
+	if ev.TimeZone != "" {
+		if _, ok := s.zones.load(ev.TimeZone); ok {
+			v.TimeZone, v.BadTimeZone = ev.TimeZone, ""
+		} else if v.BadTimeZone != ev.TimeZone {
+			v.BadTimeZone = ev.TimeZone
+			zoneNote = fmt.Sprintf("unknown time zone %q: windows are computed in UTC", ev.TimeZone)
+			if v.TimeZone != "" {
+				zoneNote = fmt.Sprintf("unknown time zone %q: windows stay in %s", ev.TimeZone, v.TimeZone)
+			}
+		}
+	}
+	before := v.Facts
+	v.setFacts(merged)
+	prev := decisionOf(v)
+	dec, ok := s.decideInRange(v, m, now)
+	if !ok {
+		return IngestResult{}, latchkey.Errorf(latchkey.Invalid, "%s: the access window would fall outside the years %d to %d", timeField(ev), MinYear, MaxYear)
+	}
+	changed := !found || !factsEqual(before, merged) || !sameDecision(dec, prev)
+	if changed && found {
+		v.Version++
+	}
+	applyDecision(v, dec)
+	v.UpdatedAt = now
+	if err := tx.saveVisit(ctx, v); err != nil {
+		return IngestResult{}, err
+	}
+	msg := fmt.Sprintf("%s received", eventName)
+	if !changed {
+		msg += "; nothing changed"
+	}
+	entries := []TimelineEntry{{VisitID: v.ID, At: now, Kind: KindEventReceived, Message: msg}}
+	if zoneNote != "" {
+		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindError, Message: zoneNote})
+	}
+	if out, sub := SignOutTime(ev, now); sub {
+		what := "missing"
+		if !ev.SignedOutAt.IsZero() {
+			what = "before the sign-in"
+		}
+		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindEventReceived,
+			Message: fmt.Sprintf("the sign-out time is %s; using the time it was received (%s)", what, out.Format(time.RFC3339))})
+	}
+	if changed && !sameDecision(dec, prev) {
+		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindDecision, Message: describe(dec, s.location(v.TimeZone))})
+	}
+	if err := tx.addTimeline(ctx, entries...); err != nil {
+		return IngestResult{}, err
+	}
+	return IngestResult{VisitID: v.ID, Version: v.Version, Status: dec.Status, Reason: dec.Reason, Changed: changed, Ignored: dec.Status == StatusIgnored}, nil
+}
+
+// timeField names the wire field an event's window is anchored on, for an
+// error about the window.
+func timeField(ev Event) string {
+	switch {
+	case !ev.SignedInAt.IsZero():
+		return "payload.attributes.signed-in-at"
+	case !ev.ExpectedArrival.IsZero():
+		return "payload.attributes.expected-arrival-time"
+	}
+	return "payload.attributes.signed-out-at"
 }
 
 func (s *Service) duplicate(ctx context.Context, d Delivery) (IngestResult, error) {
@@ -268,9 +334,29 @@ func (s *Service) mapping(ctx context.Context, location, flow string) (*mappings
 }
 
 // decide computes the visit's desired state: the rules, then the front
-// desk's actions (revoke, extend). Times are whole seconds in UTC.
+// desk's actions (revoke, extend). Times are whole seconds in UTC, and
+// never outside the years MinYear to MaxYear (see decideInRange).
 func (s *Service) decide(v *Visit, m *mappings.Mapping, now time.Time) Decision {
-	d := Decide(v.Facts, m, location(v.TimeZone), now)
+	d, _ := s.decideInRange(v, m, now)
+	return d
+}
+
+// decideInRange is decide, reporting false when the window had to be
+// clamped into the years MinYear to MaxYear: a change that leads there is
+// refused as invalid where it comes in (an event, an extension), and the
+// clamp keeps anything else (a mapping change) from storing a time no
+// encoder can write. Clamping only ever shortens access.
+func (s *Service) decideInRange(v *Visit, m *mappings.Mapping, now time.Time) (Decision, bool) {
+	d := s.decideRaw(v, m, now)
+	if TimeInRange(d.ValidFrom) && TimeInRange(d.ValidUntil) {
+		return d, true
+	}
+	d.ValidFrom, d.ValidUntil = clampTime(d.ValidFrom), clampTime(d.ValidUntil)
+	return d, false
+}
+
+func (s *Service) decideRaw(v *Visit, m *mappings.Mapping, now time.Time) Decision {
+	d := Decide(v.Facts, m, s.location(v.TimeZone), now)
 	if d.Status == StatusIgnored || d.Status == StatusHeld {
 		return d
 	}
@@ -318,24 +404,18 @@ func sameDecision(a, b Decision) bool {
 	return a.Status == b.Status && a.Reason == b.Reason && a.ValidFrom.Equal(b.ValidFrom) && a.ValidUntil.Equal(b.ValidUntil)
 }
 
-// location returns the IANA zone name's location, or UTC.
-func location(name string) *time.Location {
-	if name == "" {
-		return time.UTC
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return time.UTC
-	}
+// location returns the IANA zone name's location, or UTC when the name is
+// empty or not a zone.
+func (s *Service) location(name string) *time.Location {
+	loc, _ := s.zones.load(name)
 	return loc
 }
 
 // describe renders a decision for the timeline, in the location's zone.
-func describe(d Decision, zone string) string {
+func describe(d Decision, loc *time.Location) string {
 	if d.ValidFrom.IsZero() || d.Status == StatusIgnored {
 		return fmt.Sprintf("%s: %s", d.Status, d.Reason)
 	}
-	loc := location(zone)
 	return fmt.Sprintf("%s: %s; window %s – %s", d.Status, d.Reason,
 		d.ValidFrom.In(loc).Format("Mon 2 Jan 15:04"), d.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST"))
 }

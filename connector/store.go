@@ -96,34 +96,23 @@ func (s *Store) createDelivery(ctx context.Context, d *Delivery) error {
 
 var errDuplicateDelivery = errors.New("duplicate delivery")
 
-// visitBySource returns the visit for a source key, or found=false.
-func (s *Store) visitBySource(ctx context.Context, install, location, source string) (Visit, bool, error) {
-	var v Visit
-	err := s.visits(ctx).
-		Where("install_id = ? AND location_id = ? AND source_id = ?", install, location, source).
-		Take(&v).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return v, false, nil
+// visitsFor returns the visits an event belongs to, oldest first: the one
+// keyed by source, and those that recorded its entry or invite id.
+func (s *Store) visitsFor(ctx context.Context, install, location, source, entry, invite string) ([]Visit, error) {
+	cond := s.db.Where("source_id = ?", source)
+	if entry != "" {
+		cond = cond.Or("entry_id = ?", entry).Or("source_id = ?", "entry:"+entry)
 	}
+	if invite != "" {
+		cond = cond.Or("invite_id = ?", invite).Or("source_id = ?", "invite:"+invite)
+	}
+	var vs []Visit
+	err := s.visits(ctx).Where("install_id = ? AND location_id = ?", install, location).Where(cond).
+		Order("id").Limit(10).Find(&vs).Error
 	if err != nil {
-		return v, false, fmt.Errorf("find visit %s: %w", source, err)
+		return nil, fmt.Errorf("find visits of %s: %w", source, err)
 	}
-	return v, true, nil
-}
-
-// visitByEntry returns the visit an entry id was recorded on, or found=false.
-func (s *Store) visitByEntry(ctx context.Context, install, location, entry string) (Visit, bool, error) {
-	var v Visit
-	err := s.visits(ctx).
-		Where("install_id = ? AND location_id = ? AND entry_id = ?", install, location, entry).
-		Order("id").Take(&v).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, fmt.Errorf("find visit of entry %s: %w", entry, err)
-	}
-	return v, true, nil
+	return vs, nil
 }
 
 // Visit returns visit id.
@@ -292,9 +281,7 @@ func (s *Store) AddTimeline(ctx context.Context, visitID int64, at time.Time, ki
 func (s *Store) addTimeline(ctx context.Context, es ...TimelineEntry) error {
 	for i := range es {
 		es[i].At = es[i].At.UTC()
-		if len(es[i].Message) > 1000 {
-			es[i].Message = es[i].Message[:997] + "..."
-		}
+		es[i].Message = truncateText(es[i].Message, 1000)
 	}
 	if err := s.db.WithContext(ctx).Create(&es).Error; err != nil {
 		return fmt.Errorf("timeline of visit %d: %w", es[0].VisitID, err)
@@ -504,4 +491,35 @@ func (s *Store) LastDelivery(ctx context.Context) (Delivery, bool, error) {
 		return d, false, fmt.Errorf("last delivery: %w", err)
 	}
 	return d, true, nil
+}
+
+// UnknownZone is a time zone name the platform sent for a location that is
+// not a known IANA zone, with how many visits carry it.
+type UnknownZone struct {
+	LocationID string
+	TimeZone   string
+	Visits     int64
+}
+
+// UnknownTimeZones lists the unknown zones visits carry, by location and
+// zone, at most limit of them. Those visits' windows are computed in
+// UTC (or the location's last known zone).
+func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone, error) {
+	var rows []struct {
+		LocationID  string
+		BadTimeZone string
+		Visits      int64
+	}
+	err := s.db.WithContext(ctx).Model(&Visit{}).
+		Select("location_id, bad_time_zone, COUNT(*) AS visits").
+		Where("bad_time_zone <> ''").Group("location_id, bad_time_zone").
+		Order("location_id, bad_time_zone").Limit(limit).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zones: %w", err)
+	}
+	out := make([]UnknownZone, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, UnknownZone{LocationID: r.LocationID, TimeZone: r.BadTimeZone, Visits: r.Visits})
+	}
+	return out, nil
 }

@@ -15,13 +15,21 @@ type Visit struct {
 	// EntryID is the Envoy entry of the visitor's sign-in, also for a visit
 	// keyed by its invite, so a later entry event that lacks the invite
 	// relationship still finds the visit.
-	EntryID  string `gorm:"size:64;not null;default:'';index"`
+	EntryID string `gorm:"size:64;not null;default:'';index"`
+	// InviteID is the Envoy invite the visit belongs to, also for a visit
+	// keyed by its entry, so an invite event (or an entry event naming the
+	// invite) that arrives after the entry's finds it.
+	InviteID string `gorm:"size:64;not null;default:'';index"`
 	FlowID   string `gorm:"size:64;not null"`
 	FlowName string `gorm:"size:200;not null"`
 	Name     string `gorm:"size:200;not null"`
 	Email    string `gorm:"size:320;not null;index"`
 	Phone    string `gorm:"size:64;not null"`
 	TimeZone string `gorm:"size:64;not null"`
+	// BadTimeZone is the zone the platform last sent for the visit when
+	// it is not a known IANA zone ("" otherwise); the window is then
+	// computed in TimeZone, or UTC. The operations view lists them.
+	BadTimeZone string `gorm:"size:64;not null;default:''"`
 
 	Status     Status     `gorm:"size:16;not null;index:visits_status_until,priority:1"`
 	Reason     string     `gorm:"size:500;not null"`

@@ -32,6 +32,9 @@ type health struct {
 	Signature       string
 	SignatureWarn   bool
 	Mail            string
+	// UnknownZones are time zones webhooks sent that are not IANA zones;
+	// those visits' windows run in UTC.
+	UnknownZones []connector.UnknownZone
 }
 
 func (u *UI) operationsPage(c echo.Context) error {
@@ -74,6 +77,9 @@ func (u *UI) health(ctx context.Context) health {
 	}
 	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
 		h.Failed = n
+	}
+	if zs, err := u.svc.Store().UnknownTimeZones(ctx, 10); err == nil {
+		h.UnknownZones = zs
 	}
 	if u.opts.QueueStats != nil {
 		if s, err := u.opts.QueueStats(ctx); err != nil {

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
@@ -111,19 +113,39 @@ func Parse(body []byte) (Delivery, error) {
 	if name == "" {
 		return Delivery{}, latchkey.Errorf(latchkey.Invalid, "event name is missing: expected meta.event or event")
 	}
+	nameField := "meta.event"
+	if m.Event == "" {
+		nameField = "event"
+	}
+	if err := bounded(nameField, name, connector.MaxEventNameLen); err != nil {
+		return Delivery{}, err
+	}
 
 	kind := connector.EventKind(name)
 	d := Delivery{Kind: name, Known: kind.Known()}
 	if m.Job != nil {
 		d.JobID = m.Job.ID
 	}
+	if err := bounded("meta.job.id", d.JobID, connector.MaxIDLen); err != nil {
+		return Delivery{}, err
+	}
+	if err := bounded("meta.install_id", m.InstallID, connector.MaxIDLen); err != nil {
+		return Delivery{}, err
+	}
 	d.Event = connector.Event{Kind: kind, InstallID: m.InstallID}
 	if m.Location != nil {
 		d.Event.LocationID = m.Location.ID
+		if err := bounded("meta.location.id", d.Event.LocationID, connector.MaxIDLen); err != nil {
+			return Delivery{}, err
+		}
 		if a := m.Location.Attributes; a != nil {
 			d.Event.TimeZone = a.Timezone
+			field := "meta.location.attributes.timezone"
 			if d.Event.TimeZone == "" {
-				d.Event.TimeZone = a.TimeZone
+				d.Event.TimeZone, field = a.TimeZone, "meta.location.attributes.time-zone"
+			}
+			if err := bounded(field, d.Event.TimeZone, connector.MaxTimeZoneLen); err != nil {
+				return Delivery{}, err
 			}
 		}
 	}
@@ -172,8 +194,17 @@ func fillEvent(ev *connector.Event, r resource) error {
 	if r.ID == "" {
 		return latchkey.Errorf(latchkey.Invalid, "payload.id is missing for event %s", ev.Kind)
 	}
+	if err := bounded("payload.id", r.ID, connector.MaxIDLen); err != nil {
+		return err
+	}
 	if ev.Kind.IsInvite() {
 		ev.InviteID = r.ID
+		// relationships.entry is null until the invited visitor arrives.
+		entryID, err := relationshipID(r, "entry")
+		if err != nil {
+			return err
+		}
+		ev.EntryID = entryID
 	} else {
 		ev.EntryID = r.ID
 		inviteID, err := relationshipID(r, "invite")
@@ -203,6 +234,9 @@ func fillEvent(ev *connector.Event, r resource) error {
 		if ev.FlowID, err = flowID(a.FlowID); err != nil {
 			return err
 		}
+		if err := bounded("payload.attributes.flow-id", ev.FlowID, connector.MaxIDLen); err != nil {
+			return err
+		}
 	}
 	ev.FlowName = a.FlowName
 	ev.FullName = a.FullName
@@ -210,6 +244,21 @@ func fillEvent(ev *connector.Event, r resource) error {
 	ev.Phone = a.Phone
 	if a.ApprovalStatus != nil {
 		ev.ApprovalStatus = a.ApprovalStatus.Status
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"payload.attributes.full-name", ev.FullName, connector.MaxNameLen},
+		{"payload.attributes.flow-name", ev.FlowName, connector.MaxNameLen},
+		{"payload.attributes.email", ev.Email, connector.MaxEmailLen},
+		{"payload.attributes.phone-number", ev.Phone, connector.MaxPhoneLen},
+		{"payload.attributes.approval-status.status", ev.ApprovalStatus, connector.MaxApprovalLen},
+	} {
+		if err := bounded(f.name, f.v, f.max); err != nil {
+			return err
+		}
 	}
 	times := []struct {
 		name string
@@ -223,7 +272,11 @@ func fillEvent(ev *connector.Event, r resource) error {
 	for _, t := range times {
 		if *t.dst, err = parseTime(t.raw); err != nil {
 			return &latchkey.Error{Kind: latchkey.Invalid,
-				Msg: fmt.Sprintf("payload.attributes.%s: %q is not a time", t.name, t.raw), Err: err}
+				Msg: fmt.Sprintf("payload.attributes.%s: %q is not a time", t.name, clip(t.raw)), Err: err}
+		}
+		if !connector.TimeInRange(*t.dst) {
+			return latchkey.Errorf(latchkey.Invalid, "payload.attributes.%s: %q is outside the years %d to %d (UTC)",
+				t.name, clip(t.raw), connector.MinYear, connector.MaxYear)
 		}
 	}
 	return nil
@@ -247,7 +300,34 @@ func relationshipID(r resource, name string) (string, error) {
 	if rel == nil || rel.Data == nil {
 		return "", nil
 	}
+	if err := bounded("payload.relationships."+name+".data.id", rel.Data.ID, connector.MaxIDLen); err != nil {
+		return "", err
+	}
 	return rel.Data.ID, nil
+}
+
+// bounded checks a string field latchkey stores: at most max characters
+// and no control characters (a NUL, which PostgreSQL refuses, or a line
+// break in a name that ends up in an email header). The error names the
+// field and never echoes the value.
+func bounded(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n > max {
+		return latchkey.Errorf(latchkey.Invalid, "%s must be at most %d characters, not %d", field, max, n)
+	}
+	for i, r := range []rune(v) {
+		if unicode.IsControl(r) {
+			return latchkey.Errorf(latchkey.Invalid, "%s must not contain control characters (U+%04X at character %d)", field, r, i+1)
+		}
+	}
+	return nil
+}
+
+// clip shortens a value quoted in an error message.
+func clip(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
 }
 
 // flowID reads attributes.flow-id, a JSON number in real invites and a
@@ -295,7 +375,8 @@ var timeLayouts = []string{
 	"2006-01-02T15:04:05",
 }
 
-// parseTime parses an Envoy timestamp into UTC; "" is the zero time.
+// parseTime parses an Envoy timestamp into UTC, truncated to whole seconds
+// (connector.Precision, the controller's); "" is the zero time.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -304,7 +385,7 @@ func parseTime(s string) (time.Time, error) {
 	for _, layout := range timeLayouts {
 		t, err := time.Parse(layout, s)
 		if err == nil {
-			return t.UTC(), nil
+			return t.UTC().Truncate(connector.Precision), nil
 		}
 		if first == nil {
 			first = err

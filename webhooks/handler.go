@@ -83,10 +83,14 @@ func (h *Handler) envoy(c echo.Context) error {
 	d, err := Parse(body)
 	if err != nil {
 		h.outcome.WithLabelValues("malformed").Inc()
-		return err
+		return refuse(c, err)
 	}
 	ctx := c.Request().Context()
 	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	if latchkey.KindOf(err) == latchkey.Invalid {
+		h.outcome.WithLabelValues("malformed").Inc()
+		return refuse(c, err)
+	}
 	if err != nil {
 		h.outcome.WithLabelValues("unavailable").Inc()
 		if latchkey.KindOf(err) == latchkey.Internal {
@@ -100,13 +104,30 @@ func (h *Handler) envoy(c echo.Context) error {
 		out.Status = "duplicate"
 	case !d.Known:
 		out.Status = "ignored"
-	case res.Changed:
+	case res.Changed || len(res.Also) > 0:
 		// The delivery is stored; if the queue is down the sweep for lost
 		// syncs picks the visit up, so this is not the sender's problem.
-		if err := h.q.EnqueueVisitSync(ctx, res.VisitID, res.Version); err != nil {
-			h.log.Warn("enqueue visit sync", "visit_id", res.VisitID, "err", err)
+		for _, r := range append([]connector.VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...) {
+			if err := h.q.EnqueueVisitSync(ctx, r.ID, r.Version); err != nil {
+				h.log.Warn("enqueue visit sync", "visit_id", r.ID, "err", err)
+			}
 		}
 	}
 	h.outcome.WithLabelValues(out.Status).Inc()
 	return c.JSON(http.StatusOK, out)
+}
+
+// refuse answers a delivery latchkey will never accept with 400. Envoy
+// reads a job's failure reason from "message" (its plugin job semantics),
+// so the body carries it there as well as in the service's usual error
+// shape; a 400 also stops Envoy's retries.
+func refuse(c echo.Context, err error) error {
+	if latchkey.KindOf(err) != latchkey.Invalid {
+		return err
+	}
+	msg := latchkey.Message(err)
+	return c.JSON(http.StatusBadRequest, map[string]any{
+		"message": msg,
+		"error":   map[string]string{"code": latchkey.Invalid.String(), "message": msg},
+	})
 }

@@ -184,3 +184,80 @@ func TestWebhookDatabaseDown(t *testing.T) {
 		t.Fatalf("enqueued %d syncs for an unstored event", e.q.count())
 	}
 }
+
+// TestWebhookPoisonInput: input latchkey cannot store, or whose window
+// falls outside the years 1970 to 9999, answers 400 with a message naming
+// the field (never a 5xx, which Envoy would retry for ever) and stores
+// nothing.
+func TestWebhookPoisonInput(t *testing.T) {
+	e := newEnv(t)
+	edit := func(change func(attrs, meta map[string]any)) []byte {
+		return fixtures.EditEnvoy("envoy-plugin-event-entry_sign_in.json", func(doc map[string]any) {
+			change(doc["payload"].(map[string]any)["attributes"].(map[string]any), doc["meta"].(map[string]any))
+		})
+	}
+	tests := []struct {
+		name  string
+		body  []byte
+		field string
+	}{
+		{"window ending in year 10000", edit(func(a, _ map[string]any) { a["signed-in-at"] = "9999-12-31 23:00:00 UTC" }), "payload.attributes.signed-in-at"},
+		{"time in year 10000 after zone conversion", edit(func(a, _ map[string]any) { a["signed-in-at"] = "9999-12-31T23:00:00-05:00" }), "payload.attributes.signed-in-at"},
+		{"NUL in a name", edit(func(a, _ map[string]any) { a["full-name"] = "\x00" }), "payload.attributes.full-name"},
+		{"name of 100,000 characters", edit(func(a, _ map[string]any) { a["full-name"] = strings.Repeat("x", 100000) }), "payload.attributes.full-name"},
+		{"job id of 65 characters", edit(func(_, m map[string]any) { m["job"].(map[string]any)["id"] = strings.Repeat("j", 65) }), "meta.job.id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := e.post(t, tt.body, webhooks.Sign(tt.body, secret))
+			if code != http.StatusBadRequest {
+				t.Fatalf("got %d %v, want 400", code, out)
+			}
+			msg, _ := out["message"].(string)
+			if !strings.Contains(msg, tt.field) {
+				t.Errorf("message %q does not name %s (body %v)", msg, tt.field, out)
+			}
+		})
+	}
+	var visits, deliveries int64
+	e.db.Model(&connector.Visit{}).Count(&visits)
+	e.db.Model(&connector.Delivery{}).Count(&deliveries)
+	if visits != 0 || deliveries != 0 {
+		t.Errorf("refused deliveries stored %d visits and %d deliveries, want none", visits, deliveries)
+	}
+	if e.q.count() != 0 {
+		t.Errorf("refused deliveries enqueued %d syncs, want 0", e.q.count())
+	}
+}
+
+// TestWebhookUnknownTimeZone: an unknown zone is no reason to refuse a
+// visitor: the visit runs in UTC and says why.
+func TestWebhookUnknownTimeZone(t *testing.T) {
+	e := newEnv(t)
+	body := fixtures.EditEnvoy("envoy-plugin-event-entry_sign_in.json", func(doc map[string]any) {
+		doc["meta"].(map[string]any)["location"].(map[string]any)["attributes"].(map[string]any)["timezone"] = "Mars/Olympus"
+	})
+	code, out := e.post(t, body, webhooks.Sign(body, secret))
+	if code != http.StatusOK {
+		t.Fatalf("got %d %v, want 200", code, out)
+	}
+	id := int64(out["visit_id"].(float64))
+	v, err := e.svc.Store().Visit(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.TimeZone != "" || v.BadTimeZone != "Mars/Olympus" {
+		t.Errorf("got zone %q, bad zone %q; want none and Mars/Olympus", v.TimeZone, v.BadTimeZone)
+	}
+	tl, err := e.svc.Store().Timeline(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, te := range tl {
+		found = found || strings.Contains(te.Message, `unknown time zone "Mars/Olympus"`)
+	}
+	if !found {
+		t.Errorf("timeline does not name the unknown zone: %+v", tl)
+	}
+}

@@ -38,17 +38,13 @@ type crashLoad struct {
 
 func (l *crashLoad) start(post func([]byte) (int, int64), rate int, stop <-chan struct{}) {
 	l.run = fmt.Sprint(time.Now().UnixNano() % 1e9)
-	deliver := func(body []byte, stop <-chan struct{}) (int64, bool) {
+	deliver := func(body []byte) (int64, bool) {
 		for {
 			if st, id := post(body); st == http.StatusOK {
 				l.acked.Add(1)
 				return id, true
 			}
-			select {
-			case <-stop:
-				// Past the end: still deliver, but give up after a while.
-			case <-time.After(50 * time.Millisecond):
-			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	const workers = 8
@@ -72,7 +68,7 @@ func (l *crashLoad) start(post func([]byte) (int, int64), rate int, stop <-chan 
 				l.mu.Lock()
 				l.guests = append(l.guests, g)
 				l.mu.Unlock()
-				id, ok := deliver(entryBody("entry_sign_in", g.entry, "in-"+g.entry, n, time.Now()), stop)
+				id, ok := deliver(entryBody("entry_sign_in", g.entry, "in-"+g.entry, n, time.Now()))
 				l.mu.Lock()
 				g.visitID, g.signedIn = id, ok
 				l.mu.Unlock()
@@ -80,7 +76,7 @@ func (l *crashLoad) start(post func([]byte) (int, int64), rate int, stop <-chan 
 					continue
 				}
 				time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
-				_, ok = deliver(entryBody("entry_sign_out", g.entry, "out-"+g.entry, n, time.Now()), stop)
+				_, ok = deliver(entryBody("entry_sign_out", g.entry, "out-"+g.entry, n, time.Now()))
 				l.mu.Lock()
 				g.left = ok
 				l.mu.Unlock()
@@ -130,7 +126,7 @@ func (l *crashLoad) check(t *testing.T, s *server, d time.Duration) {
 			}
 		}
 		if len(doubled) > 0 {
-			t.Fatalf("%d guests got more than one email, e.g. guest %d (%d emails)", len(doubled), doubled[0], counts[fmt.Sprintf("guest%d-%s%05d@faults.example", doubled[0], l.run, doubled[0])])
+			t.Fatalf("%d guests got more than one email, e.g. guest %d", len(doubled), doubled[0])
 		}
 		if len(missing) == 0 {
 			break

@@ -323,6 +323,13 @@ func serve(t *testing.T, name string, env map[string]string, args ...string) *se
 	t.Helper()
 	bin := latchkeyBin(t)
 	port := freePort(t)
+	if a, ok := env["LATCHKEY_ADDR"]; ok {
+		// A restart on the address of the process it replaces.
+		_, p, err := net.SplitHostPort(a)
+		if port, err = strconv.Atoi(p); err != nil {
+			t.Fatalf("LATCHKEY_ADDR %q: %v", a, err)
+		}
+	}
 	s := &server{base: fmt.Sprintf("http://127.0.0.1:%d", port), apiKey: "faults-admin-key-0123456789abcdef", secret: "faults-envoy-secret-0123456789"}
 	vars := map[string]string{
 		"LATCHKEY_ADDR": fmt.Sprintf("127.0.0.1:%d", port), "LATCHKEY_DATA_DIR": t.TempDir(),
