@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
@@ -174,12 +176,36 @@ func (u *UI) logout(c echo.Context) error {
 }
 
 type setupForm struct {
-	Email, Error string
-	MinLength    int
+	Email, Token, Error string
+	MinLength           int
+}
+
+// errSetupToken refuses first-run setup without the one-time token.
+var errSetupToken = latchkey.Errorf(latchkey.Forbidden,
+	"first-run setup needs the one-time link that latchkey serve printed at start-up (/admin/setup?token=…; the token is in data/setup-token)")
+
+// setupTokenOK reports, in constant time, whether tok is the live
+// first-run token. There is none before it is configured or after setup.
+func (u *UI) setupTokenOK(tok string) bool {
+	u.setupMu.Lock()
+	want := u.setupHash
+	u.setupMu.Unlock()
+	got := sha256.Sum256([]byte(tok))
+	return want != [32]byte{} && tok != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// endSetup kills the first-run token.
+func (u *UI) endSetup() {
+	u.setupMu.Lock()
+	u.setupHash = [32]byte{}
+	u.setupMu.Unlock()
+	if u.opts.SetupDone != nil {
+		u.opts.SetupDone()
+	}
 }
 
 // setupPage is the first-run page that creates the first admin; it exists
-// only while there is no user.
+// only while there is no user, and only for the holder of the token.
 func (u *UI) setupPage(c echo.Context) error {
 	n, err := u.accts.CountUsers(c.Request().Context())
 	if err != nil {
@@ -188,13 +214,20 @@ func (u *UI) setupPage(c echo.Context) error {
 	if n > 0 {
 		return c.Redirect(http.StatusSeeOther, "/admin/login")
 	}
+	tok := c.QueryParam("token")
+	if !u.setupTokenOK(tok) {
+		return errSetupToken
+	}
 	c.Set(ctxPreCSRF, u.preCSRFToken(c))
-	return u.render(c, http.StatusOK, "setup", "Set up latchkey", setupForm{MinLength: MinPasswordLength})
+	return u.render(c, http.StatusOK, "setup", "Set up latchkey", setupForm{Token: tok, MinLength: MinPasswordLength})
 }
 
 func (u *UI) setup(c echo.Context) error {
 	email := c.FormValue("email")
-	form := setupForm{Email: email, MinLength: MinPasswordLength}
+	form := setupForm{Email: email, Token: c.FormValue("token"), MinLength: MinPasswordLength}
+	if !u.setupTokenOK(form.Token) {
+		return errSetupToken
+	}
 	if !u.logins.allow(c.RealIP(), "setup") {
 		return latchkey.Errorf(latchkey.TooMany, "too many attempts; wait a minute")
 	}
@@ -206,6 +239,7 @@ func (u *UI) setup(c echo.Context) error {
 	}
 	usr, err := u.accts.CreateFirstUser(c.Request().Context(), email, pw)
 	if errors.Is(err, ErrSetupDone) {
+		u.endSetup()
 		return c.Redirect(http.StatusSeeOther, "/admin/login")
 	}
 	if latchkey.KindOf(err) == latchkey.Invalid {
@@ -216,6 +250,7 @@ func (u *UI) setup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	u.endSetup()
 	u.log.Info("first admin created", "user_id", usr.ID)
 	return u.startSession(c, usr, "/admin")
 }

@@ -219,8 +219,17 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		webhooks.NewHandler(log, svc, client, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
 		accounts := web.NewAccounts(a.db)
 		web.NewAPI(log, svc, maps, ac, client, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
-		if err := a.registerUI(cfg, accounts, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+		setupToken, err := prepareSetup(ctx, accounts, cfg.DataDir)
+		if err != nil {
 			return err
+		}
+		if err := a.registerUI(cfg, accounts, setupToken, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+			return err
+		}
+		if setupToken != "" {
+			// The contract: the one-time link is printed at start-up. It
+			// opens nothing once the first admin exists.
+			log.Info("first-run setup", "url", public+"/admin/setup?token="+setupToken)
 		}
 		if cfg.Demo {
 			// Seed before serving, so the first request sees the demo
@@ -253,7 +262,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 }
 
 // registerUI mounts the front desk, with the queue dashboard for admins.
-func (a *app) registerUI(cfg *config, accounts *web.Accounts, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
+func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
@@ -266,6 +275,12 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, redisURL, ctrlURL,
 	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI,
+		SetupToken: setupToken,
+		SetupDone: func() {
+			if err := removeSetupToken(cfg.DataDir); err != nil {
+				a.log.Warn("remove setup token", "err", err)
+			}
+		},
 		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
 			s, err := client.Stats(ctx)
 			return web.QueueStats(s), err
