@@ -31,6 +31,9 @@ type Options struct {
 	BodyLimit string
 	// RequestTimeout bounds a request's context (default 30s).
 	RequestTimeout time.Duration
+	// TrustedProxies are the peers that may set the client's address
+	// (X-Forwarded-For) and scheme (X-Forwarded-Proto). None by default.
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the HTTP server. It implements http.Handler, so tests need no
@@ -60,9 +63,17 @@ func New(log *slog.Logger, checks []Check, opts Options) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	// X-Forwarded-For is believed only from loopback and private proxies,
-	// so a client cannot choose its own address for rate limits and audit.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// Forwarding headers are believed only from the trusted proxies, so a
+	// client cannot choose its own address (rate limits, audit) or scheme
+	// (HSTS, Secure cookies).
+	trust := newProxyTrust(opts.TrustedProxies)
+	e.IPExtractor = trust.clientIP
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			trust.strip(c.Request())
+			return next(c)
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic", "err", err, "request_id", requestID(c), "stack", string(stack))

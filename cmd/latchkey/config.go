@@ -60,6 +60,8 @@ type config struct {
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a
 	// listener of its own, never on the public address.
 	DebugAddr string
+	// TrustedProxies may set the client address and scheme.
+	TrustedProxies []*net.IPNet
 }
 
 // has reports whether this process takes role r.
@@ -249,6 +251,9 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 			errs = append(errs, bad("LATCHKEY_TIME_ZONE", "want an IANA zone such as Europe/Berlin, got %q", c.TimeZone))
 		}
 	}
+	if c.TrustedProxies, err = parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES")); err != nil {
+		errs = append(errs, &settingError{"LATCHKEY_TRUSTED_PROXIES", err})
+	}
 	if c.LockDriver != "sim" && c.LockDriver != "mqtt" {
 		errs = append(errs, bad("LATCHKEY_LOCK_DRIVER", "want sim or mqtt, got %q", c.LockDriver))
 	}
@@ -256,6 +261,35 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseCIDRs reads a comma-separated list of CIDRs; a bare address is a
+// network of one.
+func parseCIDRs(raw string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, f := range strings.Split(raw, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			ip := net.ParseIP(f)
+			if ip == nil {
+				return nil, fmt.Errorf("want CIDRs such as 10.0.0.0/8,::1/128, got %q", f)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("want CIDRs such as 10.0.0.0/8,::1/128, got %q", f)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
 
 func checkHTTPURL(raw string) error {
@@ -319,5 +353,14 @@ func (c *config) LogValue() slog.Value {
 		slog.Bool("demo", c.Demo),
 		slog.String("lock_driver", c.LockDriver),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.String("trusted_proxies", cidrList(c.TrustedProxies)),
 	)
+}
+
+func cidrList(nets []*net.IPNet) string {
+	s := make([]string, len(nets))
+	for i, n := range nets {
+		s[i] = n.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -139,6 +139,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"public url not absolute", nil, map[string]string{"LATCHKEY_PUBLIC_URL": "example.com"}, "LATCHKEY_PUBLIC_URL"},
 		{"smtp url of another scheme", nil, map[string]string{"SMTP_URL": "ftp://mail.example.com"}, "SMTP_URL"},
 		{"lock driver", nil, map[string]string{"LATCHKEY_LOCK_DRIVER": "zigbee"}, "LATCHKEY_LOCK_DRIVER"},
+		{"trusted proxy not a CIDR", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "LATCHKEY_TRUSTED_PROXIES"},
+		{"trusted proxy bad mask", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/33"}, "LATCHKEY_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -444,5 +446,18 @@ func TestRunningServerLogsNoSecrets(t *testing.T) {
 	b, _ := json.Marshal(cfg)
 	if !strings.Contains(string(b), `"admin_api_key":"(set)"`) {
 		t.Errorf("start-up config does not show the admin key as (set): %s", b)
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	nets, err := parseCIDRs(" 10.0.0.1, fd00::/64,192.168.0.0/16 ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cidrList(nets), "10.0.0.1/32,fd00::/64,192.168.0.0/16"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if nets, err := parseCIDRs(""); err != nil || len(nets) != 0 {
+		t.Errorf("empty setting: %v, %v; want no proxies", nets, err)
 	}
 }

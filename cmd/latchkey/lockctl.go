@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/web"
 )
 
 // runLockctl runs the bundled controller alone, with Kisi's paths at the
@@ -30,6 +31,10 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	cfg := &config{DataDir: *dataDir, AdminAPIKey: strings.TrimSpace(getenv("LATCHKEY_ADMIN_API_KEY")), LockDriver: envOr(getenv, "LATCHKEY_LOCK_DRIVER", "sim"),
 		MQTTURL: envOr(getenv, "LATCHKEY_MQTT_URL", "tcp://127.0.0.1:1883"), MQTTPrefix: envOr(getenv, "LATCHKEY_MQTT_PREFIX", "latchkey/locks"),
 		SecretKey: "unused", EnvoySecrets: []string{"unused"}}
+	trusted, err := parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES"))
+	if err != nil {
+		return &settingError{"LATCHKEY_TRUSTED_PROXIES", err}
+	}
 	dsn := strings.TrimSpace(getenv("DATABASE_URL"))
 	if err := database.ValidateURL(dsn); err != nil {
 		return &settingError{"DATABASE_URL", err}
@@ -75,7 +80,8 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("demo seed: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: lc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Only the trusted proxies' forwarding headers reach the controller.
+	srv := &http.Server{Handler: web.TrustedForwarding(trusted, lc.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("lockctl ready", "addr", ln.Addr().String())

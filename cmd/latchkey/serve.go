@@ -152,7 +152,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			{Name: "database", Func: func(ctx context.Context) error { return database.Ping(ctx, a.db) }},
 			{Name: "queue", Func: a.redis.Ping},
 		}
-		a.srv = web.New(log, checks, web.Options{})
+		a.srv = web.New(log, checks, web.Options{TrustedProxies: cfg.TrustedProxies})
 	}
 	public := cfg.PublicURL
 	if public == "" && ln != nil {
@@ -176,7 +176,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		if a.srv != nil {
 			// The controller is served by this very process: call it in
 			// memory rather than over loopback TCP.
-			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv}}
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv.InProcess()}}
 		}
 	}
 	ac, err := kisi.New(ctrlURL, kopts)
@@ -333,8 +333,8 @@ func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driv
 }
 
 // handlerTransport serves a process's calls to itself with its own handler,
-// in memory. The request arrives from loopback, so headers such as
-// X-Forwarded-For are trusted as they would be over TCP.
+// in memory. Given the server's InProcess handler, the guest address our
+// client puts in X-Forwarded-For is believed (and nobody else's).
 type handlerTransport struct{ h http.Handler }
 
 func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
