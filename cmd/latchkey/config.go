@@ -81,6 +81,9 @@ func (c *config) roleList() string {
 // this deployment (no LATCHKEY_CONTROLLER_URL).
 func (c *config) bundledController() bool { return c.ControllerURL == "" }
 
+// minSecretBytes is the shortest admin key or Envoy secret accepted.
+const minSecretBytes = 16
+
 // settingError names the setting that is wrong.
 type settingError struct {
 	name string
@@ -249,6 +252,16 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 	if c.TimeZone != "" {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil {
 			errs = append(errs, bad("LATCHKEY_TIME_ZONE", "want an IANA zone such as Europe/Berlin, got %q", c.TimeZone))
+		}
+	}
+	// Short secrets can be guessed; the generated ones have 24 bytes.
+	if n := len(c.AdminAPIKey); n > 0 && n < minSecretBytes {
+		errs = append(errs, bad("LATCHKEY_ADMIN_API_KEY", "want at least %d bytes, got %d", minSecretBytes, n))
+	}
+	for i, sec := range c.EnvoySecrets {
+		if len(sec) < minSecretBytes {
+			errs = append(errs, bad("LATCHKEY_ENVOY_SECRET", "want at least %d bytes in each secret, secret %d has %d", minSecretBytes, i+1, len(sec)))
+			break
 		}
 	}
 	if c.TrustedProxies, err = parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES")); err != nil {

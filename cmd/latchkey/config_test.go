@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -139,6 +140,10 @@ func TestServeConfigErrors(t *testing.T) {
 		{"public url not absolute", nil, map[string]string{"LATCHKEY_PUBLIC_URL": "example.com"}, "LATCHKEY_PUBLIC_URL"},
 		{"smtp url of another scheme", nil, map[string]string{"SMTP_URL": "ftp://mail.example.com"}, "SMTP_URL"},
 		{"lock driver", nil, map[string]string{"LATCHKEY_LOCK_DRIVER": "zigbee"}, "LATCHKEY_LOCK_DRIVER"},
+		{"one-character admin key", nil, map[string]string{"LATCHKEY_ADMIN_API_KEY": "x"}, "LATCHKEY_ADMIN_API_KEY"},
+		{"15-byte admin key", nil, map[string]string{"LATCHKEY_ADMIN_API_KEY": strings.Repeat("k", 15)}, "LATCHKEY_ADMIN_API_KEY"},
+		{"one-character envoy secret", nil, map[string]string{"LATCHKEY_ENVOY_SECRET": "x"}, "LATCHKEY_ENVOY_SECRET"},
+		{"short envoy secret among long ones", nil, map[string]string{"LATCHKEY_ENVOY_SECRET": strings.Repeat("s", 32) + ",short"}, "LATCHKEY_ENVOY_SECRET"},
 		{"trusted proxy not a CIDR", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "LATCHKEY_TRUSTED_PROXIES"},
 		{"trusted proxy bad mask", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/33"}, "LATCHKEY_TRUSTED_PROXIES"},
 	}
@@ -333,7 +338,7 @@ func TestStartupLogMasksPasswordInDatabaseURLQuery(t *testing.T) {
 		"LATCHKEY_ADDR":          fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"LATCHKEY_LOG_FORMAT":    "json",
 		"DATABASE_URL":           fmt.Sprintf("postgres://latchkey@127.0.0.1:%d/latchkey?sslmode=disable&password=%s", freePort(t), pw),
-		"LATCHKEY_ADMIN_API_KEY": "admin", "LATCHKEY_ENVOY_SECRET": "envoy", "LATCHKEY_SECRET_KEY": randomHex(t, 32),
+		"LATCHKEY_ADMIN_API_KEY": "admin-" + randomHex(t, 12), "LATCHKEY_ENVOY_SECRET": "envoy-" + randomHex(t, 12), "LATCHKEY_SECRET_KEY": randomHex(t, 32),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -459,5 +464,14 @@ func TestParseTrustedProxies(t *testing.T) {
 	}
 	if nets, err := parseCIDRs(""); err != nil || len(nets) != 0 {
 		t.Errorf("empty setting: %v, %v; want no proxies", nets, err)
+	}
+}
+
+// TestServeConfigAcceptsSixteenByteSecrets: 16 bytes is enough for the admin
+// key and every Envoy secret.
+func TestServeConfigAcceptsSixteenByteSecrets(t *testing.T) {
+	env := mapEnv(map[string]string{"LATCHKEY_ADMIN_API_KEY": strings.Repeat("k", 16), "LATCHKEY_ENVOY_SECRET": strings.Repeat("a", 16) + "," + strings.Repeat("b", 40)})
+	if _, err := loadConfig(nil, env, io.Discard); err != nil {
+		t.Fatalf("16-byte secrets refused: %v", err)
 	}
 }

@@ -31,6 +31,9 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	cfg := &config{DataDir: *dataDir, AdminAPIKey: strings.TrimSpace(getenv("LATCHKEY_ADMIN_API_KEY")), LockDriver: envOr(getenv, "LATCHKEY_LOCK_DRIVER", "sim"),
 		MQTTURL: envOr(getenv, "LATCHKEY_MQTT_URL", "tcp://127.0.0.1:1883"), MQTTPrefix: envOr(getenv, "LATCHKEY_MQTT_PREFIX", "latchkey/locks"),
 		SecretKey: "unused", EnvoySecrets: []string{"unused"}}
+	if n := len(cfg.AdminAPIKey); n > 0 && n < minSecretBytes {
+		return bad("LATCHKEY_ADMIN_API_KEY", "want at least %d bytes, got %d", minSecretBytes, n)
+	}
 	trusted, err := parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES"))
 	if err != nil {
 		return &settingError{"LATCHKEY_TRUSTED_PROXIES", err}
