@@ -305,13 +305,16 @@ func parseCIDRs(raw string) ([]*net.IPNet, error) {
 	return nets, nil
 }
 
+// checkHTTPURL checks an absolute http(s) URL. Its errors never repeat
+// the URL's password.
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		// url.Error quotes the whole URL, password included.
+		return fmt.Errorf("not a valid URL")
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("want an absolute http(s) URL, got %q", raw)
+		return fmt.Errorf("want an absolute http(s) URL, got %q", maskURL(raw))
 	}
 	return nil
 }
@@ -324,7 +327,8 @@ func mask(s string) string {
 	return "(set)"
 }
 
-// maskURL hides the password of a URL.
+// maskURL hides the credentials of a URL; it is the one helper for every
+// URL we log, print or return.
 func maskURL(raw string) string {
 	if raw == "" {
 		return "(unset)"
@@ -352,11 +356,11 @@ func (c *config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
 		slog.String("data_dir", c.DataDir),
-		slog.String("public_url", c.PublicURL),
+		slog.String("public_url", maskURL(c.PublicURL)),
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("redis_url", maskURL(c.RedisURL)),
 		slog.String("smtp_url", maskURL(c.SMTPURL)),
-		slog.String("controller_url", c.ControllerURL),
+		slog.String("controller_url", maskURL(c.ControllerURL)),
 		slog.String("controller_kind", c.ControllerKind),
 		slog.String("controller_api_key", mask(c.ControllerKey)),
 		slog.String("admin_api_key", mask(c.AdminAPIKey)),

@@ -223,6 +223,9 @@ func TestServeConfigErrorsHidePasswords(t *testing.T) {
 		{"DATABASE_URL", "postgres://latchkey:" + pw + "@%zz/latchkey"},
 		{"REDIS_URL", "redis://:" + pw + "@%zz:6379/0"},
 		{"SMTP_URL", "smtp://mailer:" + pw + "@%zz:587"},
+		{"LATCHKEY_CONTROLLER_URL", "http://ctl:" + pw + "@%zz/api"},
+		{"LATCHKEY_CONTROLLER_URL", "ftp://ctl:" + pw + "@kisi.example.com"},
+		{"LATCHKEY_PUBLIC_URL", "ftp://desk:" + pw + "@desk.example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {
@@ -280,6 +283,7 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 		"envoy-new":  "envoy-new-" + randomHex(t, 6),
 		"secret-key": randomHex(t, 32),
 		"controller": "controller-key-" + randomHex(t, 6),
+		"ctl-url-pw": "controller-url-password-" + randomHex(t, 6),
 	}
 	env := map[string]string{
 		"LATCHKEY_DATA_DIR":           filepath.Join(t.TempDir(), "data"),
@@ -291,7 +295,7 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 		"LATCHKEY_ADMIN_API_KEY":      secrets["admin"],
 		"LATCHKEY_ENVOY_SECRET":       secrets["envoy-old"] + "," + secrets["envoy-new"],
 		"LATCHKEY_SECRET_KEY":         secrets["secret-key"],
-		"LATCHKEY_CONTROLLER_URL":     fmt.Sprintf("http://127.0.0.1:%d", closed),
+		"LATCHKEY_CONTROLLER_URL":     fmt.Sprintf("http://ctl:%s@127.0.0.1:%d", secrets["ctl-url-pw"], closed),
 		"LATCHKEY_CONTROLLER_API_KEY": secrets["controller"],
 	}
 	var values []string
@@ -315,14 +319,15 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 	}
 	cfg := startingConfig(t, out.String())
 	got := map[string]any{}
-	for _, k := range []string{"admin_api_key", "secret_key", "controller_api_key", "envoy_secrets", "database_url", "redis_url", "smtp_url"} {
+	for _, k := range []string{"admin_api_key", "secret_key", "controller_api_key", "envoy_secrets", "database_url", "redis_url", "smtp_url", "controller_url"} {
 		got[k] = cfg[k]
 	}
 	want := map[string]any{
 		"admin_api_key": "(set)", "secret_key": "(set)", "controller_api_key": "(set)", "envoy_secrets": float64(2),
 		"database_url": fmt.Sprintf("postgres://latchkey:xxxxx@127.0.0.1:%d/latchkey?sslmode=disable&connect_timeout=2", closed),
 		"redis_url":    fmt.Sprintf("redis://:xxxxx@127.0.0.1:%d/0", closed),
-		"smtp_url":     fmt.Sprintf("smtp://mailer:xxxxx@127.0.0.1:%d", closed),
+		"smtp_url":       fmt.Sprintf("smtp://mailer:xxxxx@127.0.0.1:%d", closed),
+		"controller_url": fmt.Sprintf("http://ctl:xxxxx@127.0.0.1:%d", closed),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("start-up config (-want +got):\n%s", diff)

@@ -229,7 +229,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		if setupToken != "" {
 			// The contract: the one-time link is printed at start-up. It
 			// opens nothing once the first admin exists.
-			log.Info("first-run setup", "url", public+"/admin/setup?token="+setupToken)
+			log.Info("first-run setup", "url", maskURL(public)+"/admin/setup?token="+setupToken)
 		}
 		if cfg.Demo {
 			// Seed before serving, so the first request sees the demo
