@@ -324,8 +324,8 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 	}
 	want := map[string]any{
 		"admin_api_key": "(set)", "secret_key": "(set)", "controller_api_key": "(set)", "envoy_secrets": float64(2),
-		"database_url": fmt.Sprintf("postgres://latchkey:xxxxx@127.0.0.1:%d/latchkey?sslmode=disable&connect_timeout=2", closed),
-		"redis_url":    fmt.Sprintf("redis://:xxxxx@127.0.0.1:%d/0", closed),
+		"database_url":   fmt.Sprintf("postgres://latchkey:xxxxx@127.0.0.1:%d/latchkey?sslmode=disable&connect_timeout=2", closed),
+		"redis_url":      fmt.Sprintf("redis://:xxxxx@127.0.0.1:%d/0", closed),
 		"smtp_url":       fmt.Sprintf("smtp://mailer:xxxxx@127.0.0.1:%d", closed),
 		"controller_url": fmt.Sprintf("http://ctl:xxxxx@127.0.0.1:%d", closed),
 	}
