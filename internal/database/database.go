@@ -5,7 +5,9 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -89,8 +91,8 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		sqlDB.SetMaxIdleConns(40)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	} else {
-		if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
+		if err := prepareSQLiteFiles(sqlitePath, log); err != nil {
+			return nil, err
 		}
 		q := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		db, err = gorm.Open(sqlite.Open("file:"+sqlitePath+"?"+q), cfg)
@@ -109,6 +111,35 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		return nil, err
 	}
 	return db, nil
+}
+
+// prepareSQLiteFiles creates the data folder (0700) and the database file
+// (0600) before SQLite does, which would make it world-readable; SQLite
+// gives the -wal and -shm files the database's mode. Files an older
+// release left readable are tightened. An existing folder is left as the
+// operator made it (it may be shared, like /tmp), with a warning when
+// others can enter it.
+func prepareSQLiteFiles(path string, log *slog.Logger) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("data dir is open to other users; make it 0700", "dir", dir, "mode", fi.Mode().Perm().String())
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // Ping checks that the database answers.

@@ -2,6 +2,8 @@ package database_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -51,5 +53,53 @@ func TestOpenSQLitePragmas(t *testing.T) {
 	}
 	if err := database.Ping(context.Background(), db); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSQLiteFilesArePrivate: a new data folder is 0700 and the database
+// with its -wal and -shm files 0600, also when an older release left the
+// database world-readable.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	path := database.SQLitePath(dir)
+	db, err := database.Open(ctx, "", path, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("CREATE TABLE t (x INTEGER)").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("INSERT INTO t VALUES (1)").Error; err != nil {
+		t.Fatal(err)
+	}
+	checkMode(t, dir, 0o700)
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		checkMode(t, f, 0o600)
+	}
+	if err := database.Close(db); err != nil {
+		t.Fatal(err)
+	}
+
+	// A database left 0644 is tightened on open.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err = database.Open(ctx, "", path, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close(db)
+	checkMode(t, path, 0o600)
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %v, want %v", path, got, want)
 	}
 }
