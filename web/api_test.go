@@ -12,6 +12,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/mail"
@@ -29,6 +31,18 @@ type apiEnv struct {
 	maps     *mappings.Store
 	q        *uiQueue
 	accounts *web.Accounts
+	db       *gorm.DB
+	outbox   *mail.Outbox
+}
+
+// sealedOutbox is the embedded mailer as serve builds it: bodies sealed.
+func sealedOutbox(t testing.TB, db *gorm.DB) *mail.Outbox {
+	t.Helper()
+	box, err := secretbox.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mail.NewOutbox(db).WithSealer(box)
 }
 
 func newAPIEnv(t *testing.T) apiEnv {
@@ -41,7 +55,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 		}
 	}
 	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: adminKey})
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatal(err)
@@ -59,7 +73,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 	q := &uiQueue{svc: svc}
 	accounts := web.NewAccounts(db)
 	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
-	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts}
+	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts, db: db, outbox: outbox}
 }
 
 func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {
@@ -180,5 +194,39 @@ func TestAPIKeysFromTheUI(t *testing.T) {
 	}
 	if code, _ := e.do(t, "GET", "/api/v1/visits", "", key); code != http.StatusUnauthorized {
 		t.Fatalf("with a revoked key: got %d, want 401", code)
+	}
+}
+
+// TestOutboxAPIOpensSealedMail: the outbox table holds no pass URL, and GET
+// /api/v1/outbox answers with the message as it was sent.
+func TestOutboxAPIOpensSealedMail(t *testing.T) {
+	e := newAPIEnv(t)
+	const token = "Zm9vYmFyLXBhc3MtdG9rZW4tMDEyMzQ1Njc4OWFiY2RlZg"
+	pass := "http://latchkey.test/v/" + token
+	m := mail.Message{To: "ada@example.com", Subject: "Your access", Text: "Open " + pass, HTML: `<a href="` + pass + `">Open</a>`, Key: "v1:access"}
+	if err := e.outbox.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct{ Text, HTML, Attachments string }
+	if err := e.db.Raw(`SELECT text, html, attachments FROM outbox_messages`).Scan(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d outbox rows, want 1", len(rows))
+	}
+	if r := rows[0]; strings.Contains(r.Text+r.HTML+r.Attachments, token) {
+		t.Errorf("the stored row holds the pass token: %+v", r)
+	}
+	code, body := e.do(t, http.MethodGet, "/api/v1/outbox", "", adminKey)
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/v1/outbox: %d %s", code, body)
+	}
+	var got []struct{ To, Subject, Text, HTML string }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("outbox answer %s: %v", body, err)
+	}
+	want := []struct{ To, Subject, Text, HTML string }{{m.To, m.Subject, m.Text, m.HTML}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("outbox answer (-want +got):\n%s", d)
 	}
 }

@@ -83,7 +83,7 @@ func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 		}
 	}
 	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatal(err)

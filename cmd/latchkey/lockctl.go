@@ -13,6 +13,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/web"
 )
@@ -30,7 +31,7 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg := &config{DataDir: *dataDir, AdminAPIKey: strings.TrimSpace(getenv("LATCHKEY_ADMIN_API_KEY")), LockDriver: envOr(getenv, "LATCHKEY_LOCK_DRIVER", "sim"),
 		MQTTURL: envOr(getenv, "LATCHKEY_MQTT_URL", "tcp://127.0.0.1:1883"), MQTTPrefix: envOr(getenv, "LATCHKEY_MQTT_PREFIX", "latchkey/locks"),
-		SecretKey: "unused", EnvoySecrets: []string{"unused"}}
+		SecretKey: strings.TrimSpace(getenv("LATCHKEY_SECRET_KEY")), EnvoySecrets: []string{"unused"}}
 	if n := len(cfg.AdminAPIKey); n > 0 && n < minSecretBytes {
 		return bad("LATCHKEY_ADMIN_API_KEY", "want at least %d bytes, got %d", minSecretBytes, n)
 	}
@@ -62,7 +63,12 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := mail.Migrate(ctx, db); err != nil {
 		return err
 	}
-	var sender mail.Sender = mail.NewOutbox(db)
+	// The secret key seals captured mail, which holds link secrets.
+	box, err := secretbox.NewFromHex(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
+	}
+	var sender mail.Sender = mail.NewOutbox(db).WithSealer(box)
 	if smtpURL := getenv("SMTP_URL"); smtpURL != "" {
 		if sender, err = mail.NewSMTP(smtpURL, envOr(getenv, "LATCHKEY_MAIL_FROM", "lockctl <access@latchkey.localhost>"), mail.SMTPOptions{}); err != nil {
 			return &settingError{"SMTP_URL", err}

@@ -183,6 +183,10 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
 	}
+	box, err := secretbox.NewFromHex(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
+	}
 	var (
 		sender mail.Sender
 		outbox *mail.Outbox
@@ -192,12 +196,9 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("SMTP_URL: %w", err)
 		}
 	} else {
-		outbox = mail.NewOutbox(a.db)
+		// Captured mail holds pass URLs and link secrets: sealed at rest.
+		outbox = mail.NewOutbox(a.db).WithSealer(box)
 		sender = outbox
-	}
-	box, err := secretbox.NewFromHex(cfg.SecretKey)
-	if err != nil {
-		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
 	}
 	maps := mappings.NewStore(a.db)
 	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public})
