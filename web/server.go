@@ -31,6 +31,15 @@ type Options struct {
 	BodyLimit string
 	// RequestTimeout bounds a request's context (default 30s).
 	RequestTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s),
+	// ReadTimeout the whole request with its body (default 30s),
+	// WriteTimeout writing the answer from the end of the headers (default
+	// 60s: longer than RequestTimeout, so handlers meet their own deadline
+	// first; nothing here streams), IdleTimeout a keep-alive connection
+	// between requests (default 120s).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes caps request headers (default 64 KiB); larger get 431.
+	MaxHeaderBytes int
 	// TrustedProxies are the peers that may set the client's address
 	// (X-Forwarded-For) and scheme (X-Forwarded-Proto). None by default.
 	TrustedProxies []*net.IPNet
@@ -41,6 +50,7 @@ type Options struct {
 type Server struct {
 	log      *slog.Logger
 	e        *echo.Echo
+	http     *http.Server
 	registry *prometheus.Registry
 	checks   []Check
 	limit    string
@@ -59,6 +69,8 @@ func New(log *slog.Logger, checks []Check, opts Options) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{log: log.With("component", "http"), e: echo.New(), registry: reg, checks: checks, limit: opts.BodyLimit}
+	s.http = HTTPServer(s.e, opts)
+	s.http.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	e := s.e
 	e.HideBanner = true
 	e.HidePort = true
@@ -104,15 +116,38 @@ func (s *Server) Group(prefix string, m ...echo.MiddlewareFunc) *echo.Group {
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
 
-// Serve serves on ln until Shutdown. It returns http.ErrServerClosed after a
-// clean shutdown.
-func (s *Server) Serve(ln net.Listener) error {
-	s.e.Listener = ln
-	return s.e.Start("")
-}
+// Serve serves on ln until Shutdown, with the listener limits of Options.
+// It returns http.ErrServerClosed after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
 // Shutdown stops accepting connections and waits for requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.e.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// HTTPServer returns an http.Server for h with the timeouts and header
+// limit of opts (their defaults where unset), so that slow or idle clients
+// cannot hold connections. Every listener latchkey opens uses it.
+func HTTPServer(h http.Handler, opts Options) *http.Server {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.ReadHeaderTimeout, 10*time.Second)
+	def(&opts.ReadTimeout, 30*time.Second)
+	def(&opts.WriteTimeout, 60*time.Second)
+	def(&opts.IdleTimeout, 120*time.Second)
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 64 << 10
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+	}
+}
 
 // securityHeaders sets headers every response gets; HSTS only when the
 // request came over TLS (directly or through a proxy that says so).

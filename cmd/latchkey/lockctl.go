@@ -90,7 +90,7 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	// Only the trusted proxies' forwarding headers reach the controller.
-	srv := &http.Server{Handler: web.TrustedForwarding(trusted, lc.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	srv := web.HTTPServer(web.TrustedForwarding(trusted, lc.Handler()), web.Options{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("lockctl ready", "addr", ln.Addr().String())
