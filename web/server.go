@@ -316,13 +316,27 @@ func newHTTPMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 					status = he.Code
 				}
 			}
+			// c.Path() is the matched route's template (a group's
+			// catch-all for unknown paths under it), never the path
+			// itself.
 			route := c.Path()
 			if route == "" {
 				route = "unmatched"
 			}
-			reqs.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
-			dur.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+			method := metricMethod(c.Request().Method)
+			reqs.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+			dur.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// metricMethod keeps the method label to a fixed set: any method name is
+// a valid request, and each would otherwise mint a series.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
