@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -228,5 +229,55 @@ func TestOutboxAPIOpensSealedMail(t *testing.T) {
 	want := []struct{ To, Subject, Text, HTML string }{{m.To, m.Subject, m.Text, m.HTML}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("outbox answer (-want +got):\n%s", d)
+	}
+}
+
+// TestWrongAPIKeysAreThrottled: failed bearer attempts from one address
+// meet a 429 with a JSON message; the address is refused whatever key it
+// sends meanwhile, while other addresses and valid keys go on.
+func TestWrongAPIKeysAreThrottled(t *testing.T) {
+	e := newAPIEnv(t)
+	call := func(addr, key string) (int, string, http.Header) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/mappings", nil)
+		req.RemoteAddr = addr + ":4000"
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String(), rec.Header()
+	}
+	for i := 0; i < 50; i++ {
+		if code, body, _ := call("198.51.100.7", adminKey); code != http.StatusOK {
+			t.Fatalf("valid key, request %d: %d %s", i, code, body)
+		}
+	}
+	var throttled int
+	var last string
+	var hdr http.Header
+	for i := 0; i < 40; i++ {
+		code, body, h := call("203.0.113.5", fmt.Sprintf("guess-%d", i))
+		switch code {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			throttled++
+			last, hdr = body, h
+		default:
+			t.Fatalf("guess %d: %d %s", i, code, body)
+		}
+	}
+	if throttled < 25 {
+		t.Fatalf("40 wrong keys at once: %d throttled, want most", throttled)
+	}
+	var msg struct{ Message string }
+	if err := json.Unmarshal([]byte(last), &msg); err != nil || msg.Message == "" || hdr.Get("Retry-After") == "" {
+		t.Errorf("429 answer %q (Retry-After %q): want JSON with a message and Retry-After", last, hdr.Get("Retry-After"))
+	}
+	if code, _, _ := call("203.0.113.5", adminKey); code != http.StatusTooManyRequests {
+		t.Errorf("throttled address with the right key: %d, want 429 (it must not learn which guess is right)", code)
+	}
+	if code, _, _ := call("198.51.100.7", adminKey); code != http.StatusOK {
+		t.Errorf("valid key from another address while one is throttled: %d, want 200", code)
+	}
+	if code, _, _ := call("192.0.2.44", "one wrong guess"); code != http.StatusUnauthorized {
+		t.Errorf("first wrong key from a fresh address: %d, want 401", code)
 	}
 }

@@ -70,6 +70,16 @@ func (t *limiterTable) allow(now time.Time, parts ...string) bool {
 	return el.Value.(*limiterEntry).lim.AllowN(now, 1)
 }
 
+// blocked reports whether the bucket of parts is empty at now, without
+// taking a token or making a bucket.
+func (t *limiterTable) blocked(now time.Time, parts ...string) bool {
+	k := tableKey(parts...)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	el, ok := t.byKey[k]
+	return ok && el.Value.(*limiterEntry).lim.TokensAt(now) < 1
+}
+
 // len returns the number of buckets held.
 func (t *limiterTable) len() int {
 	t.mu.Lock()
