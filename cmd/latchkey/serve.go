@@ -149,7 +149,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	}
 	if ln != nil {
 		checks := []web.Check{
-			{Name: "database", Func: func(ctx context.Context) error { return database.Ping(ctx, a.db) }},
+			{Name: "database", Func: func(ctx context.Context) error { return database.Ready(ctx, a.db) }},
 			{Name: "queue", Func: a.redis.Ping},
 		}
 		a.srv = web.New(log, checks, web.Options{TrustedProxies: cfg.TrustedProxies})
@@ -303,7 +303,7 @@ const migrateLockKey = 7_283_021_401
 // replicas that start together migrate one after another.
 func migrate(ctx context.Context, db *gorm.DB, postgres bool) error {
 	run := func(db *gorm.DB) error {
-		for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+		for _, m := range []func(context.Context, *gorm.DB) error{database.Migrate, lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
 			if err := m(ctx, db); err != nil {
 				return err
 			}

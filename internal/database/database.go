@@ -18,6 +18,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -138,6 +139,42 @@ func prepareSQLiteFiles(path string, log *slog.Logger) error {
 		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("make %s private: %w", p, err)
 		}
+	}
+	return nil
+}
+
+// heartbeat is the one row readiness writes.
+type heartbeat struct {
+	ID int       `gorm:"column:id;primaryKey;autoIncrement:false"`
+	At time.Time `gorm:"column:at;not null"`
+}
+
+func (heartbeat) TableName() string { return "readiness_heartbeat" }
+
+// Migrate creates the readiness heartbeat table. It only adds.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&heartbeat{}); err != nil {
+		return fmt.Errorf("migrate readiness_heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Ready checks that the database answers and can take a write: it upserts
+// the one heartbeat row and commits. A rolled-back write would prove
+// nothing (neither SQLite nor PostgreSQL needs the disk for it), while the
+// commit needs a WAL append on both, which fails on a full disk or a
+// read-only database. The error says which step failed.
+func Ready(ctx context.Context, db *gorm.DB) error {
+	if err := Ping(ctx, db); err != nil {
+		return err
+	}
+	hb := heartbeat{ID: 1, At: time.Now().UTC()}
+	err := db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"at"}),
+	}).Create(&hb).Error
+	if err != nil {
+		return fmt.Errorf("write heartbeat (disk full or read-only?): %w", err)
 	}
 	return nil
 }
