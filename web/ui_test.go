@@ -710,3 +710,36 @@ func jsonDecode(res *http.Response, v any) error {
 	defer res.Body.Close()
 	return json.NewDecoder(res.Body).Decode(v)
 }
+
+// TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner: someone posting wrong
+// passwords for the admin's email from another address is limited there,
+// and the admin still signs in from theirs.
+func TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner(t *testing.T) {
+	e := newUIEnv(t, web.UIOptions{})
+	if _, err := e.accts.CreateUser(context.Background(), "boss@example.com", "correct horse battery", web.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	csrf, cookies := formToken(t, e, "/admin/login", "")
+	login := func(addr, password string) int {
+		form := url.Values{"csrf": {csrf}, "email": {"boss@example.com"}, "password": {password}, "next": {"/admin"}}
+		req := httptest.NewRequest(http.MethodPost, "/admin/login", strings.NewReader(form.Encode()))
+		req.RemoteAddr = addr + ":4000"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookies)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	limited := false
+	for i := 0; i < 8; i++ {
+		if login("203.0.113.5", "wrong password!") == http.StatusTooManyRequests {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Error("8 quick wrong passwords from one address: never 429")
+	}
+	if code := login("198.51.100.7", "correct horse battery"); code != http.StatusSeeOther {
+		t.Errorf("the owner signing in from their address: got %d, want 303", code)
+	}
+}
