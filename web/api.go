@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
@@ -43,7 +46,17 @@ type API struct {
 	keyHash [32]byte
 	// keys, when set, accepts the API keys admins create in the UI.
 	keys KeyChecker
+	// failures counts wrong keys per client address.
+	failures *limiterTable
+	now      func() time.Time
 }
+
+// Wrong API keys: 10 per address, then one every 2 s; at most
+// keyFailureTableSize addresses are tracked (least recently used dropped).
+var (
+	keyFailureRate, keyFailureBurst = rate.Every(2 * time.Second), 10
+	keyFailureTableSize             = 10_000
+)
 
 // KeyChecker tells whether a bearer key is a valid API key.
 type KeyChecker interface {
@@ -58,7 +71,8 @@ func (a *API) WithKeys(k KeyChecker) *API {
 
 // NewAPI returns the API. outbox is nil when mail goes out over SMTP.
 func NewAPI(log *slog.Logger, svc *connector.Service, maps *mappings.Store, groups GroupLister, q Queue, outbox *mail.Outbox, adminKey string) *API {
-	return &API{log: log.With("component", "api"), svc: svc, maps: maps, groups: groups, q: q, outbox: outbox, keyHash: sha256.Sum256([]byte(adminKey))}
+	return &API{log: log.With("component", "api"), svc: svc, maps: maps, groups: groups, q: q, outbox: outbox, keyHash: sha256.Sum256([]byte(adminKey)),
+		failures: newLimiterTable(keyFailureRate, keyFailureBurst, keyFailureTableSize), now: time.Now}
 }
 
 // Register mounts the API and the guest routes on s.
@@ -83,9 +97,16 @@ func (a *API) Register(s *Server) {
 	v.POST("/:pass/locks/:lock_id/unlock", a.passUnlock)
 }
 
-// requireKey accepts "Authorization: Bearer <admin key>".
+// requireKey accepts "Authorization: Bearer <admin key>" (or a key admins
+// made). An address that sent too many wrong keys is refused with 429
+// before its key is looked at, so guessing cannot go faster than the
+// limit; requests with a valid key take nothing from it.
 func (a *API) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		addr := addressKey(c.RealIP())
+		if a.failures.blocked(a.now(), addr) {
+			return a.tooManyKeys(c)
+		}
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		tok = strings.TrimSpace(tok)
@@ -93,11 +114,26 @@ func (a *API) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 		valid := ok && tok != "" && (subtle.ConstantTimeCompare(got[:], a.keyHash[:]) == 1 ||
 			(a.keys != nil && a.keys.ValidAPIKey(c.Request().Context(), tok)))
 		if !valid {
+			if !a.failures.allow(a.now(), addr) {
+				return a.tooManyKeys(c)
+			}
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 			return latchkey.Errorf(latchkey.Unauthorized, "missing or invalid API key")
 		}
 		return next(c)
 	}
+}
+
+// tooManyKeys answers 429 with {"message"} (and, like every API error,
+// {"error":{"code","message"}}): this middleware writes it itself because
+// the body carries both shapes.
+func (a *API) tooManyKeys(c echo.Context) error {
+	const msg = "too many wrong API keys from this address; wait and try again"
+	c.Response().Header().Set("Retry-After", strconv.Itoa(int(time.Duration(float64(time.Second)/float64(keyFailureRate)).Seconds())))
+	return c.JSON(http.StatusTooManyRequests, map[string]any{
+		"message": msg,
+		"error":   map[string]string{"code": latchkey.TooMany.String(), "message": msg},
+	})
 }
 
 // noReferrer keeps pass tokens out of Referer headers and caches.

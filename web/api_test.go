@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"gorm.io/gorm"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
@@ -29,6 +32,18 @@ type apiEnv struct {
 	maps     *mappings.Store
 	q        *uiQueue
 	accounts *web.Accounts
+	db       *gorm.DB
+	outbox   *mail.Outbox
+}
+
+// sealedOutbox is the embedded mailer as serve builds it: bodies sealed.
+func sealedOutbox(t testing.TB, db *gorm.DB) *mail.Outbox {
+	t.Helper()
+	box, err := secretbox.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mail.NewOutbox(db).WithSealer(box)
 }
 
 func newAPIEnv(t *testing.T) apiEnv {
@@ -41,7 +56,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 		}
 	}
 	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: adminKey})
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatal(err)
@@ -59,7 +74,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 	q := &uiQueue{svc: svc}
 	accounts := web.NewAccounts(db)
 	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
-	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts}
+	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts, db: db, outbox: outbox}
 }
 
 func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {
@@ -180,5 +195,89 @@ func TestAPIKeysFromTheUI(t *testing.T) {
 	}
 	if code, _ := e.do(t, "GET", "/api/v1/visits", "", key); code != http.StatusUnauthorized {
 		t.Fatalf("with a revoked key: got %d, want 401", code)
+	}
+}
+
+// TestOutboxAPIOpensSealedMail: the outbox table holds no pass URL, and GET
+// /api/v1/outbox answers with the message as it was sent.
+func TestOutboxAPIOpensSealedMail(t *testing.T) {
+	e := newAPIEnv(t)
+	const token = "Zm9vYmFyLXBhc3MtdG9rZW4tMDEyMzQ1Njc4OWFiY2RlZg"
+	pass := "http://latchkey.test/v/" + token
+	m := mail.Message{To: "ada@example.com", Subject: "Your access", Text: "Open " + pass, HTML: `<a href="` + pass + `">Open</a>`, Key: "v1:access"}
+	if err := e.outbox.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct{ Text, HTML, Attachments string }
+	if err := e.db.Raw(`SELECT text, html, attachments FROM outbox_messages`).Scan(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("%d outbox rows, want 1", len(rows))
+	}
+	if r := rows[0]; strings.Contains(r.Text+r.HTML+r.Attachments, token) {
+		t.Errorf("the stored row holds the pass token: %+v", r)
+	}
+	code, body := e.do(t, http.MethodGet, "/api/v1/outbox", "", adminKey)
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/v1/outbox: %d %s", code, body)
+	}
+	var got []struct{ To, Subject, Text, HTML string }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("outbox answer %s: %v", body, err)
+	}
+	want := []struct{ To, Subject, Text, HTML string }{{m.To, m.Subject, m.Text, m.HTML}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("outbox answer (-want +got):\n%s", d)
+	}
+}
+
+// TestWrongAPIKeysAreThrottled: failed bearer attempts from one address
+// meet a 429 with a JSON message; the address is refused whatever key it
+// sends meanwhile, while other addresses and valid keys go on.
+func TestWrongAPIKeysAreThrottled(t *testing.T) {
+	e := newAPIEnv(t)
+	call := func(addr, key string) (int, string, http.Header) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/mappings", nil)
+		req.RemoteAddr = addr + ":4000"
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String(), rec.Header()
+	}
+	for i := 0; i < 50; i++ {
+		if code, body, _ := call("198.51.100.7", adminKey); code != http.StatusOK {
+			t.Fatalf("valid key, request %d: %d %s", i, code, body)
+		}
+	}
+	var throttled int
+	var last string
+	var hdr http.Header
+	for i := 0; i < 40; i++ {
+		code, body, h := call("203.0.113.5", fmt.Sprintf("guess-%d", i))
+		switch code {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			throttled++
+			last, hdr = body, h
+		default:
+			t.Fatalf("guess %d: %d %s", i, code, body)
+		}
+	}
+	if throttled < 25 {
+		t.Fatalf("40 wrong keys at once: %d throttled, want most", throttled)
+	}
+	var msg struct{ Message string }
+	if err := json.Unmarshal([]byte(last), &msg); err != nil || msg.Message == "" || hdr.Get("Retry-After") == "" {
+		t.Errorf("429 answer %q (Retry-After %q): want JSON with a message and Retry-After", last, hdr.Get("Retry-After"))
+	}
+	if code, _, _ := call("203.0.113.5", adminKey); code != http.StatusTooManyRequests {
+		t.Errorf("throttled address with the right key: %d, want 429 (it must not learn which guess is right)", code)
+	}
+	if code, _, _ := call("198.51.100.7", adminKey); code != http.StatusOK {
+		t.Errorf("valid key from another address while one is throttled: %d, want 200", code)
+	}
+	if code, _, _ := call("192.0.2.44", "one wrong guess"); code != http.StatusUnauthorized {
+		t.Errorf("first wrong key from a fresh address: %d, want 401", code)
 	}
 }

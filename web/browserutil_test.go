@@ -133,7 +133,7 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	if o.live {
 		now = time.Now
 	}
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	sim := lockctl.NewSimDriver(nil)
 	t.Cleanup(sim.Close)
 	lc := lockctl.New(log, db, sim, outbox, lockctl.Options{AdminAPIKey: ptAdminKey, Now: now, SimUnlockDuration: time.Hour})

@@ -31,6 +31,18 @@ type Options struct {
 	BodyLimit string
 	// RequestTimeout bounds a request's context (default 30s).
 	RequestTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s),
+	// ReadTimeout the whole request with its body (default 30s),
+	// WriteTimeout writing the answer from the end of the headers (default
+	// 60s: longer than RequestTimeout, so handlers meet their own deadline
+	// first; nothing here streams), IdleTimeout a keep-alive connection
+	// between requests (default 120s).
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes caps request headers (default 64 KiB); larger get 431.
+	MaxHeaderBytes int
+	// TrustedProxies are the peers that may set the client's address
+	// (X-Forwarded-For) and scheme (X-Forwarded-Proto). None by default.
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the HTTP server. It implements http.Handler, so tests need no
@@ -38,6 +50,7 @@ type Options struct {
 type Server struct {
 	log      *slog.Logger
 	e        *echo.Echo
+	http     *http.Server
 	registry *prometheus.Registry
 	checks   []Check
 	limit    string
@@ -56,13 +69,23 @@ func New(log *slog.Logger, checks []Check, opts Options) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{log: log.With("component", "http"), e: echo.New(), registry: reg, checks: checks, limit: opts.BodyLimit}
+	s.http = HTTPServer(s.e, opts)
+	s.http.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 	e := s.e
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	// X-Forwarded-For is believed only from loopback and private proxies,
-	// so a client cannot choose its own address for rate limits and audit.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// Forwarding headers are believed only from the trusted proxies, so a
+	// client cannot choose its own address (rate limits, audit) or scheme
+	// (HSTS, Secure cookies).
+	trust := newProxyTrust(opts.TrustedProxies)
+	e.IPExtractor = trust.clientIP
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			trust.strip(c.Request())
+			return next(c)
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic", "err", err, "request_id", requestID(c), "stack", string(stack))
@@ -93,15 +116,38 @@ func (s *Server) Group(prefix string, m ...echo.MiddlewareFunc) *echo.Group {
 // ServeHTTP serves a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
 
-// Serve serves on ln until Shutdown. It returns http.ErrServerClosed after a
-// clean shutdown.
-func (s *Server) Serve(ln net.Listener) error {
-	s.e.Listener = ln
-	return s.e.Start("")
-}
+// Serve serves on ln until Shutdown, with the listener limits of Options.
+// It returns http.ErrServerClosed after a clean shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
 // Shutdown stops accepting connections and waits for requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.e.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+// HTTPServer returns an http.Server for h with the timeouts and header
+// limit of opts (their defaults where unset), so that slow or idle clients
+// cannot hold connections. Every listener latchkey opens uses it.
+func HTTPServer(h http.Handler, opts Options) *http.Server {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.ReadHeaderTimeout, 10*time.Second)
+	def(&opts.ReadTimeout, 30*time.Second)
+	def(&opts.WriteTimeout, 60*time.Second)
+	def(&opts.IdleTimeout, 120*time.Second)
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 64 << 10
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+	}
+}
 
 // securityHeaders sets headers every response gets; HSTS only when the
 // request came over TLS (directly or through a proxy that says so).
@@ -270,13 +316,27 @@ func newHTTPMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 					status = he.Code
 				}
 			}
+			// c.Path() is the matched route's template (a group's
+			// catch-all for unknown paths under it), never the path
+			// itself.
 			route := c.Path()
 			if route == "" {
 				route = "unmatched"
 			}
-			reqs.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
-			dur.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+			method := metricMethod(c.Request().Method)
+			reqs.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+			dur.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// metricMethod keeps the method label to a fixed set: any method name is
+// a valid request, and each would otherwise mint a series.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -58,6 +59,13 @@ type UIOptions struct {
 	TimeZone string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// SetupToken is the one-time token /admin/setup asks for while no
+	// user exists. Empty closes first-run setup (accounts are then made
+	// with "latchkey users create").
+	SetupToken string
+	// SetupDone, when set, is called once the first admin exists, so the
+	// token's file can be removed.
+	SetupDone func()
 }
 
 // UI is the front desk: server-rendered pages under /admin for staff to
@@ -77,6 +85,11 @@ type UI struct {
 	ctrl     *controllerClient
 	logins   *loginLimiter
 	gatherer prometheus.Gatherer
+
+	// setupMu guards setupHash: the SHA-256 of the first-run token, zero
+	// once setup is done (or when there never was a token).
+	setupMu   sync.Mutex
+	setupHash [32]byte
 
 	cacheMu    sync.Mutex
 	groupCache cached[[]connector.Group]
@@ -110,6 +123,9 @@ func NewUI(log *slog.Logger, accts *Accounts, svc *connector.Service, maps *mapp
 	}
 	u := &UI{log: log.With("component", "ui"), accts: accts, svc: svc, maps: maps, groups: groups, q: q, outbox: outbox,
 		opts: opts, zone: zone, pages: pages, logins: newLoginLimiter(opts.Now)}
+	if opts.SetupToken != "" {
+		u.setupHash = sha256.Sum256([]byte(opts.SetupToken))
+	}
 	if opts.ControllerURL != "" {
 		u.ctrl = &controllerClient{base: strings.TrimRight(opts.ControllerURL, "/"), key: opts.ControllerKey, hc: opts.HTTPClient}
 	}

@@ -1,11 +1,12 @@
 package web
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,6 +16,9 @@ import (
 )
 
 const sessionCookie = "latchkey_session"
+
+// maxEmailBytes is the longest email an account can have (RFC 5321).
+const maxEmailBytes = 320
 
 // Keys of request-scoped values on the echo context, read through the
 // typed accessors below.
@@ -127,6 +131,10 @@ func (u *UI) loginPage(c echo.Context) error {
 
 func (u *UI) login(c echo.Context) error {
 	email := strings.ToLower(strings.TrimSpace(c.FormValue("email")))
+	if len(email) > maxEmailBytes {
+		// No account has such an email; keep the form and logs small.
+		email = email[:maxEmailBytes]
+	}
 	form := loginForm{Email: email, Next: safeNext(c.FormValue("next"))}
 	again := func(status int, msg string) error {
 		form.Error = msg
@@ -174,12 +182,36 @@ func (u *UI) logout(c echo.Context) error {
 }
 
 type setupForm struct {
-	Email, Error string
-	MinLength    int
+	Email, Token, Error string
+	MinLength           int
+}
+
+// errSetupToken refuses first-run setup without the one-time token.
+var errSetupToken = latchkey.Errorf(latchkey.Forbidden,
+	"first-run setup needs the one-time link that latchkey serve printed at start-up (/admin/setup?token=…; the token is in data/setup-token)")
+
+// setupTokenOK reports, in constant time, whether tok is the live
+// first-run token. There is none before it is configured or after setup.
+func (u *UI) setupTokenOK(tok string) bool {
+	u.setupMu.Lock()
+	want := u.setupHash
+	u.setupMu.Unlock()
+	got := sha256.Sum256([]byte(tok))
+	return want != [32]byte{} && tok != "" && subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// endSetup kills the first-run token.
+func (u *UI) endSetup() {
+	u.setupMu.Lock()
+	u.setupHash = [32]byte{}
+	u.setupMu.Unlock()
+	if u.opts.SetupDone != nil {
+		u.opts.SetupDone()
+	}
 }
 
 // setupPage is the first-run page that creates the first admin; it exists
-// only while there is no user.
+// only while there is no user, and only for the holder of the token.
 func (u *UI) setupPage(c echo.Context) error {
 	n, err := u.accts.CountUsers(c.Request().Context())
 	if err != nil {
@@ -188,13 +220,20 @@ func (u *UI) setupPage(c echo.Context) error {
 	if n > 0 {
 		return c.Redirect(http.StatusSeeOther, "/admin/login")
 	}
+	tok := c.QueryParam("token")
+	if !u.setupTokenOK(tok) {
+		return errSetupToken
+	}
 	c.Set(ctxPreCSRF, u.preCSRFToken(c))
-	return u.render(c, http.StatusOK, "setup", "Set up latchkey", setupForm{MinLength: MinPasswordLength})
+	return u.render(c, http.StatusOK, "setup", "Set up latchkey", setupForm{Token: tok, MinLength: MinPasswordLength})
 }
 
 func (u *UI) setup(c echo.Context) error {
 	email := c.FormValue("email")
-	form := setupForm{Email: email, MinLength: MinPasswordLength}
+	form := setupForm{Email: email, Token: c.FormValue("token"), MinLength: MinPasswordLength}
+	if !u.setupTokenOK(form.Token) {
+		return errSetupToken
+	}
 	if !u.logins.allow(c.RealIP(), "setup") {
 		return latchkey.Errorf(latchkey.TooMany, "too many attempts; wait a minute")
 	}
@@ -206,6 +245,7 @@ func (u *UI) setup(c echo.Context) error {
 	}
 	usr, err := u.accts.CreateFirstUser(c.Request().Context(), email, pw)
 	if errors.Is(err, ErrSetupDone) {
+		u.endSetup()
 		return c.Redirect(http.StatusSeeOther, "/admin/login")
 	}
 	if latchkey.KindOf(err) == latchkey.Invalid {
@@ -216,63 +256,41 @@ func (u *UI) setup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	u.endSetup()
 	u.log.Info("first admin created", "user_id", usr.ID)
 	return u.startSession(c, usr, "/admin")
 }
 
-// loginLimiter limits sign-in attempts per client address and per email,
-// so neither one address nor a spread of addresses can guess a password.
+// loginLimiter limits sign-in attempts per client address, and per
+// account and address together: guessing from one address is slow, and
+// nobody's failures elsewhere can lock an account's owner out. Both tables
+// are bounded (least recently used dropped) and keyed by hashes, so
+// neither the number nor the size of attacker-chosen emails can grow them.
 // It is safe for concurrent use.
 type loginLimiter struct {
-	mu    sync.Mutex
-	now   func() time.Time
-	byIP  map[string]*limitEntry
-	byKey map[string]*limitEntry
-	swept time.Time
+	now    func() time.Time
+	byIP   *limiterTable
+	byAcct *limiterTable
 }
 
-type limitEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-// Per address: 20 attempts, then one every 6 s; per email: 5, then one
-// every 20 s.
+// Per address: 20 attempts, then one every 6 s; per account and address:
+// 5, then one every 20 s. Each table keeps at most loginTableSize buckets.
 var (
 	ipRate, ipBurst       = rate.Every(6 * time.Second), 20
 	emailRate, emailBurst = rate.Every(20 * time.Second), 5
+	loginTableSize        = 10_000
 )
 
 func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, byIP: map[string]*limitEntry{}, byKey: map[string]*limitEntry{}}
+	return &loginLimiter{now: now, byIP: newLimiterTable(ipRate, ipBurst, loginTableSize), byAcct: newLimiterTable(emailRate, emailBurst, loginTableSize)}
 }
 
-// allow reports whether another attempt from ip for email may go ahead,
+// allow reports whether another attempt from ip for account may go ahead,
 // and counts it.
-func (l *loginLimiter) allow(ip, email string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l *loginLimiter) allow(ip, account string) bool {
 	now := l.now()
-	if now.Sub(l.swept) > 10*time.Minute {
-		for _, m := range []map[string]*limitEntry{l.byIP, l.byKey} {
-			for k, e := range m {
-				if now.Sub(e.seen) > 10*time.Minute {
-					delete(m, k)
-				}
-			}
-		}
-		l.swept = now
-	}
-	get := func(m map[string]*limitEntry, k string, r rate.Limit, b int) *limitEntry {
-		e, ok := m[k]
-		if !ok {
-			e = &limitEntry{lim: rate.NewLimiter(r, b)}
-			m[k] = e
-		}
-		e.seen = now
-		return e
-	}
-	ipOK := get(l.byIP, ip, ipRate, ipBurst).lim.AllowN(now, 1)
-	emailOK := get(l.byKey, email, emailRate, emailBurst).lim.AllowN(now, 1)
-	return ipOK && emailOK
+	addr := addressKey(ip)
+	ipOK := l.byIP.allow(now, addr)
+	acctOK := l.byAcct.allow(now, addr, account)
+	return ipOK && acctOK
 }

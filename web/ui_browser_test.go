@@ -47,7 +47,7 @@ func newUIStack(t *testing.T) uiStack {
 		}
 	}
 	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatal(err)

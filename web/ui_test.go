@@ -83,7 +83,7 @@ func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 		}
 	}
 	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
+	outbox := sealedOutbox(t, db)
 	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
 	if err := lc.Seed(ctx); err != nil {
 		t.Fatal(err)
@@ -127,6 +127,53 @@ func (e uiEnv) signIn(t *testing.T, email string, role web.Role) uiSession {
 		t.Fatal(err)
 	}
 	return uiSession{cookie: "latchkey_session=" + tok, csrf: s.CSRFToken}
+}
+
+// TestUISetupNeedsToken: the first-run page and form answer 403 without
+// the one-time token (or with a wrong one, or when none was configured);
+// with it an admin is made, the token's owner is told, and the token is
+// refused from then on.
+func TestUISetupNeedsToken(t *testing.T) {
+	done := make(chan struct{}, 2)
+	e := newUIEnv(t, web.UIOptions{SetupToken: uiSetupToken, SetupDone: func() { done <- struct{}{} }})
+	for _, p := range []string{"/admin/setup", "/admin/setup?token=", "/admin/setup?token=wrong", "/admin/setup?token=" + uiSetupToken + "x"} {
+		if rec := e.do(t, http.MethodGet, p, nil, ""); rec.Code != http.StatusForbidden {
+			t.Errorf("GET %s: got %d, want 403", p, rec.Code)
+		}
+	}
+	csrf, cookies := formToken(t, e, "/admin/setup?token="+uiSetupToken, "")
+	form := url.Values{"csrf": {csrf}, "email": {"boss@example.com"}, "password": {"correct horse battery"}, "password_confirm": {"correct horse battery"}}
+	for _, tok := range []string{"", "wrong", uiSetupToken[:len(uiSetupToken)-1]} {
+		form.Set("token", tok)
+		if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusForbidden {
+			t.Errorf("POST setup with token %q: got %d, want 403", tok, rec.Code)
+		}
+	}
+	if n, _ := e.accts.CountUsers(context.Background()); n != 0 {
+		t.Fatalf("users after setups without the token: %d, want 0", n)
+	}
+	form.Set("token", uiSetupToken)
+	if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusSeeOther {
+		t.Fatalf("setup with the token: got %d, want 303: %s", rec.Code, rec.Body)
+	}
+	select {
+	case <-done:
+	default:
+		t.Error("SetupDone was not called after the first admin was made")
+	}
+	form.Set("email", "intruder@example.com")
+	if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusForbidden {
+		t.Errorf("setup again with the used token: got %d, want 403", rec.Code)
+	}
+	if n, _ := e.accts.CountUsers(context.Background()); n != 1 {
+		t.Errorf("users: %d, want 1", n)
+	}
+
+	// No token configured: setup is closed.
+	e = newUIEnv(t, web.UIOptions{})
+	if rec := e.do(t, http.MethodGet, "/admin/setup?token=", nil, ""); rec.Code != http.StatusForbidden {
+		t.Errorf("GET setup with no token configured: got %d, want 403", rec.Code)
+	}
 }
 
 func (e uiEnv) do(t *testing.T, method, path string, form url.Values, cookie string) *httptest.ResponseRecorder {
@@ -302,13 +349,16 @@ func sessionCookie(t *testing.T, rec *httptest.ResponseRecorder) *http.Cookie {
 	return nil
 }
 
+// uiSetupToken is the first-run token the test UIs are given.
+const uiSetupToken = "setup-token-for-tests-0123456789abcdef"
+
 func TestUISetupLoginLogout(t *testing.T) {
-	e := newUIEnv(t, web.UIOptions{SecureCookies: true})
+	e := newUIEnv(t, web.UIOptions{SecureCookies: true, SetupToken: uiSetupToken})
 	if rec := e.do(t, http.MethodGet, "/admin/login", nil, ""); rec.Header().Get("Location") != "/admin/setup" {
 		t.Fatalf("login with no user: redirected to %q, want /admin/setup", rec.Header().Get("Location"))
 	}
-	tok, cookies := formToken(t, e, "/admin/setup", "")
-	form := url.Values{"csrf": {tok}, "email": {"Boss@Example.com"}, "password": {"short"}, "password_confirm": {"short"}}
+	tok, cookies := formToken(t, e, "/admin/setup?token="+uiSetupToken, "")
+	form := url.Values{"csrf": {tok}, "token": {uiSetupToken}, "email": {"Boss@Example.com"}, "password": {"short"}, "password_confirm": {"short"}}
 	if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "at least 10 characters") {
 		t.Fatalf("setup with a short password: got %d, want 400 naming the rule", rec.Code)
 	}
@@ -329,8 +379,8 @@ func TestUISetupLoginLogout(t *testing.T) {
 	if rec := e.do(t, http.MethodGet, "/admin/setup", nil, ""); rec.Code != http.StatusSeeOther {
 		t.Errorf("setup page after setup: got %d, want 303", rec.Code)
 	}
-	if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/admin/login" {
-		t.Errorf("second setup: got %d to %q, want 303 to /admin/login", rec.Code, rec.Header().Get("Location"))
+	if rec := e.do(t, http.MethodPost, "/admin/setup", form, cookies); rec.Code != http.StatusForbidden {
+		t.Errorf("second setup with the used token: got %d, want 403", rec.Code)
 	}
 	n, _ := e.accts.CountUsers(context.Background())
 	if n != 1 {
@@ -713,4 +763,37 @@ func TestUIEventsCSVDefusesFormulas(t *testing.T) {
 func jsonDecode(res *http.Response, v any) error {
 	defer res.Body.Close()
 	return json.NewDecoder(res.Body).Decode(v)
+}
+
+// TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner: someone posting wrong
+// passwords for the admin's email from another address is limited there,
+// and the admin still signs in from theirs.
+func TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner(t *testing.T) {
+	e := newUIEnv(t, web.UIOptions{})
+	if _, err := e.accts.CreateUser(context.Background(), "boss@example.com", "correct horse battery", web.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	csrf, cookies := formToken(t, e, "/admin/login", "")
+	login := func(addr, password string) int {
+		form := url.Values{"csrf": {csrf}, "email": {"boss@example.com"}, "password": {password}, "next": {"/admin"}}
+		req := httptest.NewRequest(http.MethodPost, "/admin/login", strings.NewReader(form.Encode()))
+		req.RemoteAddr = addr + ":4000"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookies)
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	limited := false
+	for i := 0; i < 8; i++ {
+		if login("203.0.113.5", "wrong password!") == http.StatusTooManyRequests {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Error("8 quick wrong passwords from one address: never 429")
+	}
+	if code := login("198.51.100.7", "correct horse battery"); code != http.StatusSeeOther {
+		t.Errorf("the owner signing in from their address: got %d, want 303", code)
+	}
 }

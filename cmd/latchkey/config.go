@@ -61,6 +61,8 @@ type config struct {
 	// DebugAddr, when set, serves Go's profiler (net/http/pprof) on a
 	// listener of its own, never on the public address.
 	DebugAddr string
+	// TrustedProxies may set the client address and scheme.
+	TrustedProxies []*net.IPNet
 }
 
 // has reports whether this process takes role r.
@@ -79,6 +81,9 @@ func (c *config) roleList() string {
 // bundledController reports whether the connector drives the lockctl inside
 // this deployment (no LATCHKEY_CONTROLLER_URL).
 func (c *config) bundledController() bool { return c.ControllerURL == "" }
+
+// minSecretBytes is the shortest admin key or Envoy secret accepted.
+const minSecretBytes = 16
 
 // settingError names the setting that is wrong.
 type settingError struct {
@@ -251,6 +256,19 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 			errs = append(errs, bad("LATCHKEY_TIME_ZONE", "want an IANA zone such as Europe/Berlin, got %q", c.TimeZone))
 		}
 	}
+	// Short secrets can be guessed; the generated ones have 24 bytes.
+	if n := len(c.AdminAPIKey); n > 0 && n < minSecretBytes {
+		errs = append(errs, bad("LATCHKEY_ADMIN_API_KEY", "want at least %d bytes, got %d", minSecretBytes, n))
+	}
+	for i, sec := range c.EnvoySecrets {
+		if len(sec) < minSecretBytes {
+			errs = append(errs, bad("LATCHKEY_ENVOY_SECRET", "want at least %d bytes in each secret, secret %d has %d", minSecretBytes, i+1, len(sec)))
+			break
+		}
+	}
+	if c.TrustedProxies, err = parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES")); err != nil {
+		errs = append(errs, &settingError{"LATCHKEY_TRUSTED_PROXIES", err})
+	}
 	if c.LockDriver != "sim" && c.LockDriver != "mqtt" {
 		errs = append(errs, bad("LATCHKEY_LOCK_DRIVER", "want sim or mqtt, got %q", c.LockDriver))
 	}
@@ -260,13 +278,45 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 	return c, nil
 }
 
+// parseCIDRs reads a comma-separated list of CIDRs; a bare address is a
+// network of one.
+func parseCIDRs(raw string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, f := range strings.Split(raw, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			ip := net.ParseIP(f)
+			if ip == nil {
+				return nil, fmt.Errorf("want CIDRs such as 10.0.0.0/8,::1/128, got %q", f)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(f)
+		if err != nil {
+			return nil, fmt.Errorf("want CIDRs such as 10.0.0.0/8,::1/128, got %q", f)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// checkHTTPURL checks an absolute http(s) URL. Its errors never repeat
+// the URL's password.
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		// url.Error quotes the whole URL, password included.
+		return fmt.Errorf("not a valid URL")
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("want an absolute http(s) URL, got %q", raw)
+		return fmt.Errorf("want an absolute http(s) URL, got %q", maskURL(raw))
 	}
 	return nil
 }
@@ -279,7 +329,8 @@ func mask(s string) string {
 	return "(set)"
 }
 
-// maskURL hides the password of a URL.
+// maskURL hides the credentials of a URL; it is the one helper for every
+// URL we log, print or return.
 func maskURL(raw string) string {
 	if raw == "" {
 		return "(unset)"
@@ -307,11 +358,11 @@ func (c *config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
 		slog.String("data_dir", c.DataDir),
-		slog.String("public_url", c.PublicURL),
+		slog.String("public_url", maskURL(c.PublicURL)),
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("redis_url", maskURL(c.RedisURL)),
 		slog.String("smtp_url", maskURL(c.SMTPURL)),
-		slog.String("controller_url", c.ControllerURL),
+		slog.String("controller_url", maskURL(c.ControllerURL)),
 		slog.String("controller_kind", c.ControllerKind),
 		slog.String("controller_api_key", mask(c.ControllerKey)),
 		slog.String("admin_api_key", mask(c.AdminAPIKey)),
@@ -321,5 +372,14 @@ func (c *config) LogValue() slog.Value {
 		slog.Bool("demo", c.Demo),
 		slog.String("lock_driver", c.LockDriver),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.String("trusted_proxies", cidrList(c.TrustedProxies)),
 	)
+}
+
+func cidrList(nets []*net.IPNet) string {
+	s := make([]string, len(nets))
+	for i, n := range nets {
+		s[i] = n.String()
+	}
+	return strings.Join(s, ",")
 }

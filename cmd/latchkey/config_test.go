@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -139,6 +140,12 @@ func TestServeConfigErrors(t *testing.T) {
 		{"public url not absolute", nil, map[string]string{"LATCHKEY_PUBLIC_URL": "example.com"}, "LATCHKEY_PUBLIC_URL"},
 		{"smtp url of another scheme", nil, map[string]string{"SMTP_URL": "ftp://mail.example.com"}, "SMTP_URL"},
 		{"lock driver", nil, map[string]string{"LATCHKEY_LOCK_DRIVER": "zigbee"}, "LATCHKEY_LOCK_DRIVER"},
+		{"one-character admin key", nil, map[string]string{"LATCHKEY_ADMIN_API_KEY": "x"}, "LATCHKEY_ADMIN_API_KEY"},
+		{"15-byte admin key", nil, map[string]string{"LATCHKEY_ADMIN_API_KEY": strings.Repeat("k", 15)}, "LATCHKEY_ADMIN_API_KEY"},
+		{"one-character envoy secret", nil, map[string]string{"LATCHKEY_ENVOY_SECRET": "x"}, "LATCHKEY_ENVOY_SECRET"},
+		{"short envoy secret among long ones", nil, map[string]string{"LATCHKEY_ENVOY_SECRET": strings.Repeat("s", 32) + ",short"}, "LATCHKEY_ENVOY_SECRET"},
+		{"trusted proxy not a CIDR", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "LATCHKEY_TRUSTED_PROXIES"},
+		{"trusted proxy bad mask", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/33"}, "LATCHKEY_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,6 +223,9 @@ func TestServeConfigErrorsHidePasswords(t *testing.T) {
 		{"DATABASE_URL", "postgres://latchkey:" + pw + "@%zz/latchkey"},
 		{"REDIS_URL", "redis://:" + pw + "@%zz:6379/0"},
 		{"SMTP_URL", "smtp://mailer:" + pw + "@%zz:587"},
+		{"LATCHKEY_CONTROLLER_URL", "http://ctl:" + pw + "@%zz/api"},
+		{"LATCHKEY_CONTROLLER_URL", "ftp://ctl:" + pw + "@kisi.example.com"},
+		{"LATCHKEY_PUBLIC_URL", "ftp://desk:" + pw + "@desk.example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.setting, func(t *testing.T) {
@@ -273,6 +283,7 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 		"envoy-new":  "envoy-new-" + randomHex(t, 6),
 		"secret-key": randomHex(t, 32),
 		"controller": "controller-key-" + randomHex(t, 6),
+		"ctl-url-pw": "controller-url-password-" + randomHex(t, 6),
 	}
 	env := map[string]string{
 		"LATCHKEY_DATA_DIR":           filepath.Join(t.TempDir(), "data"),
@@ -284,7 +295,7 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 		"LATCHKEY_ADMIN_API_KEY":      secrets["admin"],
 		"LATCHKEY_ENVOY_SECRET":       secrets["envoy-old"] + "," + secrets["envoy-new"],
 		"LATCHKEY_SECRET_KEY":         secrets["secret-key"],
-		"LATCHKEY_CONTROLLER_URL":     fmt.Sprintf("http://127.0.0.1:%d", closed),
+		"LATCHKEY_CONTROLLER_URL":     fmt.Sprintf("http://ctl:%s@127.0.0.1:%d", secrets["ctl-url-pw"], closed),
 		"LATCHKEY_CONTROLLER_API_KEY": secrets["controller"],
 	}
 	var values []string
@@ -308,14 +319,15 @@ func TestStartupLogMasksSecrets(t *testing.T) {
 	}
 	cfg := startingConfig(t, out.String())
 	got := map[string]any{}
-	for _, k := range []string{"admin_api_key", "secret_key", "controller_api_key", "envoy_secrets", "database_url", "redis_url", "smtp_url"} {
+	for _, k := range []string{"admin_api_key", "secret_key", "controller_api_key", "envoy_secrets", "database_url", "redis_url", "smtp_url", "controller_url"} {
 		got[k] = cfg[k]
 	}
 	want := map[string]any{
 		"admin_api_key": "(set)", "secret_key": "(set)", "controller_api_key": "(set)", "envoy_secrets": float64(2),
-		"database_url": fmt.Sprintf("postgres://latchkey:xxxxx@127.0.0.1:%d/latchkey?sslmode=disable&connect_timeout=2", closed),
-		"redis_url":    fmt.Sprintf("redis://:xxxxx@127.0.0.1:%d/0", closed),
-		"smtp_url":     fmt.Sprintf("smtp://mailer:xxxxx@127.0.0.1:%d", closed),
+		"database_url":   fmt.Sprintf("postgres://latchkey:xxxxx@127.0.0.1:%d/latchkey?sslmode=disable&connect_timeout=2", closed),
+		"redis_url":      fmt.Sprintf("redis://:xxxxx@127.0.0.1:%d/0", closed),
+		"smtp_url":       fmt.Sprintf("smtp://mailer:xxxxx@127.0.0.1:%d", closed),
+		"controller_url": fmt.Sprintf("http://ctl:xxxxx@127.0.0.1:%d", closed),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("start-up config (-want +got):\n%s", diff)
@@ -331,7 +343,7 @@ func TestStartupLogMasksPasswordInDatabaseURLQuery(t *testing.T) {
 		"LATCHKEY_ADDR":          fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"LATCHKEY_LOG_FORMAT":    "json",
 		"DATABASE_URL":           fmt.Sprintf("postgres://latchkey@127.0.0.1:%d/latchkey?sslmode=disable&password=%s", freePort(t), pw),
-		"LATCHKEY_ADMIN_API_KEY": "admin", "LATCHKEY_ENVOY_SECRET": "envoy", "LATCHKEY_SECRET_KEY": randomHex(t, 32),
+		"LATCHKEY_ADMIN_API_KEY": "admin-" + randomHex(t, 12), "LATCHKEY_ENVOY_SECRET": "envoy-" + randomHex(t, 12), "LATCHKEY_SECRET_KEY": randomHex(t, 32),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -477,5 +489,27 @@ func TestServeWarnsWhenLinksPointAtLoopback(t *testing.T) {
 	out = serveUntilReady(map[string]string{"LATCHKEY_PUBLIC_URL": "https://doors.example.com"})
 	if strings.Contains(out, "set LATCHKEY_PUBLIC_URL") {
 		t.Errorf("with a public URL: warned anyway:\n%s", out)
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	nets, err := parseCIDRs(" 10.0.0.1, fd00::/64,192.168.0.0/16 ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cidrList(nets), "10.0.0.1/32,fd00::/64,192.168.0.0/16"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if nets, err := parseCIDRs(""); err != nil || len(nets) != 0 {
+		t.Errorf("empty setting: %v, %v; want no proxies", nets, err)
+	}
+}
+
+// TestServeConfigAcceptsSixteenByteSecrets: 16 bytes is enough for the admin
+// key and every Envoy secret.
+func TestServeConfigAcceptsSixteenByteSecrets(t *testing.T) {
+	env := mapEnv(map[string]string{"LATCHKEY_ADMIN_API_KEY": strings.Repeat("k", 16), "LATCHKEY_ENVOY_SECRET": strings.Repeat("a", 16) + "," + strings.Repeat("b", 40)})
+	if _, err := loadConfig(nil, env, io.Discard); err != nil {
+		t.Fatalf("16-byte secrets refused: %v", err)
 	}
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/web"
 )
 
 // runLockctl runs the bundled controller alone, with Kisi's paths at the
@@ -29,7 +31,14 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg := &config{DataDir: *dataDir, AdminAPIKey: strings.TrimSpace(getenv("LATCHKEY_ADMIN_API_KEY")), LockDriver: envOr(getenv, "LATCHKEY_LOCK_DRIVER", "sim"),
 		MQTTURL: envOr(getenv, "LATCHKEY_MQTT_URL", "tcp://127.0.0.1:1883"), MQTTPrefix: envOr(getenv, "LATCHKEY_MQTT_PREFIX", "latchkey/locks"),
-		SecretKey: "unused", EnvoySecrets: []string{"unused"}}
+		SecretKey: strings.TrimSpace(getenv("LATCHKEY_SECRET_KEY")), EnvoySecrets: []string{"unused"}}
+	if n := len(cfg.AdminAPIKey); n > 0 && n < minSecretBytes {
+		return bad("LATCHKEY_ADMIN_API_KEY", "want at least %d bytes, got %d", minSecretBytes, n)
+	}
+	trusted, err := parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES"))
+	if err != nil {
+		return &settingError{"LATCHKEY_TRUSTED_PROXIES", err}
+	}
 	dsn := strings.TrimSpace(getenv("DATABASE_URL"))
 	if err := database.ValidateURL(dsn); err != nil {
 		return &settingError{"DATABASE_URL", err}
@@ -54,7 +63,12 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := mail.Migrate(ctx, db); err != nil {
 		return err
 	}
-	var sender mail.Sender = mail.NewOutbox(db)
+	// The secret key seals captured mail, which holds link secrets.
+	box, err := secretbox.NewFromHex(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
+	}
+	var sender mail.Sender = mail.NewOutbox(db).WithSealer(box)
 	if smtpURL := getenv("SMTP_URL"); smtpURL != "" {
 		if sender, err = mail.NewSMTP(smtpURL, envOr(getenv, "LATCHKEY_MAIL_FROM", "lockctl <access@latchkey.localhost>"), mail.SMTPOptions{}); err != nil {
 			return &settingError{"SMTP_URL", err}
@@ -81,7 +95,8 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("demo seed: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: lc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Only the trusted proxies' forwarding headers reach the controller.
+	srv := web.HTTPServer(web.TrustedForwarding(trusted, lc.Handler()), web.Options{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("lockctl ready", "addr", ln.Addr().String())

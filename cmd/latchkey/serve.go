@@ -155,10 +155,10 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	}
 	if ln != nil {
 		checks := []web.Check{
-			{Name: "database", Func: func(ctx context.Context) error { return database.Ping(ctx, a.db) }},
+			{Name: "database", Func: func(ctx context.Context) error { return database.Ready(ctx, a.db) }},
 			{Name: "queue", Func: a.redis.Ping},
 		}
-		a.srv = web.New(log, checks, web.Options{})
+		a.srv = web.New(log, checks, web.Options{TrustedProxies: cfg.TrustedProxies})
 	}
 	public := cfg.PublicURL
 	if public == "" && ln != nil {
@@ -185,12 +185,16 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		if a.srv != nil {
 			// The controller is served by this very process: call it in
 			// memory rather than over loopback TCP.
-			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv}}
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv.InProcess()}}
 		}
 	}
 	ac, err := kisi.New(ctrlURL, kopts)
 	if err != nil {
 		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
+	}
+	box, err := secretbox.NewFromHex(cfg.SecretKey)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
 	}
 	var (
 		sender mail.Sender
@@ -201,12 +205,9 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("SMTP_URL: %w", err)
 		}
 	} else {
-		outbox = mail.NewOutbox(a.db)
+		// Captured mail holds pass URLs and link secrets: sealed at rest.
+		outbox = mail.NewOutbox(a.db).WithSealer(box)
 		sender = outbox
-	}
-	box, err := secretbox.NewFromHex(cfg.SecretKey)
-	if err != nil {
-		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
 	}
 	maps := mappings.NewStore(a.db)
 	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now})
@@ -230,8 +231,17 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		webhooks.NewHandler(log, svc, client, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
 		accounts := web.NewAccounts(a.db)
 		web.NewAPI(log, svc, maps, ac, client, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
-		if err := a.registerUI(cfg, accounts, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+		setupToken, err := prepareSetup(ctx, accounts, cfg.DataDir)
+		if err != nil {
 			return err
+		}
+		if err := a.registerUI(cfg, accounts, setupToken, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+			return err
+		}
+		if setupToken != "" {
+			// The contract: the one-time link is printed at start-up. It
+			// opens nothing once the first admin exists.
+			log.Info("first-run setup", "url", maskURL(public)+"/admin/setup?token="+setupToken)
 		}
 		if cfg.Demo {
 			// Seed before serving, so the first request sees the demo
@@ -265,7 +275,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 }
 
 // registerUI mounts the front desk, with the queue dashboard for admins.
-func (a *app) registerUI(cfg *config, accounts *web.Accounts, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
+func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
@@ -278,6 +288,12 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, redisURL, ctrlURL,
 	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI,
+		SetupToken: setupToken,
+		SetupDone: func() {
+			if err := removeSetupToken(cfg.DataDir); err != nil {
+				a.log.Warn("remove setup token", "err", err)
+			}
+		},
 		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
 			s, err := client.Stats(ctx)
 			return web.QueueStats(s), err
@@ -299,7 +315,7 @@ const migrateLockKey = 7_283_021_401
 // replicas that start together migrate one after another.
 func migrate(ctx context.Context, db *gorm.DB, postgres bool) error {
 	run := func(db *gorm.DB) error {
-		for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+		for _, m := range []func(context.Context, *gorm.DB) error{database.Migrate, lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
 			if err := m(ctx, db); err != nil {
 				return err
 			}
@@ -330,8 +346,8 @@ func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driv
 }
 
 // handlerTransport serves a process's calls to itself with its own handler,
-// in memory. The request arrives from loopback, so headers such as
-// X-Forwarded-For are trusted as they would be over TCP.
+// in memory. Given the server's InProcess handler, the guest address our
+// client puts in X-Forwarded-For is believed (and nobody else's).
 type handlerTransport struct{ h http.Handler }
 
 func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -51,8 +51,13 @@ func TestServeFreshStart(t *testing.T) {
 		if cfg["database_url"] != "(unset)" {
 			t.Errorf("database_url = %v, want (unset)", cfg["database_url"])
 		}
-		if _, err := os.Stat(filepath.Join(d.DataDir, "latchkey.db")); err != nil {
+		if fi, err := os.Stat(filepath.Join(d.DataDir, "latchkey.db")); err != nil {
 			t.Errorf("no SQLite database in the data dir: %v", err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("latchkey.db has mode %v, want 0600", fi.Mode().Perm())
+		}
+		if fi, err := os.Stat(d.DataDir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("data dir: %v, %v; want mode 0700", fi.Mode(), err)
 		}
 	}
 	if d.RedisURL == "" && !strings.Contains(p.out.String(), `"msg":"using in-process redis"`) {

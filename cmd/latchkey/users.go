@@ -94,6 +94,10 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("users create: %w", err)
 	}
+	// A user exists now: the first-run setup token is dead.
+	if err := removeSetupToken(*dataDir); err != nil {
+		return fmt.Errorf("users create: %w", err)
+	}
 	fmt.Fprintf(stdout, "created %s (%s)\n", u.Email, u.Role)
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,8 +26,18 @@ func TestUsersCommand(t *testing.T) {
 		return out.String(), err
 	}
 
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dataDir, "setup-token")
+	if err := os.WriteFile(tokenFile, []byte("a-first-run-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := users("correct horse battery\n", "create", "--email", "desk@example.com", "--role", "frontdesk"); err != nil {
 		t.Fatalf("create: %v", err)
+	}
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Errorf("setup token file after users create: %v, want it deleted (a user exists)", err)
 	}
 	if _, err := users("another long password\n", "create", "--email", "desk@example.com", "--role", "frontdesk"); err == nil {
 		t.Fatal("creating the same email twice succeeded")

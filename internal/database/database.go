@@ -5,7 +5,9 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -89,8 +92,8 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		sqlDB.SetMaxIdleConns(40)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	} else {
-		if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o700); err != nil {
-			return nil, fmt.Errorf("create data dir: %w", err)
+		if err := prepareSQLiteFiles(sqlitePath, log); err != nil {
+			return nil, err
 		}
 		q := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		db, err = gorm.Open(sqlite.Open("file:"+sqlitePath+"?"+q), cfg)
@@ -109,6 +112,71 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		return nil, err
 	}
 	return db, nil
+}
+
+// prepareSQLiteFiles creates the data folder (0700) and the database file
+// (0600) before SQLite does, which would make it world-readable; SQLite
+// gives the -wal and -shm files the database's mode. Files an older
+// release left readable are tightened. An existing folder is left as the
+// operator made it (it may be shared, like /tmp), with a warning when
+// others can enter it.
+func prepareSQLiteFiles(path string, log *slog.Logger) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("data dir is open to other users; make it 0700", "dir", dir, "mode", fi.Mode().Perm().String())
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create sqlite %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("make %s private: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// heartbeat is the one row readiness writes.
+type heartbeat struct {
+	ID int       `gorm:"column:id;primaryKey;autoIncrement:false"`
+	At time.Time `gorm:"column:at;not null"`
+}
+
+func (heartbeat) TableName() string { return "readiness_heartbeat" }
+
+// Migrate creates the readiness heartbeat table. It only adds.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&heartbeat{}); err != nil {
+		return fmt.Errorf("migrate readiness_heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Ready checks that the database answers and can take a write: it upserts
+// the one heartbeat row and commits. A rolled-back write would prove
+// nothing (neither SQLite nor PostgreSQL needs the disk for it), while the
+// commit needs a WAL append on both, which fails on a full disk or a
+// read-only database. The error says which step failed.
+func Ready(ctx context.Context, db *gorm.DB) error {
+	if err := Ping(ctx, db); err != nil {
+		return err
+	}
+	hb := heartbeat{ID: 1, At: time.Now().UTC()}
+	err := db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"at"}),
+	}).Create(&hb).Error
+	if err != nil {
+		return fmt.Errorf("write heartbeat (disk full or read-only?): %w", err)
+	}
+	return nil
 }
 
 // Ping checks that the database answers.

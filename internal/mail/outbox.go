@@ -2,9 +2,11 @@ package mail
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -46,8 +48,60 @@ type OutboxFilter struct {
 // instead of delivering them. It is the embedded default when no SMTP server
 // is configured. It is safe for concurrent use.
 type Outbox struct {
-	db  *gorm.DB
-	now func() time.Time
+	db     *gorm.DB
+	now    func() time.Time
+	sealer Sealer
+}
+
+// Sealer encrypts stored bodies; internal/secretbox's Box is one.
+type Sealer interface {
+	Seal(plain, ad []byte) []byte
+	Open(sealed, ad []byte) ([]byte, error)
+}
+
+// WithSealer makes o seal the bodies and attachments it stores (they hold
+// pass URLs and link secrets) and open them when read. Messages stored
+// before, in the clear, still read. It returns o.
+func (o *Outbox) WithSealer(s Sealer) *Outbox {
+	o.sealer = s
+	return o
+}
+
+// sealedPrefix marks a sealed column value: the prefix, then the sealed
+// bytes in base64.
+const sealedPrefix = "sealed:v1:"
+
+// sealAD binds a sealed value to its column and recipient, so it cannot be
+// moved to another column or message to another person.
+func sealAD(column, to string) []byte { return []byte("outbox_messages." + column + "\x00" + to) }
+
+func (o *Outbox) seal(column, to, v string) string {
+	if o.sealer == nil || v == "" {
+		return v
+	}
+	return sealedPrefix + base64.StdEncoding.EncodeToString(o.sealer.Seal([]byte(v), sealAD(column, to)))
+}
+
+// errSealed is returned for a sealed message read without the key.
+var errSealed = errors.New("message is sealed and this outbox has no key")
+
+func (o *Outbox) open(column, to, v string) (string, error) {
+	rest, ok := strings.CutPrefix(v, sealedPrefix)
+	if !ok {
+		return v, nil
+	}
+	if o.sealer == nil {
+		return "", errSealed
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return "", fmt.Errorf("decode sealed %s: %w", column, err)
+	}
+	plain, err := o.sealer.Open(b, sealAD(column, to))
+	if err != nil {
+		return "", fmt.Errorf("open sealed %s: %w", column, err)
+	}
+	return string(plain), nil
 }
 
 var _ Sender = (*Outbox)(nil)
@@ -107,6 +161,9 @@ func (o *Outbox) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
+	row.Text = o.seal("text", row.To, row.Text)
+	row.HTML = o.seal("html", row.To, row.HTML)
+	row.Attachments = o.seal("attachments", row.To, row.Attachments)
 	// A duplicate key is the expected outcome of a retry, not a failure, so
 	// this statement does not go to the gorm logger; real errors are
 	// returned to the caller, which handles them once.
@@ -146,7 +203,7 @@ func (o *Outbox) List(ctx context.Context, f OutboxFilter) ([]StoredMessage, int
 	}
 	out := make([]StoredMessage, 0, len(rows))
 	for _, r := range rows {
-		sm, err := r.toDomain()
+		sm, err := o.toDomain(r)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -164,6 +221,20 @@ func (o *Outbox) Get(ctx context.Context, id int64) (StoredMessage, error) {
 	}
 	if err != nil {
 		return StoredMessage{}, fmt.Errorf("get outbox message %d: %w", id, err)
+	}
+	return o.toDomain(r)
+}
+
+// toDomain opens a row's sealed columns and decodes it.
+func (o *Outbox) toDomain(r outboxRow) (StoredMessage, error) {
+	var err error
+	for _, c := range []struct {
+		name string
+		v    *string
+	}{{"text", &r.Text}, {"html", &r.HTML}, {"attachments", &r.Attachments}} {
+		if *c.v, err = o.open(c.name, r.To, *c.v); err != nil {
+			return StoredMessage{}, fmt.Errorf("outbox message %d: %w", r.ID, err)
+		}
 	}
 	return r.toDomain()
 }

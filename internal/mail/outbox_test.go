@@ -1,9 +1,12 @@
 package mail
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 )
 
@@ -255,5 +259,74 @@ func TestMigrateTwice(t *testing.T) {
 		if err := Migrate(context.Background(), db); err != nil {
 			t.Fatalf("Migrate #%d: %v", i+1, err)
 		}
+	}
+}
+
+// TestSealedOutboxStoresNoPassURL: with a sealer, the stored text, HTML and
+// attachments of a message hold none of its secrets (pass URL, token), and
+// the outbox reads them back unchanged; rows stored before sealing still
+// read.
+func TestSealedOutboxStoresNoPassURL(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "pAsStOkEn0123456789abcdefghijklmnopqrstuvwx"
+	passURL := "http://latchkey.test/v/" + token
+	plain := NewOutbox(db)
+	if err := plain.Send(ctx, Message{To: "old@example.com", Subject: "old", Text: "stored before sealing"}); err != nil {
+		t.Fatal(err)
+	}
+	o := NewOutbox(db).WithSealer(box)
+	m := Message{To: "ada@example.com", Subject: "Your access", Key: "visit-1:access",
+		Text: "Open " + passURL, HTML: `<a href="` + passURL + `">open</a>`,
+		Attachments: []Attachment{{Filename: "qr.txt", ContentType: "text/plain", Data: []byte(passURL)}}}
+	if err := o.Send(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var raw []map[string]any
+	if err := db.Raw("SELECT * FROM outbox_messages").Scan(&raw).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 2 {
+		t.Fatalf("%d rows, want 2", len(raw))
+	}
+	for _, row := range raw {
+		for col, v := range row {
+			s := fmt.Sprint(v)
+			if b, ok := v.([]byte); ok {
+				s = string(b)
+			}
+			if strings.Contains(s, token) || strings.Contains(s, base64.StdEncoding.EncodeToString([]byte(passURL))[:20]) {
+				t.Errorf("column %s holds the pass token: %.80q", col, s)
+			}
+		}
+	}
+	list, _, err := o.List(ctx, OutboxFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 {
+		t.Fatalf("listed %d messages, want 2", len(list))
+	}
+	got := list[0].Message
+	if d := cmp.Diff(m, got); d != "" {
+		t.Errorf("sealed message read back (-sent +got):\n%s", d)
+	}
+	if list[1].Text != "stored before sealing" {
+		t.Errorf("plain row read back as %q", list[1].Text)
+	}
+	if sm, err := o.Get(ctx, list[0].ID); err != nil || sm.Text != m.Text {
+		t.Errorf("Get: %q, %v; want the opened text", sm.Text, err)
+	}
+	// Without the key, a sealed message is an error, never ciphertext
+	// passed off as the body.
+	if _, err := plain.Get(ctx, list[0].ID); err == nil {
+		t.Error("an outbox without the key read a sealed message")
 	}
 }
