@@ -19,6 +19,16 @@ type LinkSpec struct {
 	Enabled    bool
 	// QRType asks for a QR code ("online"); "" for none.
 	QRType string
+	// IdempotencyKey names this creation, for a controller that recognises
+	// a create sent again (see IdempotentCreator).
+	IdempotencyKey string
+}
+
+// IdempotentCreator is an AccessControl whose CreateLink, sent again with
+// the same LinkSpec.IdempotencyKey, returns the link the first call made
+// instead of making a second one.
+type IdempotentCreator interface {
+	IdempotentCreates() bool
 }
 
 // Link is an access link as the controller reports it. Secret, QRToken and

@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -173,5 +175,60 @@ func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
 	}
 	if v := e.visit(res.VisitID); v.Status != connector.StatusActive || len(e.liveLinks(res.VisitID)) != 1 {
 		t.Errorf("10 s before the window's end the visit is %s with %d links, want active with 1", v.Status, len(e.liveLinks(res.VisitID)))
+	}
+}
+
+// lostAnswerIdem is lockctl, which honours Idempotency-Key, with the answers
+// to link creation lost: the link is made, the caller hears an error.
+type lostAnswerIdem struct{ *kisi.Client }
+
+func (c lostAnswerIdem) CreateLink(ctx context.Context, spec connector.LinkSpec) (connector.Link, error) {
+	if _, err := c.Client.CreateLink(ctx, spec); err != nil {
+		return connector.Link{}, err
+	}
+	return connector.Link{}, errors.New("read tcp: connection reset by peer")
+}
+
+// With a controller that honours Idempotency-Key, a creation cut off half
+// way (a lost answer, a worker killed mid-request) is sent again at once
+// under its key: the guest gets the link it made, working, without the
+// wait for a cut-off creation to settle, and no second link.
+func TestCutOffCreationIsSentAgainUnderItsKey(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	idem, err := kisi.New(e.srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, IdempotentCreates: true,
+		RatePerSecond: math.Inf(1), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := e.service(idem)
+	id := e.ingest(svc, walkIn(t, e.clock.Now())).VisitID
+	if _, err := e.service(lostAnswerIdem{idem}).SyncVisit(e.ctx, id); err == nil {
+		t.Fatal("sync whose creation answer was lost: got nil, want an error")
+	}
+	made := e.controllerLinks()
+	if len(made) != 1 {
+		t.Fatalf("controller holds %d links after the lost answer, want 1", len(made))
+	}
+	// No time passes: nothing waits for the creation to settle.
+	sr, err := svc.SyncVisit(e.ctx, id)
+	if err != nil {
+		t.Fatalf("sync right after the lost answer: %v, want it done at once", err)
+	}
+	got := e.controllerLinks()
+	if len(got) != 1 || got[0].ID != made[0].ID || e.onlyLink(id).LinkID != made[0].ID {
+		t.Fatalf("controller links %+v, visit's link %d; want the one link made first, recorded", got, e.onlyLink(id).LinkID)
+	}
+	if sr.EmailKind == "" {
+		t.Fatal("no email owed after the sync")
+	}
+	if err := svc.SendVisitEmail(e.ctx, id, sr.EmailKind, sr.WindowKey); err != nil {
+		t.Fatal(err)
+	}
+	if doors := e.doors(svc.PassToken(e.visit(id))); len(doors) == 0 {
+		t.Errorf("the pass lists no doors")
+	}
+	v := e.visit(id)
+	if err := svc.PassUnlock(e.ctx, svc.PassToken(v), e.doors(svc.PassToken(v))[0]); err != nil {
+		t.Errorf("unlock through the pass: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package connector
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -225,11 +227,20 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	if !row.Removed {
 		replaced = row.LinkID
 	}
-	if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
-		return err
+	key := creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil)
+	idempotent := false
+	if ic, ok := s.ac.(IdempotentCreator); ok && ic.IdempotentCreates() {
+		idempotent, spec.IdempotencyKey = true, idempotencyKey(v.ID, group, key)
+	}
+	if !idempotent || row.Creating != key {
+		// A cut-off creation of this very link is simply sent again under
+		// its key; any other is settled first.
+		if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
+			return err
+		}
 	}
 	at := s.opts.Now().UTC()
-	row.Creating, row.CreatingAt = creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil), &at
+	row.Creating, row.CreatingAt = key, &at
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err
 	}
@@ -268,6 +279,11 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 			// the link just made is nobody's; take it back.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
+			if known, kerr := s.store.linksByControllerID(dctx, []int64{l.ID}); kerr != nil || len(known) > 0 {
+				// The reconciler that took over got the same link back
+				// (the create was sent again under its key) and keeps it.
+				return err
+			}
 			if derr := s.ac.DeleteLink(dctx, l.ID); derr != nil && latchkey.KindOf(derr) != latchkey.NotFound {
 				s.log.Warn("delete a link made after the sync lease was lost", "visit_id", v.ID, "link_id", l.ID, "err", derr)
 			}
@@ -280,6 +296,13 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, s.location(v.TimeZone)))
 	}
 	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
+}
+
+// idempotencyKey names the creation of link key for visit id on group, for
+// a controller that recognises a create sent again.
+func idempotencyKey(visitID, group int64, key string) string {
+	h := sha256.Sum256([]byte(key))
+	return fmt.Sprintf("latchkey-visit-%d-group-%d-%s", visitID, group, hex.EncodeToString(h[:12]))
 }
 
 // creationKey identifies the link a creation asked for by name and window.

@@ -120,33 +120,44 @@ func (c *Controller) createLink(ec echo.Context) error {
 			fe.add("quick_response_code_type", "is not included in the list")
 		}
 	}
+	key := ec.Request().Header.Get(idempotencyHeader)
+	if key != "" {
+		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
+		l.IdempotencyKey = &key
+	}
 	if err := fe.err(); err != nil {
 		return err
 	}
-	secret, err := newSecret()
-	if err != nil {
-		return err
-	}
-	l.SecretHash = hashSecret(secret)
 	p, _ := who(ec)
 	if p.Login != nil {
 		l.CreatedByID = &p.Login.ID
 	}
-	out := groupLinkCreatedResponse{Secret: secret}
-	var png []byte
-	if l.QRType != "" {
-		token, err := newSecret()
-		if err != nil {
-			return err
-		}
-		if png, err = qrPNG(token); err != nil {
-			return err
-		}
-		l.QRTokenHash = hashSecret(token)
-		img := base64.StdEncoding.EncodeToString(png)
-		out.QuickResponseCodeToken, out.QuickResponseCodeImage = &token, &img
+	out, png, err := issueSecrets(&l)
+	if err != nil {
+		return err
 	}
+	replayed := false
 	err = c.store.tx(ctx, func(ts *store) error {
+		if key != "" {
+			prev, found, err := ts.linkByIdempotencyKey(ctx, key)
+			if err != nil {
+				return err
+			}
+			if found {
+				// The same create again (its answer was lost): the link it
+				// made, with fresh secrets, since the first ones were never
+				// delivered. Nothing else of the request is taken.
+				if prev.GroupID != l.GroupID {
+					return latchkey.Errorf(latchkey.Conflict, "Idempotency-Key %q was used for a link in another group", key)
+				}
+				prev.SecretHash, prev.QRTokenHash = l.SecretHash, ""
+				if prev.QRType != "" {
+					prev.QRTokenHash = l.QRTokenHash
+				}
+				replayed, l = true, prev
+				return ts.rekeyLink(ctx, &l)
+			}
+		}
 		if err := ts.createLink(ctx, &l); err != nil {
 			return err
 		}
@@ -156,10 +167,51 @@ func (c *Controller) createLink(ec echo.Context) error {
 		return err
 	}
 	out.groupLinkResponse = newGroupLinkResponse(l, g, p.Login)
-	if l.Email != "" && c.mailer != nil {
-		c.mailLink(ec, l, g, secret, png)
+	if l.QRType == "" {
+		out.QuickResponseCodeToken, out.QuickResponseCodeImage = nil, nil
+	}
+	if replayed {
+		ec.Response().Header().Set(idempotentReplayedHeader, "true")
+	} else if l.Email != "" && c.mailer != nil {
+		c.mailLink(ec, l, g, out.Secret, png)
 	}
 	return ec.JSON(http.StatusOK, out)
+}
+
+// idempotencyHeader names a create so that sending it again (after a lost
+// answer or a crash) returns the link it made instead of a second one;
+// idempotentReplayedHeader marks such an answer. Both are extensions to
+// Kisi's API, in the style of Stripe's.
+const (
+	idempotencyHeader        = "Idempotency-Key"
+	idempotentReplayedHeader = "Idempotent-Replayed"
+	maxIdempotencyKey        = 128
+)
+
+// issueSecrets gives l a new secret (and a QR token when it has a QR type),
+// storing their hashes in l, and returns the answer carrying them with the
+// QR image.
+func issueSecrets(l *GroupLink) (groupLinkCreatedResponse, []byte, error) {
+	secret, err := newSecret()
+	if err != nil {
+		return groupLinkCreatedResponse{}, nil, err
+	}
+	l.SecretHash = hashSecret(secret)
+	out := groupLinkCreatedResponse{Secret: secret}
+	var png []byte
+	if l.QRType != "" {
+		token, err := newSecret()
+		if err != nil {
+			return out, nil, err
+		}
+		if png, err = qrPNG(token); err != nil {
+			return out, nil, err
+		}
+		l.QRTokenHash = hashSecret(token)
+		img := base64.StdEncoding.EncodeToString(png)
+		out.QuickResponseCodeToken, out.QuickResponseCodeImage = &token, &img
+	}
+	return out, png, nil
 }
 
 func (c *Controller) getLink(ec echo.Context) error {

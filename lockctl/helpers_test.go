@@ -90,6 +90,7 @@ type req struct {
 	method, path, auth string
 	body               any
 	ip, ua             string
+	header             map[string]string
 }
 
 func (e *env) do(r req) *httptest.ResponseRecorder {
@@ -118,6 +119,9 @@ func (e *env) do(r req) *httptest.ResponseRecorder {
 	}
 	if r.ua != "" {
 		hr.Header.Set("User-Agent", r.ua)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
 	e.h.ServeHTTP(rec, hr)

@@ -179,7 +179,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
 		}
 	}
-	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl"}
+	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl", IdempotentCreates: cfg.ControllerKind == "lockctl"}
 	if cfg.bundledController() {
 		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
 		if a.srv != nil {

@@ -57,6 +57,12 @@ type Options struct {
 	// (lockctl does, real Kisi does not). When false, UpdateLink returns
 	// connector.ErrUpdateUnsupported without a request.
 	SupportsUpdate bool
+	// IdempotentCreates says the controller honours an Idempotency-Key on
+	// POST /group_links (lockctl does, real Kisi does not): a create sent
+	// again under its key gets the link it made, so creates are retried like
+	// any idempotent call and a creation cut off half way is simply sent
+	// again.
+	IdempotentCreates bool
 }
 
 // Client talks to one Kisi-compatible controller with one API key. It is
@@ -76,6 +82,10 @@ type Client struct {
 }
 
 var _ connector.AccessControl = (*Client)(nil)
+
+// IdempotentCreates reports whether CreateLink sends LinkSpec.IdempotencyKey
+// to a controller that honours it (Options.IdempotentCreates).
+func (cl *Client) IdempotentCreates() bool { return cl.opts.IdempotentCreates }
 
 // New returns a Client for the controller at baseURL, an absolute http or
 // https URL that may carry a path prefix (http://127.0.0.1:8080/lockctl).

@@ -108,6 +108,9 @@ func (cl *Client) CreateLink(ctx context.Context, spec connector.LinkSpec) (conn
 		op:      "create link in group " + strconv.FormatInt(spec.GroupID, 10),
 		subject: "the link",
 	}
+	if cl.opts.IdempotentCreates && spec.IdempotencyKey != "" {
+		c.idempotencyKey, c.policy = spec.IdempotencyKey, retryIdempotent
+	}
 	resp, err := cl.do(ctx, c)
 	if err != nil {
 		return connector.Link{}, err

@@ -37,6 +37,8 @@ type call struct {
 	// notFound names what a 404 means is missing ("lock 7"); subject when
 	// empty.
 	notFound string
+	// idempotencyKey, when set, is sent as Idempotency-Key.
+	idempotencyKey string
 }
 
 func (c call) holder() bool { return c.secret != "" }
@@ -102,6 +104,9 @@ func (cl *Client) setHeaders(req *http.Request, c call, hasBody bool) {
 		req.Header.Set("Authorization", "KISI-LOGIN "+cl.opts.APIKey)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", c.idempotencyKey)
+	}
 	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}

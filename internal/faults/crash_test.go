@@ -47,42 +47,44 @@ func (l *crashLoad) start(post func([]byte) (int, int64), rate int, stop <-chan 
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	const workers = 8
-	per := time.Duration(workers) * time.Second / time.Duration(rate)
-	var next atomic.Int64
-	for w := 0; w < workers; w++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			tick := time.NewTicker(per)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-				}
-				n := int(next.Add(1))
-				g := &crashGuest{n: n, entry: fmt.Sprintf("%s%05d", l.run, n), leaving: n%3 == 0}
-				g.email = fmt.Sprintf("guest%d-%s@faults.example", n, g.entry)
-				l.mu.Lock()
-				l.guests = append(l.guests, g)
-				l.mu.Unlock()
-				id, ok := deliver(entryBody("entry_sign_in", g.entry, "in-"+g.entry, n, time.Now()))
+	// One guest per tick, each in a goroutine of its own (at most 256 at
+	// once), so a server that is down or slow does not lower the rate.
+	sem := make(chan struct{}, 256)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			g := &crashGuest{n: n, entry: fmt.Sprintf("%s%05d", l.run, n), leaving: n%3 == 0}
+			g.email = fmt.Sprintf("guest%d-%s@faults.example", n, g.entry)
+			l.mu.Lock()
+			l.guests = append(l.guests, g)
+			l.mu.Unlock()
+			sem <- struct{}{}
+			l.wg.Add(1)
+			go func() {
+				defer func() { <-sem; l.wg.Done() }()
+				id, ok := deliver(entryBody("entry_sign_in", g.entry, "in-"+g.entry, g.n, time.Now()))
 				l.mu.Lock()
 				g.visitID, g.signedIn = id, ok
 				l.mu.Unlock()
 				if !g.leaving {
-					continue
+					return
 				}
 				time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
-				_, ok = deliver(entryBody("entry_sign_out", g.entry, "out-"+g.entry, n, time.Now()))
+				_, ok = deliver(entryBody("entry_sign_out", g.entry, "out-"+g.entry, g.n, time.Now()))
 				l.mu.Lock()
 				g.left = ok
 				l.mu.Unlock()
-			}
-		}()
-	}
+			}()
+		}
+	}()
 }
 
 // check waits until every acknowledged event is reflected: a guest who left
