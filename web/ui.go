@@ -51,6 +51,9 @@ type UIOptions struct {
 	HTTPClient *http.Client
 	// QueueStats reports queue depths for the health panel; nil hides them.
 	QueueStats func(ctx context.Context) (QueueStats, error)
+	// ClockOffset reports the database's clock minus this process's, for
+	// the health panel; nil hides it.
+	ClockOffset func() time.Duration
 	// Queues is the queue dashboard, served to admins at /admin/queues;
 	// nil hides it.
 	Queues http.Handler

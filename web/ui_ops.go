@@ -35,7 +35,15 @@ type health struct {
 	// UnknownZones are time zones webhooks sent that are not IANA zones;
 	// those visits' windows run in UTC.
 	UnknownZones []connector.UnknownZone
+	// Clock says how far this process's clock is off the database's, which
+	// leases, windows and sweeps go by; ClockWarn past 2 s.
+	Clock     string
+	ClockWarn bool
 }
+
+// clockSkewLimit is how far a process's clock may be off the database's
+// before the panel warns.
+const clockSkewLimit = 2 * time.Second
 
 func (u *UI) operationsPage(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
@@ -98,6 +106,14 @@ func (u *UI) health(ctx context.Context) health {
 	n := u.counter("latchkey_webhooks_total", "outcome", "bad_signature")
 	h.Signature = strconv.FormatFloat(n, 'f', 0, 64) + " since start"
 	h.SignatureWarn = n > 0
+	if u.opts.ClockOffset != nil {
+		off := u.opts.ClockOffset()
+		h.Clock = "in step with the database (" + off.Round(time.Millisecond).String() + ")"
+		if off.Abs() > clockSkewLimit {
+			h.ClockWarn = true
+			h.Clock = "this server's clock is " + humanDuration(off.Abs()) + " off the database's; latchkey goes by the database's, but fix this machine's time (NTP)"
+		}
+	}
 	h.Mail = "sent over SMTP"
 	if u.outbox != nil {
 		h.Mail = "captured in the outbox (no SMTP_URL)"

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gorm.io/gorm"
@@ -795,5 +796,28 @@ func TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner(t *testing.T) {
 	}
 	if code := login("198.51.100.7", "correct horse battery"); code != http.StatusSeeOther {
 		t.Errorf("the owner signing in from their address: got %d, want 303", code)
+	}
+}
+
+// The operations panel says loudly when this server's clock is off the
+// database's, and quietly when it is in step.
+func TestUIOperationsShowsClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		off  time.Duration
+		want string
+	}{
+		{30 * time.Second, "off the database&#39;s"},
+		{3 * time.Millisecond, "in step with the database"},
+	} {
+		off := tc.off
+		e := newUIEnv(t, web.UIOptions{ClockOffset: func() time.Duration { return off }})
+		s := e.signIn(t, "ops@example.com", web.RoleAdmin)
+		rec := e.do(t, http.MethodGet, "/admin/operations", nil, s.cookie)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("offset %s: %d, body lacks %q", off, rec.Code, tc.want)
+		}
+		if bad := strings.Contains(rec.Body.String(), `class="stat bad" id="clock"`); bad != (off > 2*time.Second) {
+			t.Errorf("offset %s: clock tile marked bad = %v", off, bad)
+		}
 	}
 }

@@ -287,7 +287,7 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	}
 	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI,
+		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
 		SetupToken: setupToken,
 		SetupDone: func() {
 			if err := removeSetupToken(cfg.DataDir); err != nil {
