@@ -72,7 +72,17 @@ func runServeConfig(t *testing.T, args []string, env map[string]string) (string,
 // of failing; a server that starts is stopped at once.
 func tryServeConfig(t *testing.T, args []string, env map[string]string) (out string, started bool, err error) {
 	t.Helper()
-	dataDir := filepath.Join(t.TempDir(), "data")
+	out, dataDir, err := serveUntil(t, args, env, `"msg":"starting"`, 10*time.Second)
+	_, serr := os.Stat(dataDir)
+	return out, strings.Contains(out, `"msg":"starting"`) || serr == nil, err
+}
+
+// serveUntil runs `latchkey serve args` with env on a fresh data dir and a
+// free port until marker is logged (or d passes), then stops it; it
+// returns the output, the data dir and run's error.
+func serveUntil(t *testing.T, args []string, env map[string]string, marker string, d time.Duration) (out, dataDir string, err error) {
+	t.Helper()
+	dataDir = filepath.Join(t.TempDir(), "data")
 	full := map[string]string{
 		"LATCHKEY_DATA_DIR": dataDir,
 		"LATCHKEY_ADDR":     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -80,12 +90,11 @@ func tryServeConfig(t *testing.T, args []string, env map[string]string) (out str
 	for k, v := range env {
 		full[k] = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	w := &cancelOnWrite{cancel: cancel, marker: `"msg":"starting"`}
+	w := &cancelOnWrite{cancel: cancel, marker: marker}
 	err = run(ctx, append([]string{"serve"}, args...), mapEnv(full), w)
-	_, serr := os.Stat(dataDir)
-	return w.String(), strings.Contains(w.String(), `"msg":"starting"`) || serr == nil, err
+	return w.String(), dataDir, err
 }
 
 // cancelOnWrite collects output and calls cancel once marker was written.
@@ -464,23 +473,14 @@ func TestRunningServerLogsNoSecrets(t *testing.T) {
 func TestServeWarnsWhenLinksPointAtLoopback(t *testing.T) {
 	serveUntilReady := func(env map[string]string) string {
 		t.Helper()
-		full := map[string]string{
-			"LATCHKEY_DATA_DIR": filepath.Join(t.TempDir(), "data"),
-			"LATCHKEY_ADDR":     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		out, _, err := serveUntil(t, nil, env, `"msg":"ready"`, 20*time.Second)
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, out)
 		}
-		for k, v := range env {
-			full[k] = v
+		if !strings.Contains(out, `"msg":"ready"`) {
+			t.Fatalf("serve never got ready:\n%s", out)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		w := &cancelOnWrite{cancel: cancel, marker: `"msg":"ready"`}
-		if err := run(ctx, []string{"serve"}, mapEnv(full), w); err != nil {
-			t.Fatalf("serve: %v\n%s", err, w.String())
-		}
-		if !strings.Contains(w.String(), `"msg":"ready"`) {
-			t.Fatalf("serve never got ready:\n%s", w.String())
-		}
-		return w.String()
+		return out
 	}
 	out := serveUntilReady(nil)
 	if n := strings.Count(out, "set LATCHKEY_PUBLIC_URL"); n != 1 {
