@@ -75,32 +75,34 @@ func (c *Controller) resolve(ec echo.Context) (*principal, error) {
 // send: a burst of 10, then one every 5 s.
 var defaultLoginFailRate = Rate{PerSecond: 0.2, Burst: 10}
 
-// resolveLogin checks a KISI-LOGIN key sent from address. Every check takes
-// a token from the address's budget of wrong keys and a correct key gives
-// it back; with the budget spent, no key is checked and the answer is 429.
+// resolveLogin checks a KISI-LOGIN key sent from address. A right key is
+// always taken, so strangers spending an address's budget cannot stop the
+// connector revoking links from there; each wrong key takes a token from
+// the address's budget, and with the budget spent a wrong key is answered
+// 429. Keys are long and random (see docs/security.md), so a guesser learns
+// nothing useful from the faster answer.
 func (c *Controller) resolveLogin(ctx context.Context, address, cred string) (*principal, error) {
-	ok, wait, refund := c.loginFails.reserve(address)
-	if !ok {
-		return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
-			Message: "Too many wrong API keys, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
+	refused := func() (*principal, error) {
+		if ok, wait, _ := c.loginFails.reserve(address); !ok {
+			return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited,
+				Message: "Too many wrong API keys, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
+		}
+		return nil, errBadLogin
 	}
 	if c.opts.AdminAPIKey != "" && equalSecret(cred, c.opts.AdminAPIKey) {
-		refund()
 		return &principal{Admin: true}, nil
 	}
 	l, err := c.store.loginBySecret(ctx, hashSecret(cred))
 	switch {
 	case latchkey.KindOf(err) == latchkey.NotFound:
-		return nil, errBadLogin
+		return refused()
 	case err != nil:
-		refund()
 		return nil, err
 	}
 	now := c.now()
 	if !c.loginAlive(l, now) {
-		return nil, errBadLogin
+		return refused()
 	}
-	refund()
 	if l.LastUsedAt == nil || now.Sub(*l.LastUsedAt) >= loginTouchEvery {
 		if err := c.store.touchLogin(ctx, l.ID, now); err != nil {
 			return nil, err

@@ -98,15 +98,13 @@ func (a *API) Register(s *Server) {
 }
 
 // requireKey accepts "Authorization: Bearer <admin key>" (or a key admins
-// made). An address that sent too many wrong keys is refused with 429
-// before its key is looked at, so guessing cannot go faster than the
-// limit; requests with a valid key take nothing from it.
+// made). A valid key is always taken, so strangers behind the same address
+// cannot lock the front desk out of revoking access; wrong keys are counted
+// per address and, past the limit, answered 429. Keys are long and random,
+// so the answer to a wrong key tells a guesser nothing useful.
 func (a *API) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		addr := addressKey(c.RealIP())
-		if a.failures.blocked(a.now(), addr) {
-			return a.tooManyKeys(c)
-		}
 		h := c.Request().Header.Get(echo.HeaderAuthorization)
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		tok = strings.TrimSpace(tok)
@@ -114,7 +112,7 @@ func (a *API) requireKey(next echo.HandlerFunc) echo.HandlerFunc {
 		valid := ok && tok != "" && (subtle.ConstantTimeCompare(got[:], a.keyHash[:]) == 1 ||
 			(a.keys != nil && a.keys.ValidAPIKey(c.Request().Context(), tok)))
 		if !valid {
-			if !a.failures.allow(a.now(), addr) {
+			if a.failures.blocked(a.now(), addr) || !a.failures.allow(a.now(), addr) {
 				return a.tooManyKeys(c)
 			}
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
