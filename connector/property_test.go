@@ -395,8 +395,8 @@ func model(evs []modelEvent, m *mappings.Mapping, now time.Time) (connector.Stat
 		}
 		if e.kind == connector.EventSignOut {
 			out := sec(e.signedOut)
-			if out.IsZero() || out.Before(in) {
-				out = e.at
+			if out.IsZero() || out.Before(in) || out.After(e.at) {
+				out = e.at // missing, before the sign-in, or not yet come
 			}
 			if !anySignOut || out.Before(signedOut) {
 				signedOut = out

@@ -112,6 +112,9 @@ func TestSignOutWithoutUsableTime(t *testing.T) {
 		{"absent", func(t *testing.T, doc map[string]any) { delete(obj(t, doc, "payload", "attributes"), "signed-out-at") }},
 		{"null", attr("signed-out-at", nil)},
 		{"before the sign-in", entryTime("signed-out-at", start.Add(-time.Hour))},
+		// A local time sent without its zone reads as UTC and lands hours
+		// ahead for a location east of UTC: the visitor left at receipt.
+		{"later than it arrived", entryTime("signed-out-at", start.Add(2*time.Hour))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

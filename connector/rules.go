@@ -106,16 +106,18 @@ func (f *Facts) Apply(ev Event, receivedAt time.Time) {
 }
 
 // SignOutTime returns the time a sign-out event ends access: its
-// signed-out-at, or receivedAt (substituted true) when that is missing or
-// before the event's own signed-in-at. For other events it returns their
+// signed-out-at, or receivedAt (substituted true) when that is missing,
+// before the event's own signed-in-at, or later than receivedAt (a visitor
+// who has left never keeps access for a time still to come, whatever zone
+// or clock the sender's time was in). For other events it returns their
 // signed-out-at, if any. Times are truncated to Precision.
 func SignOutTime(ev Event, receivedAt time.Time) (at time.Time, substituted bool) {
 	out := trunc(ev.SignedOutAt)
 	if ev.Kind != EventSignOut {
 		return out, false
 	}
-	if out.IsZero() || out.Before(trunc(ev.SignedInAt)) {
-		return trunc(receivedAt), true
+	if rec := trunc(receivedAt); out.IsZero() || out.Before(trunc(ev.SignedInAt)) || out.After(rec) {
+		return rec, true
 	}
 	return out, false
 }

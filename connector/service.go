@@ -279,7 +279,11 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 	}
 	if out, sub := SignOutTime(ev, now); sub {
 		what := "missing"
-		if !ev.SignedOutAt.IsZero() {
+		switch {
+		case ev.SignedOutAt.IsZero():
+		case ev.SignedOutAt.After(out):
+			what = "later than it arrived"
+		default:
 			what = "before the sign-in"
 		}
 		entries = append(entries, TimelineEntry{VisitID: v.ID, At: now, Kind: KindEventReceived,
