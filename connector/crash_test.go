@@ -232,3 +232,51 @@ func TestCutOffCreationIsSentAgainUnderItsKey(t *testing.T) {
 		t.Errorf("unlock through the pass: %v", err)
 	}
 }
+
+// gatedLocks is the controller whose LinkLocks (which an email's rendering
+// calls) waits for gate: a sender held between reading the visit and
+// claiming its email.
+type gatedLocks struct {
+	connector.AccessControl
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g gatedLocks) LinkLocks(ctx context.Context, secret string) ([]connector.Lock, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.AccessControl.LinkLocks(ctx, secret)
+}
+
+// A sender that read the visit before another's send was recorded, and
+// claims the email only after that one finished, does not send it again.
+func TestEmailNotSentAgainByASenderThatReadBeforeTheFirstWasRecorded(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	opts := connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute}
+	first := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), rec, e.box, opts)
+	gated := gatedLocks{AccessControl: e.client, entered: make(chan struct{}, 4), gate: make(chan struct{})}
+	late := connector.NewService(testenv.Logger(t), e.store, gated, mappings.NewStore(e.db), rec, e.box, opts)
+	res := e.ingest(first, walkIn(t, e.clock.Now()))
+	sr, err := first.SyncVisit(e.ctx, res.VisitID)
+	if err != nil || sr.EmailKind == "" {
+		t.Fatalf("sync: %+v, %v; want an email owed", sr, err)
+	}
+	lateDone := make(chan error, 1)
+	go func() { lateDone <- late.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey) }()
+	<-gated.entered // the late sender has read the visit: nothing sent yet
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- first.SendVisitEmail(e.ctx, res.VisitID, sr.EmailKind, sr.WindowKey) }()
+	<-rec.entered
+	close(rec.release)
+	if err := <-firstDone; err != nil {
+		t.Fatal(err)
+	}
+	close(gated.gate) // now the late sender goes on to claim and send
+	if err := <-lateDone; err != nil && !errors.Is(err, connector.ErrBusy) {
+		t.Fatal(err)
+	}
+	if keys := rec.sent(); len(keys) != 1 {
+		t.Errorf("mailer handed %d messages, want 1", len(keys))
+	}
+}

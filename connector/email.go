@@ -83,11 +83,18 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 	claimed := false
 	if !dedupesByKey(s.mail) {
 		// Only one sender at a time may hand this message to the mailer.
-		ok, err := s.store.claimEmail(ctx, id, msg.Key, s.opts.Now(), s.opts.Now().Add(s.opts.EmailClaim))
+		window := key
+		if kind == EmailResend {
+			window = "" // a resend is sent even though the window was emailed
+		}
+		ok, err := s.store.claimEmail(ctx, id, msg.Key, window, s.opts.Now(), s.opts.Now().Add(s.opts.EmailClaim))
 		if err != nil {
 			return err
 		}
 		if !ok {
+			if fresh, err := s.store.Visit(ctx, id); err == nil && window != "" && fresh.EmailedWindow == window {
+				return nil // sent meanwhile by another sender
+			}
 			return fmt.Errorf("%s email of visit %d: %w", kind, id, ErrBusy)
 		}
 		claimed = true
@@ -104,12 +111,15 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)
 	}
 	return s.store.tx(ctx, func(tx *Store) error {
-		cols := map[string]any{"email_sending": "", "email_sending_until": nil}
 		if kind != EmailResend {
-			cols["emailed_window"] = key
+			if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("emailed_window", key).Error; err != nil {
+				return fmt.Errorf("record email of visit %d: %w", id, err)
+			}
 		}
-		if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumns(cols).Error; err != nil {
-			return fmt.Errorf("record email of visit %d: %w", id, err)
+		if claimed {
+			if err := tx.releaseEmail(ctx, id, msg.Key); err != nil {
+				return err
+			}
 		}
 		return tx.AddTimeline(ctx, id, now, KindEmailSent, fmt.Sprintf("%s email sent to %s", kind, v.Email))
 	})

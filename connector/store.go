@@ -446,11 +446,16 @@ func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]
 
 // claimEmail claims the sending of message key for visit id until until,
 // and reports whether it did: false while another sender's claim on the
-// same key has not run out.
-func (s *Store) claimEmail(ctx context.Context, id int64, key string, now, until time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&Visit{}).
-		Where("id = ? AND (email_sending <> ? OR email_sending_until IS NULL OR email_sending_until < ?)", id, key, now.UTC()).
-		Updates(map[string]any{"email_sending": key, "email_sending_until": until.UTC()})
+// same key has not run out, and false once window (when not "") is
+// recorded as emailed, so a sender that read the visit before another's
+// send was recorded does not send it again.
+func (s *Store) claimEmail(ctx context.Context, id int64, key, window string, now, until time.Time) (bool, error) {
+	q := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("id = ? AND (email_sending <> ? OR email_sending_until IS NULL OR email_sending_until < ?)", id, key, now.UTC())
+	if window != "" {
+		q = q.Where("emailed_window <> ?", window)
+	}
+	res := q.Updates(map[string]any{"email_sending": key, "email_sending_until": until.UTC()})
 	if res.Error != nil {
 		return false, fmt.Errorf("claim email of visit %d: %w", id, res.Error)
 	}
