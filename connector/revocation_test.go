@@ -2,12 +2,15 @@ package connector_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/webhooks"
 )
 
 // checkNoAccess fails unless visit id has status want, no live links, and
@@ -276,4 +279,51 @@ func (e *env) linkSecrets(id int64) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// An invite and a sign-out naming that invite, arriving at once while the
+// entry's own visit exists: whichever commits first, the invite's visit
+// learns of the sign-out (on PostgreSQL, where row locks cannot cover a
+// row still to be inserted, identity locks make them take turns).
+func TestConcurrentInviteAndSignOutNamingIt(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for i := 0; i < 20; i++ {
+		entry, invite := fmt.Sprint(7100000+i), fmt.Sprint(8100000+i)
+		e.ingest(e.svc, walkIn(t, start, payloadID(entry), jobID("in-"+entry)))
+		inviteBody := fixture(t, fixtureInvite, payloadID(invite), arrival(start.Add(time.Hour)), jobID("inv-"+invite))
+		outBody := signOut(t, start, start.Add(time.Minute), payloadID(entry), invitedBy(invite), jobID("out-"+entry))
+		var wg sync.WaitGroup
+		for _, b := range [][]byte{inviteBody, outBody} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := webhooks.Parse(b)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := e.svc.Ingest(e.ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		vs, _, err := e.store.List(e.ctx, connector.VisitFilter{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, v := range vs {
+			if v.SourceID != "invite:"+invite && v.InviteID != invite && v.SourceID != "entry:"+entry {
+				continue
+			}
+			n++
+			if v.Facts.SignedOutAt.IsZero() {
+				t.Errorf("round %d: visit %d (%s) of the invite or its entry never learned of the sign-out naming it", i, v.ID, v.SourceID)
+			}
+		}
+		if n == 0 {
+			t.Fatalf("round %d: no visit of invite %s or entry %s", i, invite, entry)
+		}
+	}
 }

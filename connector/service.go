@@ -161,6 +161,12 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		// between them. When the event links two visits made before the
 		// link was known, both take the facts of both, so an event that
 		// ends access ends it on each.
+		// Two events that may each create one of two visits the other
+		// should see (an invite, and a sign-out naming that invite) take
+		// the same locks first, so neither misses the other's new row.
+		if err := tx.lockIdentities(ctx, ev.InstallID, ev.LocationID, identityKeys(ev)...); err != nil {
+			return err
+		}
 		vs, err := tx.visitsFor(ctx, ev.InstallID, ev.LocationID, ev.SourceID(), ev.EntryID, ev.InviteID)
 		if err != nil {
 			return err

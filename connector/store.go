@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -108,11 +109,47 @@ func (s *Store) visitsFor(ctx context.Context, install, location, source, entry,
 	}
 	var vs []Visit
 	err := s.visits(ctx).Where("install_id = ? AND location_id = ?", install, location).Where(cond).
-		Order("id").Limit(10).Find(&vs).Error
+		Order("id").Find(&vs).Error
 	if err != nil {
 		return nil, fmt.Errorf("find visits of %s: %w", source, err)
 	}
 	return vs, nil
+}
+
+// identityKeys are the identities an event may find or create a visit
+// under: its entry and its invite.
+func identityKeys(ev Event) []string {
+	var keys []string
+	if ev.EntryID != "" {
+		keys = append(keys, "entry:"+ev.EntryID)
+	}
+	if ev.InviteID != "" {
+		keys = append(keys, "invite:"+ev.InviteID)
+	}
+	if len(keys) == 0 {
+		keys = append(keys, ev.SourceID())
+	}
+	return keys
+}
+
+// lockIdentities takes a transaction-scoped lock on each identity (sorted,
+// so two transactions never wait on each other in a circle) before a visit
+// is looked up by them: SELECT … FOR UPDATE cannot lock a row that another
+// transaction is about to insert. On SQLite, whose writers already run one
+// at a time, it does nothing.
+func (s *Store) lockIdentities(ctx context.Context, install, location string, keys ...string) error {
+	if s.db.Dialector.Name() != "postgres" {
+		return nil
+	}
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		err := s.db.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", install+"|"+location+"|"+k).Error
+		if err != nil {
+			return fmt.Errorf("lock visit identity %s: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // Visit returns visit id.
