@@ -26,10 +26,18 @@ type LinkSpec struct {
 
 // IdempotentCreator is an AccessControl whose CreateLink, sent again with
 // the same LinkSpec.IdempotencyKey, returns the link the first call made
-// instead of making a second one.
+// (with the same secret) instead of making a second one.
 type IdempotentCreator interface {
 	IdempotentCreates() bool
+	// VoidCreation makes sure nothing created under key is or will be
+	// live: the link it made is deleted (its id returned, 0 if none), and
+	// a create under key arriving later makes nothing (ErrCreationGone).
+	VoidCreation(ctx context.Context, key string) (int64, error)
 }
+
+// ErrCreationGone marks a create under an idempotency key whose link was
+// deleted, or whose key was voided: it made nothing.
+var ErrCreationGone = errors.New("the link made under this idempotency key is gone")
 
 // Link is an access link as the controller reports it. Secret, QRToken and
 // QRImagePNG are only known from the create response.

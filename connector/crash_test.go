@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
@@ -279,4 +280,47 @@ func TestEmailNotSentAgainByASenderThatReadBeforeTheFirstWasRecorded(t *testing.
 	if keys := rec.sent(); len(keys) != 1 {
 		t.Errorf("mailer handed %d messages, want 1", len(keys))
 	}
+}
+
+// stalledCreate is lockctl whose link creations stall before they are
+// sent: the caller gives up not knowing whether a link was made; the
+// request itself is kept, to be delivered late.
+type stalledCreate struct {
+	*kisi.Client
+	held *connector.LinkSpec
+}
+
+func (c *stalledCreate) CreateLink(_ context.Context, spec connector.LinkSpec) (connector.Link, error) {
+	c.held = &spec
+	return connector.Link{}, latchkey.Wrap(latchkey.Unavailable, "controller unreachable", context.DeadlineExceeded)
+}
+
+// A creation cut off before it arrived, then the visitor signs out: the
+// sign-out's sync settles the creation at once (no wait), and when the
+// stalled request finally arrives it makes nothing: no door opens again.
+func TestLateCreateAfterSignOutOpensNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	idem, err := kisi.New(e.srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, IdempotentCreates: true,
+		RatePerSecond: math.Inf(1), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := e.service(idem)
+	id := e.ingest(svc, walkIn(t, start)).VisitID
+	stalled := &stalledCreate{Client: idem}
+	if _, err := e.service(stalled).SyncVisit(e.ctx, id); err == nil || stalled.held == nil {
+		t.Fatalf("stalled sync: %v, request held %v; want an error and a held request", err, stalled.held != nil)
+	}
+	e.ingest(svc, signOut(t, start, start.Add(time.Minute)))
+	if _, err := svc.SyncVisit(e.ctx, id); err != nil {
+		t.Fatalf("sign-out sync right after the stalled creation: %v, want it done at once", err)
+	}
+	// The stalled request arrives now.
+	if _, err := idem.CreateLink(e.ctx, *stalled.held); !errors.Is(err, connector.ErrCreationGone) {
+		t.Errorf("late create after the sign-out: %v, want ErrCreationGone", err)
+	}
+	if links := e.controllerLinks(); len(links) != 0 {
+		t.Errorf("controller holds %d links after the sign-out, want none", len(links))
+	}
+	e.checkNoAccess(id, connector.StatusRevoked)
 }

@@ -114,7 +114,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	sim := lockctl.NewSimDriver(nil)
 	t.Cleanup(sim.Close)
 	// Doors stay open for an hour, so no relay timer fires during a test.
-	lo := lockctl.Options{AdminAPIKey: adminKey, Now: clk.Now, SimUnlockDuration: time.Hour}
+	lo := lockctl.Options{AdminAPIKey: adminKey, Now: clk.Now, SimUnlockDuration: time.Hour, SecretKey: bytes.Repeat([]byte{5}, 32)}
 	if o.controller != nil {
 		o.controller(&lo)
 	}

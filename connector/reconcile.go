@@ -228,25 +228,33 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		replaced = row.LinkID
 	}
 	key := creationKey(spec.Name, &spec.ValidFrom, &spec.ValidUntil)
-	idempotent := false
-	if ic, ok := s.ac.(IdempotentCreator); ok && ic.IdempotentCreates() {
-		idempotent, spec.IdempotencyKey = true, idempotencyKey(v.ID, group, key)
-	}
-	if !idempotent || row.Creating != key {
-		// A cut-off creation of this very link is simply sent again under
-		// its key; any other is settled first.
+	// Each creation is named by the visit, group, link and the moment it was
+	// first recorded, so a creation cut off half way is sent again under
+	// its own name, and a later one never meets an earlier one's.
+	at := s.opts.Now().UTC().Truncate(time.Microsecond)
+	ic, idempotent := s.idempotentCreator()
+	switch {
+	case idempotent && row.Creating == key && row.CreatingAt != nil:
+		at = *row.CreatingAt // the same creation again: the controller hands back its link
+	case idempotent:
+		if err := s.voidCreation(ctx, ic, v.ID, row, now); err != nil {
+			return err
+		}
+	default:
 		if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
 			return err
 		}
 	}
-	at := s.opts.Now().UTC()
+	if idempotent {
+		spec.IdempotencyKey = idempotencyKey(v.ID, group, key, at)
+	}
 	row.Creating, row.CreatingAt = key, &at
 	if err := s.store.saveLink(ctx, row); err != nil {
 		return err
 	}
 	l, err := s.ac.CreateLink(ctx, spec)
 	if err != nil {
-		if madeNothing(err) {
+		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
 			row.Creating, row.CreatingAt = "", nil
 			if replaced == 0 { // else saved just below
 				if serr := s.store.saveLink(ctx, row); serr != nil {
@@ -274,16 +282,13 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		}
 	}
 	if err := s.store.saveLink(ctx, row); err != nil {
-		if errors.Is(err, errLeaseLost) {
+		if errors.Is(err, errLeaseLost) && !idempotent {
 			// Another reconciler took the visit while this one stalled:
-			// the link just made is nobody's; take it back.
+			// the link just made is nobody's; take it back. (Under an
+			// idempotency key it is the one the reconciler that took over
+			// gets back, with the same secret: it is left to that one.)
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if known, kerr := s.store.linksByControllerID(dctx, []int64{l.ID}); kerr != nil || len(known) > 0 {
-				// The reconciler that took over got the same link back
-				// (the create was sent again under its key) and keeps it.
-				return err
-			}
 			if derr := s.ac.DeleteLink(dctx, l.ID); derr != nil && latchkey.KindOf(derr) != latchkey.NotFound {
 				s.log.Warn("delete a link made after the sync lease was lost", "visit_id", v.ID, "link_id", l.ID, "err", derr)
 			}
@@ -298,11 +303,39 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
 }
 
-// idempotencyKey names the creation of link key for visit id on group, for
-// a controller that recognises a create sent again.
-func idempotencyKey(visitID, group int64, key string) string {
+// idempotencyKey names the creation of link key for visit id on group,
+// first recorded at, for a controller that recognises a create sent again.
+func idempotencyKey(visitID, group int64, key string, at time.Time) string {
 	h := sha256.Sum256([]byte(key))
-	return fmt.Sprintf("latchkey-visit-%d-group-%d-%s", visitID, group, hex.EncodeToString(h[:12]))
+	return fmt.Sprintf("latchkey-%d-%d-%d-%s", visitID, group, at.UnixMicro(), hex.EncodeToString(h[:12]))
+}
+
+// idempotentCreator returns the controller as an IdempotentCreator when it
+// recognises creates sent again (lockctl does, Kisi does not).
+func (s *Service) idempotentCreator() (IdempotentCreator, bool) {
+	ic, ok := s.ac.(IdempotentCreator)
+	return ic, ok && ic.IdempotentCreates()
+}
+
+// voidCreation settles row's creation whose outcome is not known, at once:
+// the controller deletes the link it made, if any, and makes none should
+// the request still arrive. It clears row.Creating; the caller saves row.
+func (s *Service) voidCreation(ctx context.Context, ic IdempotentCreator, visitID int64, row *VisitLink, now time.Time) error {
+	if row.Creating == "" || row.CreatingAt == nil {
+		row.Creating, row.CreatingAt = "", nil
+		return nil
+	}
+	id, err := ic.VoidCreation(ctx, idempotencyKey(visitID, row.GroupID, row.Creating, *row.CreatingAt))
+	if err != nil {
+		return fmt.Errorf("settle an interrupted link creation on group %d: %w", row.GroupID, err)
+	}
+	if id != 0 && id != row.LinkID {
+		if err := s.store.AddTimeline(ctx, visitID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d, left by an interrupted creation, deleted", id, row.GroupID)); err != nil {
+			return err
+		}
+	}
+	row.Creating, row.CreatingAt = "", nil
+	return nil
 }
 
 // creationKey identifies the link a creation asked for by name and window.
@@ -400,7 +433,11 @@ func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d De
 			return fmt.Errorf("delete link %d: %w", row.LinkID, err)
 		}
 	}
-	if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
+	if ic, ok := s.idempotentCreator(); ok {
+		if err := s.voidCreation(ctx, ic, v.ID, row, now); err != nil {
+			return err
+		}
+	} else if err := s.settleCreation(ctx, v.ID, row, now); err != nil {
 		return err
 	}
 	row.Removed = true

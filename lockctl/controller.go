@@ -46,6 +46,10 @@ type Options struct {
 	PublicURL string
 	// EventSetTTL is how long an event set can be read (default 24 h).
 	EventSetTTL time.Duration
+	// SecretKey derives the secrets of links created under an
+	// Idempotency-Key, so a replayed create hands out the same ones without
+	// storing them. Empty: creates with an Idempotency-Key are refused.
+	SecretKey []byte
 }
 
 // Controller is the bundled lock controller: its store, driver, mailer and

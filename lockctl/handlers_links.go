@@ -122,8 +122,7 @@ func (c *Controller) createLink(ec echo.Context) error {
 	}
 	key := ec.Request().Header.Get(idempotencyHeader)
 	if key != "" {
-		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
-		l.IdempotencyKey = &key
+		c.checkIdempotencyKey(fe, key)
 	}
 	if err := fe.err(); err != nil {
 		return err
@@ -132,44 +131,53 @@ func (c *Controller) createLink(ec echo.Context) error {
 	if p.Login != nil {
 		l.CreatedByID = &p.Login.ID
 	}
-	out, png, err := issueSecrets(&l)
+	caller := callerOf(p)
+	secret, qrToken, err := c.newLinkSecrets(caller, key)
 	if err != nil {
 		return err
+	}
+	l.SecretHash = hashSecret(secret)
+	if l.QRType != "" {
+		l.QRTokenHash = hashSecret(qrToken)
 	}
 	replayed := false
 	err = c.store.tx(ctx, func(ts *store) error {
 		if key != "" {
-			prev, found, err := ts.linkByIdempotencyKey(ctx, key)
+			r, found, err := ts.idempotency(ctx, key)
 			if err != nil {
 				return err
 			}
 			if found {
-				// The same create again (its answer was lost): the link it
-				// made, with fresh secrets, since the first ones were never
-				// delivered. Nothing else of the request is taken.
-				if prev.GroupID != l.GroupID {
-					return latchkey.Errorf(latchkey.Conflict, "Idempotency-Key %q was used for a link in another group", key)
-				}
-				prev.SecretHash, prev.QRTokenHash = l.SecretHash, ""
-				if prev.QRType != "" {
-					prev.QRTokenHash = l.QRTokenHash
+				// The same create again: the link it made, whose secrets
+				// are the ones derived from the key again. Nothing else of
+				// the request is taken.
+				prev, err := replayedLink(ctx, ts, r, caller, l.GroupID)
+				if err != nil {
+					return err
 				}
 				replayed, l = true, prev
-				return ts.rekeyLink(ctx, &l)
+				return nil
 			}
 		}
 		if err := ts.createLink(ctx, &l); err != nil {
 			return err
+		}
+		if key != "" {
+			r := IdempotencyRecord{Key: key, Caller: caller, GroupID: l.GroupID, LinkID: &l.ID}
+			if err := ts.createIdempotency(ctx, &r); err != nil {
+				return err
+			}
 		}
 		return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l)
 	})
 	if err != nil {
 		return err
 	}
-	out.groupLinkResponse = newGroupLinkResponse(l, g, p.Login)
-	if l.QRType == "" {
-		out.QuickResponseCodeToken, out.QuickResponseCodeImage = nil, nil
+	out, png, err := createdAnswer(l, secret, qrToken)
+	if err != nil {
+		return err
 	}
+	out.groupLinkResponse = newGroupLinkResponse(l, g, p.Login)
 	if replayed {
 		ec.Response().Header().Set(idempotentReplayedHeader, "true")
 	} else if l.Email != "" && c.mailer != nil {
@@ -188,29 +196,33 @@ const (
 	maxIdempotencyKey        = 128
 )
 
-// issueSecrets gives l a new secret (and a QR token when it has a QR type),
-// storing their hashes in l, and returns the answer carrying them with the
-// QR image.
-func issueSecrets(l *GroupLink) (groupLinkCreatedResponse, []byte, error) {
-	secret, err := newSecret()
-	if err != nil {
-		return groupLinkCreatedResponse{}, nil, err
+// newLinkSecrets returns a new link's secret and QR token: derived from
+// the Idempotency-Key when the create carries one (so a replay hands out
+// the same), random otherwise.
+func (c *Controller) newLinkSecrets(caller, key string) (secret, qrToken string, err error) {
+	if key != "" {
+		return c.derivedSecret("link", caller, key), c.derivedSecret("qr", caller, key), nil
 	}
-	l.SecretHash = hashSecret(secret)
+	if secret, err = newSecret(); err != nil {
+		return "", "", err
+	}
+	qrToken, err = newSecret()
+	return secret, qrToken, err
+}
+
+// createdAnswer is the create answer for l with its secret, and its QR
+// token and image when l has a QR type; it also returns the image.
+func createdAnswer(l GroupLink, secret, qrToken string) (groupLinkCreatedResponse, []byte, error) {
 	out := groupLinkCreatedResponse{Secret: secret}
-	var png []byte
-	if l.QRType != "" {
-		token, err := newSecret()
-		if err != nil {
-			return out, nil, err
-		}
-		if png, err = qrPNG(token); err != nil {
-			return out, nil, err
-		}
-		l.QRTokenHash = hashSecret(token)
-		img := base64.StdEncoding.EncodeToString(png)
-		out.QuickResponseCodeToken, out.QuickResponseCodeImage = &token, &img
+	if l.QRType == "" {
+		return out, nil, nil
 	}
+	png, err := qrPNG(qrToken)
+	if err != nil {
+		return out, nil, err
+	}
+	img := base64.StdEncoding.EncodeToString(png)
+	out.QuickResponseCodeToken, out.QuickResponseCodeImage = &qrToken, &img
 	return out, png, nil
 }
 
@@ -329,6 +341,10 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 	err = c.store.tx(ctx, func(ts *store) error {
 		l, err := ts.deleteLink(ctx, id)
 		if err != nil {
+			return err
+		}
+		// A late create under the key that made it must not bring it back.
+		if err := ts.linkGone(ctx, l.ID); err != nil {
 			return err
 		}
 		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l)

@@ -22,13 +22,9 @@ type GroupLink struct {
 	LastUsedAt  *time.Time ``
 	// CreatedByID is the Login that created the link; nil for the bootstrap
 	// admin key.
-	CreatedByID *int64 ``
-	// IdempotencyKey is the Idempotency-Key the link was created under (an
-	// extension to Kisi's API): a create sent again under the same key gets
-	// this link back rather than a second one.
-	IdempotencyKey *string   `gorm:"size:128;uniqueIndex:idx_lockctl_group_links_idempotency"`
-	CreatedAt      time.Time `gorm:"not null;autoCreateTime:false"`
-	UpdatedAt      time.Time `gorm:"not null;autoUpdateTime:false"`
+	CreatedByID *int64    ``
+	CreatedAt   time.Time `gorm:"not null;autoCreateTime:false"`
+	UpdatedAt   time.Time `gorm:"not null;autoUpdateTime:false"`
 }
 
 // TableName implements gorm's tabler.

@@ -95,7 +95,7 @@ func (Login) TableName() string { return "lockctl_logins" }
 // and indexes; it never drops anything.
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	err := db.WithContext(ctx).AutoMigrate(
-		&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{},
+		&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{}, &IdempotencyRecord{},
 	)
 	if err != nil {
 		return fmt.Errorf("migrate lockctl: %w", err)

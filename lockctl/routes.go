@@ -37,6 +37,7 @@ func (c *Controller) Register(g *echo.Group) {
 
 	g.GET("/group_links", c.listLinks, requireAdmin)
 	g.POST("/group_links", c.createLink, requireAdmin)
+	g.POST("/group_links/void", c.voidLink, requireAdmin)
 	g.GET("/group_links/:id", c.getLink, requireAdmin)
 	g.PATCH("/group_links/:id", c.updateLink, requireAdmin)
 	g.DELETE("/group_links/:id", c.deleteLink, requireAdmin)

@@ -2,7 +2,6 @@ package lockctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -87,28 +86,6 @@ func (s *store) updateLink(ctx context.Context, id int64, change func(*GroupLink
 		return translate(err, fmt.Sprintf("update group link %d", id), "group link")
 	})
 	return l, err
-}
-
-// linkByIdempotencyKey finds the link created under key, locked for update.
-func (s *store) linkByIdempotencyKey(ctx context.Context, key string) (GroupLink, bool, error) {
-	var l GroupLink
-	err := forUpdate(s.db.WithContext(ctx)).Where("idempotency_key = ?", key).Take(&l).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return l, false, nil
-	}
-	if err != nil {
-		return l, false, translate(err, "find group link by idempotency key", "group link")
-	}
-	return l, true, nil
-}
-
-// rekeyLink stores l's new secret and QR token hashes.
-func (s *store) rekeyLink(ctx context.Context, l *GroupLink) error {
-	l.UpdatedAt = s.stamp()
-	err := s.db.WithContext(ctx).Model(&GroupLink{}).Where("id = ?", l.ID).Updates(map[string]any{
-		"secret_hash": l.SecretHash, "quick_response_code_token_hash": l.QRTokenHash, "updated_at": l.UpdatedAt,
-	}).Error
-	return translate(err, fmt.Sprintf("re-key group link %d", l.ID), "group link")
 }
 
 // deleteLink removes link id and returns it as it was.

@@ -40,6 +40,15 @@ func (c *Controller) Sweep(ctx context.Context) error {
 	if err := c.store.deleteExpiredEventSets(ctx); err != nil {
 		return err
 	}
+	for {
+		n, err := c.store.deleteIdempotencyBefore(ctx, c.now().Add(-idempotencyRetention), c.sweepBatch)
+		if err != nil {
+			return err
+		}
+		if n < int64(c.sweepBatch) {
+			break
+		}
+	}
 	return c.sweepLogins(ctx)
 }
 

@@ -88,7 +88,8 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil || retention <= 0 {
 		return &settingError{"LATCHKEY_EVENT_RETENTION", fmt.Errorf("want a positive duration such as 2160h")}
 	}
-	lc := lockctl.New(log, db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public, EventRetention: retention})
+	lc := lockctl.New(log, db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public, EventRetention: retention,
+		SecretKey: idempotencyKeyFrom(cfg.SecretKey)})
 	go lc.RunSweeps(ctx, time.Minute)
 	if *demo {
 		if err := lc.Seed(ctx); err != nil {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -219,7 +222,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 				return err
 			}
 			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
-				EventRetention: cfg.EventRetention, Now: a.clock.Now})
+				EventRetention: cfg.EventRetention, Now: a.clock.Now, SecretKey: idempotencyKeyFrom(cfg.SecretKey)})
 			lc.Register(a.srv.Group("/lockctl"))
 			go lc.RunSweeps(ctx, cfg.SweepEvery)
 			if cfg.Demo {
@@ -417,6 +420,19 @@ func (a *app) shutdown(ctx context.Context) {
 		_ = a.debug.Close()
 	}
 	wg.Wait()
+}
+
+// idempotencyKeyFrom derives, from the hex secret key, the key lockctl
+// derives the secrets of idempotent link creates with (a key of its own,
+// so no other use of the secret key shares it).
+func idempotencyKeyFrom(secretKeyHex string) []byte {
+	k, err := hex.DecodeString(secretKeyHex)
+	if err != nil || len(k) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("lockctl idempotent creates"))
+	return m.Sum(nil)
 }
 
 // clockSkewLimit is how far this machine's clock may be off the database's

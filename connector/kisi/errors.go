@@ -2,6 +2,7 @@ package kisi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -34,6 +35,11 @@ func (cl *Client) answerError(c call, resp *response) error {
 	ce := parseControllerError(resp.status, resp.body)
 	ce.Message = redact(ce.Message, cl.opts.APIKey, c.secret)
 	k := kindFor(resp.status)
+	if resp.status == http.StatusGone {
+		// A create under an idempotency key whose link was deleted or
+		// voided: it made nothing, and never will.
+		return latchkey.Wrap(latchkey.Conflict, publicMessage(latchkey.Conflict, c, ce.Message), errors.Join(ce, connector.ErrCreationGone))
+	}
 	return latchkey.Wrap(k, publicMessage(k, c, ce.Message), ce)
 }
 

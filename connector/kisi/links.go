@@ -187,6 +187,36 @@ func (cl *Client) DeleteLink(ctx context.Context, id int64) error {
 	return err
 }
 
+// VoidCreation settles a link creation made under idempotency key with
+// POST /group_links/void (a lockctl extension): the link it made, if any, is
+// deleted, and a create under the key arriving later makes nothing. It
+// returns the deleted link's id, 0 when none had been made. Retried like
+// any idempotent call.
+func (cl *Client) VoidCreation(ctx context.Context, key string) (int64, error) {
+	c := call{
+		method:  http.MethodPost,
+		path:    []string{"group_links", "void"},
+		body:    map[string]string{"idempotency_key": key},
+		policy:  retryIdempotent,
+		op:      "void a link creation",
+		subject: "the link creation",
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		LinkID *int64 `json:"link_id"`
+	}
+	if err := decode(c, resp, &out); err != nil {
+		return 0, err
+	}
+	if out.LinkID == nil {
+		return 0, nil
+	}
+	return *out.LinkID, nil
+}
+
 // ListLinks returns every link of the given groups, one paged series of
 // GET /group_links?group_id=N per distinct group, or every link when no group
 // is given. Secrets are not part of a list. Errors: Unauthorized, Forbidden,
