@@ -102,15 +102,18 @@ func (s *Server) InProcess() http.Handler {
 
 // TrustedForwarding wraps h, a handler with address rules of its own (the
 // standalone lockctl), so that forwarding headers reach it only from the
-// trusted proxies, with X-Forwarded-For reduced to the one client address
-// they vouch for. It is safe for concurrent use.
+// trusted proxies. A request a trusted proxy forwarded reaches h from the
+// one client address it vouches for: that becomes the request's peer
+// address (whatever address rules h has, public proxies included), and
+// X-Forwarded-For is removed. It is safe for concurrent use.
 func TrustedForwarding(trusted []*net.IPNet, h http.Handler) http.Handler {
 	p := newProxyTrust(trusted)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !p.trusted(r) {
 			p.strip(r)
 		} else if r.Header.Get(echo.HeaderXForwardedFor) != "" {
-			r.Header.Set(echo.HeaderXForwardedFor, p.xff(r))
+			r.RemoteAddr = net.JoinHostPort(p.xff(r), "0")
+			r.Header.Del(echo.HeaderXForwardedFor)
 		}
 		h.ServeHTTP(w, r)
 	})
