@@ -118,7 +118,6 @@ type genEvent struct {
 	name      string
 	// advance is how long the clock moves before the delivery.
 	advance time.Duration
-	body    []byte
 }
 
 // links reports whether the event carries both the entry and the invite.

@@ -23,7 +23,7 @@ func TestClockCorrectsASkewedProcess(t *testing.T) {
 	if d := off + 30*time.Second; d < -500*time.Millisecond || d > 500*time.Millisecond {
 		t.Errorf("offset %s, want about -30s", off)
 	}
-	if d := c.Now().Sub(time.Now()); d < -500*time.Millisecond || d > 500*time.Millisecond {
+	if d := time.Until(c.Now()); d < -500*time.Millisecond || d > 500*time.Millisecond {
 		t.Errorf("Now() is %s off the true time, want about 0", d)
 	}
 	at := time.Now().Add(time.Minute)

@@ -325,7 +325,8 @@ func serve(t *testing.T, name string, env map[string]string, args ...string) *se
 	port := freePort(t)
 	if a, ok := env["LATCHKEY_ADDR"]; ok {
 		// A restart on the address of the process it replaces.
-		_, p, err := net.SplitHostPort(a)
+		_, p, _ := net.SplitHostPort(a)
+		var err error
 		if port, err = strconv.Atoi(p); err != nil {
 			t.Fatalf("LATCHKEY_ADDR %q: %v", a, err)
 		}
