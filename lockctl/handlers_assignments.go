@@ -182,17 +182,22 @@ func (c *Controller) assign(ec echo.Context, ts *store, ra *RoleAssignment, typ 
 	if p, _ := who(ec); p != nil && p.Login != nil {
 		ra.CreatedByID = &p.Login.ID
 	}
+	// Checked first to name the assignment in the answer; the unique index
+	// decides between concurrent creates (and PostgreSQL allows no further
+	// statement in a transaction after a violation).
+	prev, found, err := ts.assignmentOn(ctx, ra.AssigneeType, ra.AssigneeID, ra.AppliesToType, ra.AppliesToID)
+	if err != nil {
+		return err
+	}
+	if found {
+		return fieldErrors{"assignee": {fmt.Sprintf("already has a role on this %s (role assignment %d)",
+			strings.ToLower(ra.AppliesToType), prev.ID)}}
+	}
 	if err := ts.createAssignment(ctx, ra); err != nil {
-		if latchkey.KindOf(err) != latchkey.Conflict {
-			return err
+		if latchkey.KindOf(err) == latchkey.Conflict {
+			return fieldErrors{"assignee": {"already has a role on this " + strings.ToLower(ra.AppliesToType)}}
 		}
-		var prev RoleAssignment
-		if ts.db.WithContext(ctx).Where("assignee_type = ? AND assignee_id = ? AND applies_to_type = ? AND applies_to_id = ?",
-			ra.AssigneeType, ra.AssigneeID, ra.AppliesToType, ra.AppliesToID).Take(&prev).Error == nil {
-			return fieldErrors{"assignee": {fmt.Sprintf("already has a role on this %s (role assignment %d)",
-				strings.ToLower(ra.AppliesToType), prev.ID)}}
-		}
-		return fieldErrors{"assignee": {"already has a role on this " + strings.ToLower(ra.AppliesToType)}}
+		return err
 	}
 	return c.addAssignmentEvent(ec, ts, typ, *ra)
 }
@@ -544,15 +549,14 @@ func (c *Controller) assignmentResponses(ctx context.Context, list []RoleAssignm
 }
 
 func orgRef() map[string]any {
-	return map[string]any{"id": organizationID, "resource_type": appliesOrganization, "name": "Organization", "domain": nil}
+	return map[string]any{"id": organizationID, "resource_type": appliesOrganization, "name": "Organization", "domain": ""}
 }
 
 // newAssignmentResponse renders Kisi's RoleAssignment: the current fields,
 // the deprecated ones its schema still requires, and for the group variant
 // the validity window.
 func newAssignmentResponse(ra RoleAssignment, p people) map[string]any {
-	var assignee, user, guest any
-	var userID, guestID any
+	var assignee, user, guest, userID, guestID any
 	switch ra.AssigneeType {
 	case assigneeUser:
 		u := p.users[ra.AssigneeID]
@@ -570,9 +574,15 @@ func newAssignmentResponse(ra RoleAssignment, p people) map[string]any {
 		"applies_to_type": ra.AppliesToType, "applies_to_id": ra.AppliesToID,
 		"assignee_type": ra.AssigneeType, "assignee_id": ra.AssigneeID, "assignee": assignee,
 		"created_by_type": "User", "created_by_id": ra.CreatedByID,
-		"user_id": userID, "user": user, "assignee_team_id": nil, "assignee_team": nil,
-		"guest_id": guestID, "guest": guest, "issued_by_id": ra.CreatedByID,
+		"user_id": userID, "assignee_team_id": nil, "guest_id": guestID, "issued_by_id": ra.CreatedByID,
 		"type": strings.ToLower(ra.AppliesToType), "scope": strings.ToLower(ra.AppliesToType),
+	}
+	// user and guest are objects when present (never null) in Kisi's schema.
+	if user != nil {
+		m["user"] = user
+	}
+	if guest != nil {
+		m["guest"] = guest
 	}
 	switch ra.AppliesToType {
 	case appliesGroup:
@@ -580,7 +590,6 @@ func newAssignmentResponse(ra RoleAssignment, p people) map[string]any {
 		ref := map[string]any{"id": ra.AppliesToID, "resource_type": appliesGroup, "name": g.Name}
 		m["applies_to"], m["group_id"], m["group"] = ref, ra.AppliesToID, ref
 		m["valid_from"], m["valid_until"] = jtp(ra.ValidFrom), jtp(ra.ValidUntil)
-		m["place_id"] = g.PlaceID
 	case appliesPlace:
 		pl := p.places[ra.AppliesToID]
 		ref := map[string]any{"id": ra.AppliesToID, "resource_type": appliesPlace, "name": pl.Name}

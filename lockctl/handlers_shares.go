@@ -263,8 +263,7 @@ func (c *Controller) shareResponses(ctx context.Context, list []RoleAssignment) 
 		u, g := p.users[ra.AssigneeID], p.groups[ra.AppliesToID]
 		pl := p.places[g.PlaceID]
 		user := map[string]any{"id": u.ID, "resource_type": "User", "email": u.Email, "name": u.Name}
-		member := map[string]any{"id": u.ID, "resource_type": "Member", "name": u.Name, "user_id": u.ID}
-		by := map[string]any{"id": ra.CreatedByID, "resource_type": "User", "name": "Administrator", "email": nil}
+		member := map[string]any{"id": u.ID, "resource_type": "Member", "name": u.Name}
 		out[i] = map[string]any{
 			"id": ra.ID, "resource_type": "Share", "email": u.Email, "group_id": g.ID,
 			"group":   map[string]any{"id": g.ID, "resource_type": "Group", "name": g.Name},
@@ -273,9 +272,9 @@ func (c *Controller) shareResponses(ctx context.Context, list []RoleAssignment) 
 			"created_at": jt(ra.CreatedAt), "updated_at": jt(ra.UpdatedAt),
 			"member_id": u.ID, "member": member, "user_id": u.ID, "user": user,
 			"place_id": g.PlaceID, "place": map[string]any{"id": pl.ID, "resource_type": "Place", "name": pl.Name},
-			"created_by_type": "User", "created_by_id": ra.CreatedByID, "created_by": by,
+			"created_by_type": "User", "created_by_id": ra.CreatedByID,
 			"lock_id": nil, "apply_to_place": false, "issued_to_id": u.ID, "issued_to_email": u.Email,
-			"issued_by_id": ra.CreatedByID, "issued_by": by,
+			"issued_by_id": ra.CreatedByID,
 		}
 	}
 	return out, nil

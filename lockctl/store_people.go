@@ -203,6 +203,17 @@ func (s *store) assignmentByIdempotencyKey(ctx context.Context, key string) (Rol
 	return ra, err == nil, translate(err, "get role assignment by idempotency key", "role assignment")
 }
 
+// assignmentOn finds the person's role assignment on one target.
+func (s *store) assignmentOn(ctx context.Context, assigneeType string, assigneeID int64, appliesToType string, appliesToID int64) (RoleAssignment, bool, error) {
+	var ra RoleAssignment
+	err := s.db.WithContext(ctx).Where("assignee_type = ? AND assignee_id = ? AND applies_to_type = ? AND applies_to_id = ?",
+		assigneeType, assigneeID, appliesToType, appliesToID).Take(&ra).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ra, false, nil
+	}
+	return ra, err == nil, translate(err, "get role assignment on target", "role assignment")
+}
+
 // countAssignmentsOf counts the role assignments of one person.
 func (s *store) countAssignmentsOf(ctx context.Context, assigneeType string, id int64) (int64, error) {
 	var n int64
