@@ -281,7 +281,12 @@ func (a usersAPI) list(ec echo.Context) error {
 			return err
 		}
 	}
-	if s := ec.QueryParam("user_id"); s != "" && s != "me" {
+	switch s := ec.QueryParam("user_id"); s {
+	case "":
+	case "me":
+		// An administrator's key belongs to no user of the organization.
+		f.IDs = []int64{0}
+	default:
 		id, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return badRequest("user_id must be an integer or me")
