@@ -175,3 +175,19 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// kisiEventTypes are the event types lockctl records that Kisi also
+// defines, sorted, as GET /events/types lists them. lockctl's own types
+// (relay and connectivity reports, notify outcomes) are not among them.
+var kisiEventTypes = []string{
+	EventAccessKeyCreate, EventGroupUpdate, EventGroupLinkCreate, EventGroupLinkDestroy, EventGuestCreate,
+	EventGuestDestroy, EventInviteCreate, EventLockCancelLock, EventLockLockDown, EventLockLocked, EventLockUnlock,
+	EventLoginCreate, EventLoginDestroy, EventMemberCreate, EventMemberDestroy, EventMemberUpdate,
+	EventAssignmentCreate, EventAssignmentDestroy, EventAssignmentUpdate, EventShareCreate, EventShareDestroy,
+	EventShareUpdate, EventUserCreate, EventUserDestroy, EventUserUpdate,
+}
+
+// listEventTypes is GET /events/types: a bare array of type names.
+func (c *Controller) listEventTypes(ec echo.Context) error {
+	return ec.JSON(http.StatusOK, kisiEventTypes)
+}

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/latchkey/latchkey"
 )
 
 // userFields is what a create or update of a user (or member) may set.
@@ -80,7 +78,7 @@ func checkMetadata(fe fieldErrors, m map[string]any) (string, bool) {
 	ok := true
 	for k, v := range m {
 		if p := textProblem(k, maxMetadataKey); p != "" || k == "" {
-			fe.add("metadata", "key "+strconv.Quote(truncate(k, maxMetadataKey))+" is blank, too long or not text")
+			fe.add("metadata", fmt.Sprintf("keys must be 1 to %d characters of text", maxMetadataKey))
 			ok = false
 			continue
 		}
@@ -203,9 +201,19 @@ func (a usersAPI) render(u User, groups int) any {
 	return newUserResponse(u, groups)
 }
 
-func (a usersAPI) event(action string) string {
-	return map[bool]string{false: "user.", true: "member."}[a.member] + action
+// events are the event types of creates, updates and deletes, by API.
+var events = map[bool][3]string{
+	false: {EventUserCreate, EventUserUpdate, EventUserDestroy},
+	true:  {EventMemberCreate, EventMemberUpdate, EventMemberDestroy},
 }
+
+func (a usersAPI) event(action int) string { return events[a.member][action] }
+
+const (
+	actionCreate = iota
+	actionUpdate
+	actionDestroy
+)
 
 func (a usersAPI) create(ec echo.Context) error {
 	f, err := a.body(ec)
@@ -223,7 +231,7 @@ func (a usersAPI) create(ec echo.Context) error {
 		if err := a.c.createUser(ec, ts, &u); err != nil {
 			return err
 		}
-		return a.c.addPersonEvent(ec, ts, a.event("create"), objectUser, u.ID, u.Name, nil)
+		return a.c.addPersonEvent(ec, ts, a.event(actionCreate), objectUser, u.ID, u.Name, nil)
 	})
 	if err != nil {
 		return err
@@ -342,7 +350,7 @@ func (a usersAPI) update(ec echo.Context) error {
 		if err != nil {
 			return err
 		}
-		return a.c.addPersonEvent(ec, ts, a.event("update"), objectUser, u.ID, u.Name, nil)
+		return a.c.addPersonEvent(ec, ts, a.event(actionUpdate), objectUser, u.ID, u.Name, nil)
 	})
 	if err != nil {
 		return err
@@ -363,7 +371,7 @@ func (a usersAPI) delete(ec echo.Context) error {
 		if err != nil {
 			return err
 		}
-		return a.c.addPersonEvent(ec, ts, a.event("destroy"), objectUser, u.ID, u.Name, nil)
+		return a.c.addPersonEvent(ec, ts, a.event(actionDestroy), objectUser, u.ID, u.Name, nil)
 	})
 	if err != nil {
 		return err
@@ -375,14 +383,6 @@ func (a usersAPI) delete(ec echo.Context) error {
 // of an admin's change to a user, guest, role assignment or invite.
 func (c *Controller) addPersonEvent(ec echo.Context, ts *store, typ, objType string, id int64, name string, placeID *int64) error {
 	e := c.requestEvent(ec, typ)
-	e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objType, ptr(id), truncate(name, 500), placeID, true
+	e.ObjectType, e.ObjectID, e.ObjectName, e.PlaceID, e.Success = objType, ptr(id), name, placeID, true
 	return ts.addEvent(ec.Request().Context(), &e)
-}
-
-// existsOrField turns a NotFound into a 422 "must exist" on field.
-func existsOrField(err error, field string) error {
-	if latchkey.KindOf(err) == latchkey.NotFound {
-		return fieldErrors{field: {"must exist"}}
-	}
-	return err
 }

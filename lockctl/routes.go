@@ -89,4 +89,5 @@ func (c *Controller) Register(g *echo.Group) {
 	g.POST("/event_sets", c.createEventSet, requireAdmin)
 	g.GET("/event_sets/:id", c.getEventSet, requireAdmin)
 	g.GET("/events", c.listEvents, requireAdmin)
+	g.GET("/events/types", c.listEventTypes, requireAdmin)
 }

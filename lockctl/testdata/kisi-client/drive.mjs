@@ -1,5 +1,6 @@
 // Drives lockctl through Kisi's official JavaScript client, unchanged:
-// users, guests, roles, role_assignments, invites, shares and an unlock
+// users, members, guests, roles, role_assignments, invites, shares,
+// events/types and an unlock
 // with a guest's access key. kisiclient_test.go starts lockctl and runs
 // this with KISI_BASE_URL, KISI_API_KEY, GROUP_ID, LOCK_ID and NOW set.
 // Any failed expectation throws, and the process exits non-zero.
@@ -42,6 +43,14 @@ assert.equal(found.data[0].id, user.id);
 await kisi.put(`users/${user.id}`, { user: { name: 'Ada King', notes: 'Envoy visitor' } });
 assert.equal((await kisi.get(`users/${user.id}`)).name, 'Ada King');
 await rejects(kisi.post('users', { user: { name: 'No email' } }), 422);
+const members = await kisi.get('members', { query: 'ada' });
+assert.deepEqual(members.data.map(m => m.userId), [user.id]);
+
+// event types
+const types = await kisi.get('events/types');
+for (const t of ['role_assignment.create', 'guest.create', 'invite.create', 'user.create']) {
+  assert.ok(types.includes(t), `events/types lists ${t}`);
+}
 
 // guests
 const guest = await kisi.post('guests', { guest: { name: 'Grace Hopper (Envoy Guest)', phoneNumber: '+12125550123' } });
