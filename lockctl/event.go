@@ -46,6 +46,8 @@ const (
 	EventGroupUpdate       = "group.update"
 	objectGroup            = "Group"
 	EventAccessKeyCreate   = "access_key.create"
+	EventAccessKeyDestroy  = "access_key.destroy"
+	objectAccessKey        = "AccessKey"
 	EventAssignmentNotify  = "role_assignment.notify"
 	authByGroupLink        = "GroupLink"
 	authByLogin            = "Login"

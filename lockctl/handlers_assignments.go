@@ -167,6 +167,16 @@ func (c *Controller) targetExists(ctx context.Context, typ string, id int64) err
 	return nil
 }
 
+// sameTarget refuses (409) an Idempotency-Key sent again for a role on
+// another target or of another kind of person than the one it made.
+func sameTarget(key string, prev, ra RoleAssignment) error {
+	if prev.AppliesToType != ra.AppliesToType || prev.AppliesToID != ra.AppliesToID || prev.AssigneeType != ra.AssigneeType {
+		return latchkey.Errorf(latchkey.Conflict, "Idempotency-Key %q was used for a role assignment on another %s or person",
+			key, strings.ToLower(prev.AppliesToType))
+	}
+	return nil
+}
+
 // assign stores ra through ts with its event of type typ: a person holds
 // at most maxAssignmentsPerPerson assignments and one per organization,
 // place or group (a second is a 422 naming the first).
@@ -253,6 +263,12 @@ func (c *Controller) createAssignment(ec echo.Context) error {
 				return err
 			}
 			if found {
+				if err := sameTarget(key, prev, ra); err != nil {
+					return err
+				}
+				if prev.AssigneeID != ra.AssigneeID {
+					return latchkey.Errorf(latchkey.Conflict, "Idempotency-Key %q was used for another person", key)
+				}
 				replayed, ra = true, prev
 				return nil
 			}

@@ -180,7 +180,7 @@ func splitList(s string) []string {
 // defines, sorted, as GET /events/types lists them. lockctl's own types
 // (relay and connectivity reports, notify outcomes) are not among them.
 var kisiEventTypes = []string{
-	EventAccessKeyCreate, EventGroupUpdate, EventGroupLinkCreate, EventGroupLinkDestroy, EventGuestCreate,
+	EventAccessKeyCreate, EventAccessKeyDestroy, EventGroupUpdate, EventGroupLinkCreate, EventGroupLinkDestroy, EventGuestCreate,
 	EventGuestDestroy, EventInviteCreate, EventLockCancelLock, EventLockLockDown, EventLockLocked, EventLockUnlock,
 	EventLoginCreate, EventLoginDestroy, EventMemberCreate, EventMemberDestroy, EventMemberUpdate,
 	EventAssignmentCreate, EventAssignmentDestroy, EventAssignmentUpdate, EventShareCreate, EventShareDestroy,

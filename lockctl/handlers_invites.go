@@ -70,14 +70,22 @@ func (c *Controller) storeAccessKey(ec echo.Context, ts *store, ik *issuedKey, g
 		return err
 	}
 	for i := 0; i+maxAccessKeysPerGuest-1 < len(keys); i++ {
-		if err := ts.deleteAccessKey(ctx, keys[i].ID); err != nil {
+		if err := c.destroyAccessKey(ec, ts, keys[i], guestName); err != nil {
 			return err
 		}
 	}
 	if err := ts.createAccessKey(ctx, &ik.Key); err != nil {
 		return err
 	}
-	return c.addPersonEvent(ec, ts, EventAccessKeyCreate, "AccessKey", ik.Key.ID, guestName, nil)
+	return c.addPersonEvent(ec, ts, EventAccessKeyCreate, objectAccessKey, ik.Key.ID, guestName, nil)
+}
+
+// destroyAccessKey deletes k through ts with its event.
+func (c *Controller) destroyAccessKey(ec echo.Context, ts *store, k AccessKey, guestName string) error {
+	if err := ts.deleteAccessKey(ec.Request().Context(), k.ID); err != nil {
+		return err
+	}
+	return c.addPersonEvent(ec, ts, EventAccessKeyDestroy, objectAccessKey, k.ID, guestName, nil)
 }
 
 // createInvite is POST /invites: a person (a new guest, or the user with the
@@ -175,6 +183,9 @@ func (c *Controller) createInvite(ec echo.Context) error {
 				return err
 			}
 			if found {
+				if err := sameTarget(key, prev, ra); err != nil {
+					return err
+				}
 				replayed, ra = true, prev
 				return c.rekeyInvite(ec, ts, ra, link, qr, &ik)
 			}
@@ -246,7 +257,7 @@ func (c *Controller) rekeyInvite(ec echo.Context, ts *store, ra RoleAssignment, 
 		return err
 	}
 	for _, k := range keys {
-		if err := ts.deleteAccessKey(ctx, k.ID); err != nil {
+		if err := c.destroyAccessKey(ec, ts, k, g.Name); err != nil {
 			return err
 		}
 		link, qr = k.LinkEnabled, k.QRCodeEnabled

@@ -155,6 +155,39 @@ func TestInviteValidationAndIdempotency(t *testing.T) {
 	}
 	wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: accessKey(first.AccessKey.Secret)}), 401, CodeLinkInvalid)
 	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: accessKey(again.AccessKey.Secret)})
+
+	other := base()
+	other["invites_to_id"] = f.staff
+	wantError(t, e.do(req{method: "POST", path: "/invites", auth: admin(), header: key, body: map[string]any{"invite": other}}), 409, "f40900")
+
+	t.Run("role assignment", func(t *testing.T) {
+		g := e.guest("Key")
+		body := map[string]any{"role_assignment": groupRole("Guest", g, f.staff, t0, t0.Add(time.Hour))}
+		h := map[string]string{"Idempotency-Key": "ra-1"}
+		id := decode[idOnly](t, e.must(200, req{method: "POST", path: "/role_assignments", auth: admin(), header: h, body: body})).ID
+		rec := e.must(200, req{method: "POST", path: "/role_assignments", auth: admin(), header: h, body: body})
+		if got := decode[idOnly](t, rec).ID; got != id || rec.Header().Get("Idempotent-Replayed") != "true" {
+			t.Errorf("repeat gave %d (replayed %q), want %d", got, rec.Header().Get("Idempotent-Replayed"), id)
+		}
+		body = map[string]any{"role_assignment": groupRole("Guest", e.guest("Other"), f.staff, t0, t0.Add(time.Hour))}
+		wantError(t, e.do(req{method: "POST", path: "/role_assignments", auth: admin(), header: h, body: body}), 409, "f40900")
+	})
+}
+
+func TestNotifyLinkWithoutPublicURL(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.PublicURL = "" })
+	f := e.site()
+	e.must(204, req{method: "PATCH", path: fmt.Sprintf("/groups/%d", f.visitors), auth: admin(),
+		body: map[string]any{"group": map[string]any{"login_enabled": true}}})
+	share := decode[idOnly](t, e.must(200, req{method: "POST", path: "/shares", auth: admin(), body: map[string]any{
+		"share": map[string]any{"email": "ada@example.com", "group_id": f.visitors}}}))
+	e.must(204, req{method: "PATCH", path: fmt.Sprintf("/shares/%d", share.ID), auth: admin(), body: map[string]any{
+		"share": map[string]any{"notify": true}}})
+	msgs := e.outbox.all()
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Text, "http://example.com/grouplinks#login:") {
+		t.Fatalf("emails %+v, want one sign-in link at the controller's root", msgs)
+	}
+	e.must(200, req{method: "GET", path: "/locks", auth: emailedCredential(t, msgs[0].Text)})
 }
 
 func TestShares(t *testing.T) {

@@ -18,9 +18,14 @@ import (
 func (c *Controller) accessURL(ec echo.Context, kind, secret string) string {
 	base := strings.TrimSuffix(c.opts.PublicURL, "/")
 	if base == "" {
+		// The controller's own root: the request path up to the resource
+		// the notifying call went to.
 		path := ec.Request().URL.Path
-		if i := strings.LastIndex(path, "/"); i >= 0 {
-			path = path[:i]
+		for _, r := range []string{"/role_assignments", "/shares", "/invites"} {
+			if i := strings.Index(path, r); i >= 0 {
+				path = path[:i]
+				break
+			}
 		}
 		base = ec.Scheme() + "://" + ec.Request().Host + path
 	}
