@@ -103,127 +103,30 @@ func (c *Controller) createInvite(ec echo.Context) error {
 	if err := bindBody(ec, &req); err != nil {
 		return err
 	}
-	in := req.Invite
 	ctx := ec.Request().Context()
-	fe := fieldErrors{}
-	if in.InvitesToType == "Team" {
-		fe.add("invites_to_type", "Team is not supported by this controller")
-	} else if in.InvitesToType != appliesPlace && in.InvitesToType != appliesGroup {
-		fe.add("invites_to_type", "is not included in the list")
-	} else if err := c.targetExists(ctx, in.InvitesToType, in.InvitesToID); latchkey.KindOf(err) == latchkey.NotFound {
-		fe.add("invites_to", "must exist")
-	} else if err != nil {
+	inv, err := c.parseInvite(ctx, req.Invite, ec.Request().Header.Get(idempotencyHeader))
+	if err != nil {
 		return err
 	}
-	ra := RoleAssignment{AppliesToType: in.InvitesToType, AppliesToID: in.InvitesToID}
-	if in.RoleAssignment == nil {
-		fe.add("role_assignment", "can't be blank")
-	} else {
-		ra.RoleID = in.RoleAssignment.RoleID
-		checkRole(fe, ra.RoleID, in.InvitesToType)
-		if in.InvitesToType == appliesGroup {
-			parseWindow(fe, in.RoleAssignment.ValidFrom, in.RoleAssignment.ValidUntil, &ra.ValidFrom, &ra.ValidUntil)
-		} else if in.RoleAssignment.ValidFrom != nil || in.RoleAssignment.ValidUntil != nil {
-			fe.add("role_assignment.valid_until", "can only be set on group invites")
-		}
-	}
-	var guest Guest
-	email := ""
-	if in.Invitee == nil {
-		fe.add("invitee", "can't be blank")
-	} else {
-		ra.AssigneeType = in.Invitee.ResourceType
-		switch ra.AssigneeType {
-		case assigneeGuest:
-			guest = guestInput{Name: in.Invitee.Name, Email: in.Invitee.Email, PhoneNumber: in.Invitee.PhoneNumber}.guest(fe)
-		case assigneeUser:
-			if in.Invitee.Email != nil {
-				email = strings.ToLower(strings.TrimSpace(*in.Invitee.Email))
-			}
-			if email == "" {
-				fe.add("invitee.email", "can't be blank")
-			}
-			checkEmail(fe, "invitee.email", email)
-			if in.Invitee.Name != nil {
-				checkText(fe, "invitee.name", strings.TrimSpace(*in.Invitee.Name), maxPersonName)
-			}
-		default:
-			fe.add("invitee.resource_type", "must be User or Guest")
-		}
-	}
-	link, qr := true, false
-	if in.AccessKey != nil {
-		if ra.AssigneeType == assigneeUser {
-			fe.add("access_key", "is only for guests")
-		}
-		if in.AccessKey.LinkEnabled != nil {
-			link = *in.AccessKey.LinkEnabled
-		}
-		if in.AccessKey.QRCodeEnabled != nil {
-			qr = *in.AccessKey.QRCodeEnabled
-		}
-	}
-	key := ec.Request().Header.Get(idempotencyHeader)
-	if key != "" {
-		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
-		ra.IdempotencyKey = &key
-	}
-	if err := fe.err(); err != nil {
-		return err
-	}
-	notify := in.Notify == nil || *in.Notify
-	ra.Notify = notify
-
 	var ik *issuedKey
 	replayed := false
-	err := c.store.tx(ctx, func(ts *store) error {
-		if key != "" {
-			prev, found, err := ts.assignmentByIdempotencyKey(ctx, key)
+	err = c.store.tx(ctx, func(ts *store) error {
+		if inv.key != "" {
+			prev, found, err := ts.assignmentByIdempotencyKey(ctx, inv.key)
 			if err != nil {
 				return err
 			}
 			if found {
-				if err := sameTarget(key, prev, ra); err != nil {
+				if err := sameTarget(inv.key, prev, inv.ra); err != nil {
 					return err
 				}
-				replayed, ra = true, prev
-				return c.rekeyInvite(ec, ts, ra, link, qr, &ik)
+				replayed, inv.ra = true, prev
+				return c.rekeyInvite(ec, ts, prev, inv.link, inv.qr, &ik)
 			}
 		}
-		switch ra.AssigneeType {
-		case assigneeGuest:
-			if err := c.storeGuest(ec, ts, &guest); err != nil {
-				return err
-			}
-			if err := c.addPersonEvent(ec, ts, EventGuestCreate, objectGuest, guest.ID, guest.Name, nil); err != nil {
-				return err
-			}
-			ra.AssigneeID = guest.ID
-		default:
-			name := ""
-			if in.Invitee.Name != nil {
-				name = strings.TrimSpace(*in.Invitee.Name)
-			}
-			u, err := c.userForEmail(ec, ts, email, name)
-			if err != nil {
-				return err
-			}
-			ra.AssigneeID = u.ID
-		}
-		if err := c.assign(ec, ts, &ra, EventAssignmentCreate); err != nil {
-			return err
-		}
-		if ra.AssigneeType == assigneeGuest {
-			k, err := newAccessKey(guest.ID, link, qr)
-			if err != nil {
-				return err
-			}
-			if err := c.storeAccessKey(ec, ts, &k, guest.Name); err != nil {
-				return err
-			}
-			ik = &k
-		}
-		return c.addAssignmentEvent(ec, ts, EventInviteCreate, ra)
+		var err error
+		ik, err = c.storeInvite(ec, ts, &inv)
+		return err
 	})
 	if err != nil {
 		return err
@@ -231,14 +134,128 @@ func (c *Controller) createInvite(ec echo.Context) error {
 	if replayed {
 		ec.Response().Header().Set(idempotentReplayedHeader, "true")
 	}
-	if notify && (!replayed || ik != nil) {
-		c.notifyAssignment(ec, ra, ik)
+	if inv.ra.Notify && (!replayed || ik != nil) {
+		c.notifyAssignment(ec, inv.ra, ik)
 	}
-	out, err := c.inviteResponse(ctx, ra, ik)
+	out, err := c.inviteResponse(ctx, inv.ra, ik)
 	if err != nil {
 		return err
 	}
 	return ec.JSON(http.StatusOK, out)
+}
+
+// invite is a checked POST /invites: the role assignment to make (its
+// assignee still to be found or created), the guest or the user's email
+// and name, the access key's switches and the Idempotency-Key.
+type invite struct {
+	ra          RoleAssignment
+	guest       Guest
+	email, name string
+	link, qr    bool
+	key         string
+}
+
+// parseInvite checks in; every problem is a 422 naming its field.
+func (c *Controller) parseInvite(ctx context.Context, in inviteInput, key string) (invite, error) {
+	fe := fieldErrors{}
+	inv := invite{ra: RoleAssignment{AppliesToType: in.InvitesToType, AppliesToID: in.InvitesToID,
+		Notify: in.Notify == nil || *in.Notify}, link: true, key: key}
+	switch err := c.targetExists(ctx, in.InvitesToType, in.InvitesToID); {
+	case in.InvitesToType == "Team":
+		fe.add("invites_to_type", "Team is not supported by this controller")
+	case in.InvitesToType != appliesPlace && in.InvitesToType != appliesGroup:
+		fe.add("invites_to_type", "is not included in the list")
+	case latchkey.KindOf(err) == latchkey.NotFound:
+		fe.add("invites_to", "must exist")
+	case err != nil:
+		return inv, err
+	}
+	if r := in.RoleAssignment; r == nil {
+		fe.add("role_assignment", "can't be blank")
+	} else {
+		inv.ra.RoleID = r.RoleID
+		checkRole(fe, r.RoleID, in.InvitesToType)
+		if in.InvitesToType == appliesGroup {
+			parseWindow(fe, r.ValidFrom, r.ValidUntil, &inv.ra.ValidFrom, &inv.ra.ValidUntil)
+		} else if r.ValidFrom != nil || r.ValidUntil != nil {
+			fe.add("role_assignment.valid_until", "can only be set on group invites")
+		}
+	}
+	if p := in.Invitee; p == nil {
+		fe.add("invitee", "can't be blank")
+	} else {
+		inv.ra.AssigneeType = p.ResourceType
+		switch p.ResourceType {
+		case assigneeGuest:
+			inv.guest = guestInput{Name: p.Name, Email: p.Email, PhoneNumber: p.PhoneNumber}.guest(fe)
+		case assigneeUser:
+			if p.Email != nil {
+				inv.email = strings.ToLower(strings.TrimSpace(*p.Email))
+			}
+			if inv.email == "" {
+				fe.add("invitee.email", "can't be blank")
+			}
+			checkEmail(fe, "invitee.email", inv.email)
+			if p.Name != nil {
+				inv.name = strings.TrimSpace(*p.Name)
+				checkText(fe, "invitee.name", inv.name, maxPersonName)
+			}
+		default:
+			fe.add("invitee.resource_type", "must be User or Guest")
+		}
+	}
+	if k := in.AccessKey; k != nil {
+		if inv.ra.AssigneeType == assigneeUser {
+			fe.add("access_key", "is only for guests")
+		}
+		if k.LinkEnabled != nil {
+			inv.link = *k.LinkEnabled
+		}
+		if k.QRCodeEnabled != nil {
+			inv.qr = *k.QRCodeEnabled
+		}
+	}
+	if key != "" {
+		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
+		inv.ra.IdempotencyKey = &key
+	}
+	return inv, fe.err()
+}
+
+// storeInvite creates, through ts, the guest (or finds or creates the
+// user), the role assignment and a guest's access key, each with its
+// event, and the invite.create event.
+func (c *Controller) storeInvite(ec echo.Context, ts *store, inv *invite) (*issuedKey, error) {
+	if inv.ra.AssigneeType == assigneeGuest {
+		if err := c.storeGuest(ec, ts, &inv.guest); err != nil {
+			return nil, err
+		}
+		if err := c.addPersonEvent(ec, ts, EventGuestCreate, objectGuest, inv.guest.ID, inv.guest.Name, nil); err != nil {
+			return nil, err
+		}
+		inv.ra.AssigneeID = inv.guest.ID
+	} else {
+		u, err := c.userForEmail(ec, ts, inv.email, inv.name)
+		if err != nil {
+			return nil, err
+		}
+		inv.ra.AssigneeID = u.ID
+	}
+	if err := c.assign(ec, ts, &inv.ra, EventAssignmentCreate); err != nil {
+		return nil, err
+	}
+	var ik *issuedKey
+	if inv.ra.AssigneeType == assigneeGuest {
+		k, err := newAccessKey(inv.guest.ID, inv.link, inv.qr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.storeAccessKey(ec, ts, &k, inv.guest.Name); err != nil {
+			return nil, err
+		}
+		ik = &k
+	}
+	return ik, c.addAssignmentEvent(ec, ts, EventInviteCreate, inv.ra)
 }
 
 // rekeyInvite answers a repeated invite: a guest's earlier access keys are
