@@ -307,6 +307,23 @@ func (c *Controller) getAssignment(ec echo.Context) error {
 	return ec.JSON(http.StatusOK, out[0])
 }
 
+// queryPerson reads a user id parameter that may also be "me": an
+// administrator's key belongs to no user, so "me" selects nobody (id 0).
+func queryPerson(ec echo.Context, name string) (*int64, error) {
+	switch s := ec.QueryParam(name); s {
+	case "":
+		return nil, nil
+	case "me":
+		return new(int64), nil
+	default:
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, badRequest("%s must be an integer or me", name)
+		}
+		return &id, nil
+	}
+}
+
 var scopes = map[string]string{"organization": appliesOrganization, "place": appliesPlace, "group": appliesGroup}
 
 func (c *Controller) listAssignments(ec echo.Context) error {
@@ -374,12 +391,12 @@ func assignmentTargets(ec echo.Context, f assignmentFilter) (assignmentFilter, e
 		}
 		f.AppliesToType = t
 	}
-	if s := ec.QueryParam("user_id"); s != "" && s != "me" {
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return f, badRequest("user_id must be an integer or me")
-		}
-		f.AssigneeType, f.AssigneeID = assigneeUser, &id
+	uid, err := queryPerson(ec, "user_id")
+	if err != nil {
+		return f, err
+	}
+	if uid != nil {
+		f.AssigneeType, f.AssigneeID = assigneeUser, uid
 	}
 	gid, err := queryInt(ec, "group_id")
 	if err != nil {

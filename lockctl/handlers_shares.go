@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -169,12 +168,8 @@ func (c *Controller) listShares(ec echo.Context) error {
 		return err
 	}
 	for _, name := range []string{"member_id", "user_id"} {
-		if s := ec.QueryParam(name); s != "" && s != "me" {
-			id, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return badRequest("%s must be an integer", name)
-			}
-			f.AssigneeID = &id
+		if f.AssigneeID, err = queryPerson(ec, name); err != nil {
+			return err
 		}
 	}
 	if r := ec.QueryParam("role_id"); r != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -289,17 +290,16 @@ func (a usersAPI) list(ec echo.Context) error {
 			return err
 		}
 	}
-	switch s := ec.QueryParam("user_id"); s {
-	case "":
-	case "me":
-		// An administrator's key belongs to no user of the organization.
-		f.IDs = []int64{0}
-	default:
-		id, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return badRequest("user_id must be an integer or me")
+	uid, err := queryPerson(ec, "user_id")
+	if err != nil {
+		return err
+	}
+	if uid != nil {
+		// Both filters hold: the user, if listed in ids too.
+		if len(f.IDs) > 0 && !slices.Contains(f.IDs, *uid) {
+			*uid = 0
 		}
-		f.IDs = append(f.IDs, id)
+		f.IDs = []int64{*uid}
 	}
 	if f.Sort, err = querySort(ec, "name", "unlock", "access_enabled"); err != nil {
 		return err

@@ -99,10 +99,13 @@ func TestUsersCRUDAndFilters(t *testing.T) {
 		"/users":                       {ada, bob},
 		"/users?email=ADA@example.com": {ada},
 		"/users?query=engine":          {ada},
-		fmt.Sprintf("/users?group_id=%d", f.visitors): {bob},
-		fmt.Sprintf("/users?place_id=%d", f.placeID):  {bob},
-		"/users?sort=-name":                           {bob, ada},
-		fmt.Sprintf("/members?ids=%d", bob):           {bob},
+		fmt.Sprintf("/users?group_id=%d", f.visitors):     {bob},
+		fmt.Sprintf("/users?place_id=%d", f.placeID):      {bob},
+		"/users?sort=-name":                               {bob, ada},
+		fmt.Sprintf("/members?ids=%d", bob):               {bob},
+		fmt.Sprintf("/users?user_id=%d", ada):             {ada},
+		fmt.Sprintf("/users?user_id=%d&ids=%d", ada, bob): nil,
+		"/users?user_id=me":                               nil,
 	} {
 		if d := cmp.Diff(want, ids(path)); d != "" {
 			t.Errorf("GET %s (-want +got):\n%s", path, d)
