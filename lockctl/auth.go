@@ -13,11 +13,34 @@ import (
 )
 
 // principal is who made a request: an administrator (a login, or the
-// bootstrap key when Login is nil) or the holder of a group link.
+// bootstrap key when Login is nil), the holder of a group link, a user
+// signed in with a login of theirs (User and Login set, Admin false) or a
+// guest holding an access key (Guest and AccessKey set).
 type principal struct {
-	Admin bool
-	Login *Login
-	Link  *GroupLink
+	Admin     bool
+	Login     *Login
+	Link      *GroupLink
+	User      *User
+	Guest     *Guest
+	AccessKey *AccessKey
+	// ViaQR is true when the access key's QR token was presented.
+	ViaQR bool
+}
+
+// person returns who a person credential speaks for, or nil for an
+// administrator or a link holder.
+func (p *principal) person() *person {
+	switch {
+	case p.User != nil:
+		return &person{Type: assigneeUser, ID: p.User.ID, Name: p.User.Name, Email: p.User.Email, Enabled: p.User.AccessEnabled}
+	case p.Guest != nil:
+		enabled := p.AccessKey.LinkEnabled
+		if p.ViaQR {
+			enabled = p.AccessKey.QRCodeEnabled
+		}
+		return &person{Type: assigneeGuest, ID: p.Guest.ID, Name: p.Guest.Name, Email: p.Guest.Email, Enabled: enabled}
+	}
+	return nil
 }
 
 const (
@@ -29,6 +52,7 @@ var (
 	errNoCredentials = &apiError{Status: http.StatusUnauthorized, Code: CodeNotAuthorized, Message: "Not authorized"}
 	errBadLogin      = &apiError{Status: http.StatusUnauthorized, Code: CodeNotAuthorized, Message: "Not authorized"}
 	errBadLink       = &apiError{Status: http.StatusUnauthorized, Code: CodeLinkInvalid, Message: "Link is invalid"}
+	errBadAccessKey  = &apiError{Status: http.StatusUnauthorized, Code: CodeLinkInvalid, Message: "Access key is invalid"}
 	errAdminOnly     = &apiError{Status: http.StatusForbidden, Code: CodeAccessDenied, Message: "Access denied"}
 )
 
@@ -67,6 +91,8 @@ func (c *Controller) resolve(ec echo.Context) (*principal, error) {
 			return nil, err
 		}
 		return &principal{Link: &l}, nil
+	case "KISI-ACCESS-KEY":
+		return c.resolveAccessKey(ctx, cred)
 	}
 	return nil, errNoCredentials
 }
@@ -109,7 +135,37 @@ func (c *Controller) resolveLogin(ctx context.Context, address, cred string) (*p
 		}
 		l.LastUsedAt = ptr(utc(now))
 	}
+	if l.UserID != nil {
+		u, err := c.store.user(ctx, *l.UserID)
+		if latchkey.KindOf(err) == latchkey.NotFound {
+			return nil, errBadLogin
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &principal{Login: &l, User: &u}, nil
+	}
 	return &principal{Admin: true, Login: &l}, nil
+}
+
+// resolveAccessKey finds the guest whose access key (link secret or QR
+// token) is cred.
+func (c *Controller) resolveAccessKey(ctx context.Context, cred string) (*principal, error) {
+	k, viaQR, err := c.store.accessKeyBySecret(ctx, hashSecret(cred))
+	if latchkey.KindOf(err) == latchkey.NotFound {
+		return nil, errBadAccessKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	g, err := c.store.guest(ctx, k.GuestID)
+	if latchkey.KindOf(err) == latchkey.NotFound {
+		return nil, errBadAccessKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{Guest: &g, AccessKey: &k, ViaQR: viaQR}, nil
 }
 
 // who returns the request's principal, or the authentication error.
@@ -155,6 +211,12 @@ func actor(e *Event, p *principal) {
 	case p.Link != nil:
 		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorGroupLink, ptr(p.Link.ID), p.Link.Name, p.Link.Email
 		e.AuthenticatedByType, e.AuthenticatedByID = authByGroupLink, ptr(p.Link.ID)
+	case p.User != nil:
+		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorUser, ptr(p.User.ID), p.User.Name, p.User.Email
+		e.AuthenticatedByType, e.AuthenticatedByID = authByLogin, ptr(p.Login.ID)
+	case p.Guest != nil:
+		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorGuest, ptr(p.Guest.ID), p.Guest.Name, p.Guest.Email
+		e.AuthenticatedByType, e.AuthenticatedByID = authByAccessKey, ptr(p.AccessKey.ID)
 	case p.Login != nil:
 		e.ActorType, e.ActorID, e.ActorName, e.ActorEmail = actorUser, ptr(p.Login.ID), p.Login.displayName(), p.Login.Email
 		e.AuthenticatedByType, e.AuthenticatedByID = authByLogin, ptr(p.Login.ID)

@@ -21,6 +21,18 @@ const (
 	maxQuery       = 200  // query, type and *_type parameters of lists
 	maxIDs         = 250  // ids in one ids= list, as limit's maximum
 	maxUserAgent   = 256  // User-Agent kept on an event, in bytes
+
+	maxPersonName           = 200   // user and guest names
+	maxNotes                = 1000  // user notes
+	maxImage                = 1000  // user image URL
+	maxMetadataKeys         = 50    // keys of a user's metadata (Kisi's rule)
+	maxMetadataKey          = 50    // characters of a metadata key
+	maxMetadataValue        = 500   // characters of a metadata value
+	maxUsers                = 10000 // users in the controller
+	maxGuests               = 10000 // guests in the controller
+	maxAssignmentsPerPerson = 100   // role assignments of one user or guest
+	maxAccessKeysPerGuest   = 10    // access keys of one guest; the oldest goes first
+	maxUserLogins           = 40    // device logins of one user; the least recently used goes first (Kisi's rule)
 )
 
 // The validity window of a link must lie in [minTime, maxTime): years 1970

@@ -107,7 +107,8 @@ func TestStoredTextBounds(t *testing.T) {
 func (e *env) counts() map[string]int64 {
 	e.t.Helper()
 	out := map[string]int64{}
-	for _, m := range []any{&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{}} {
+	for _, m := range []any{&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{},
+		&User{}, &Guest{}, &AccessKey{}, &RoleAssignment{}} {
 		var n int64
 		if err := e.c.store.db.Model(m).Count(&n).Error; err != nil {
 			e.t.Fatalf("count %T: %v", m, err)
@@ -124,7 +125,8 @@ func TestQueryBounds(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprint(i + 1)
 	}
-	for _, path := range []string{"/group_links", "/places", "/locks", "/groups"} {
+	for _, path := range []string{"/group_links", "/places", "/locks", "/groups", "/users", "/members", "/guests",
+		"/role_assignments", "/shares"} {
 		t.Run(path, func(t *testing.T) {
 			e.must(200, req{method: "GET", path: path + "?ids=" + strings.Join(ids[:maxIDs], ","), auth: admin()})
 			wantError(t, e.do(req{method: "GET", path: path + "?ids=" + strings.Join(ids, ","), auth: admin()}), 400, CodeBadRequest)

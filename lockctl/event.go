@@ -22,6 +22,33 @@ const (
 	EventLoginDestroy      = "login.destroy"
 	actorGroupLink         = "GroupLink"
 	actorUser              = "User"
+	actorGuest             = "Guest"
+	authByAccessKey        = "AccessKey"
+	objectUser             = "User"
+	objectGuest            = "Guest"
+	objectRoleAssignment   = "RoleAssignment"
+	objectInvite           = "Invite"
+	EventUserCreate        = "user.create"
+	EventUserUpdate        = "user.update"
+	EventUserDestroy       = "user.destroy"
+	EventMemberCreate      = "member.create"
+	EventMemberUpdate      = "member.update"
+	EventMemberDestroy     = "member.destroy"
+	EventGuestCreate       = "guest.create"
+	EventGuestDestroy      = "guest.destroy"
+	EventAssignmentCreate  = "role_assignment.create"
+	EventAssignmentUpdate  = "role_assignment.update"
+	EventAssignmentDestroy = "role_assignment.destroy"
+	EventShareCreate       = "share.create"
+	EventShareUpdate       = "share.update"
+	EventShareDestroy      = "share.destroy"
+	EventInviteCreate      = "invite.create"
+	EventGroupUpdate       = "group.update"
+	objectGroup            = "Group"
+	EventAccessKeyCreate   = "access_key.create"
+	EventAccessKeyDestroy  = "access_key.destroy"
+	objectAccessKey        = "AccessKey"
+	EventAssignmentNotify  = "role_assignment.notify"
 	authByGroupLink        = "GroupLink"
 	authByLogin            = "Login"
 	objectLock             = "Lock"
@@ -42,6 +69,9 @@ type Event struct {
 	ActorEmail          string    `gorm:"size:320;not null;default:''"`
 	AuthenticatedByType string    `gorm:"size:32;not null;default:''"`
 	AuthenticatedByID   *int64    ``
+	AuthorizedByType    string    `gorm:"size:32;not null;default:''"`
+	AuthorizedByID      *int64    ``
+	AuthorizedByRoleID  string    `gorm:"size:64;not null;default:''"`
 	ObjectType          string    `gorm:"size:32;not null;default:''"`
 	ObjectID            *int64    `gorm:"index"`
 	ObjectName          string    `gorm:"size:500;not null;default:''"`

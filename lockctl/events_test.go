@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,5 +184,18 @@ func TestRegisterOnForeignEcho(t *testing.T) {
 	rec := e.do(req{method: "GET", path: "/places", auth: admin()})
 	if rec.Code != http.StatusTeapot {
 		t.Errorf("outside /lockctl: %d, want the host's own error handling", rec.Code)
+	}
+}
+
+func TestEventTypes(t *testing.T) {
+	e := newEnv(t, nil)
+	got := decodeStrict[[]string](t, e.must(200, req{method: "GET", path: "/events/types", auth: admin()}))
+	if !slices.IsSorted(got) {
+		t.Errorf("event types %v, want them sorted", got)
+	}
+	for _, want := range []string{"lock.unlock", "role_assignment.update", "guest.create", "invite.create", "user.destroy"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("event types lack %s", want)
+		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 const maxEventInterval = 90 * 24 * time.Hour
 
 // listEvents is the GET /events extension: events newest first, filtered by
-// type (comma list), actor_type, actor_id, object_type, object_id,
+// type (comma list), actor_type, actor_id, authenticated_by_type,
+// object_type, object_id,
 // place_id, success, since and until, paged with limit/offset.
 func (c *Controller) listEvents(ec echo.Context) error {
 	pg, err := parsePage(ec, defaultEventsPageLimit)
@@ -31,6 +32,9 @@ func (c *Controller) listEvents(ec echo.Context) error {
 		return err
 	}
 	if f.ObjectType, err = queryText(ec, "object_type"); err != nil {
+		return err
+	}
+	if f.AuthType, err = queryText(ec, "authenticated_by_type"); err != nil {
 		return err
 	}
 	for name, dst := range map[string]**int64{"actor_id": &f.ActorID, "object_id": &f.ObjectID, "place_id": &f.PlaceID} {
@@ -170,4 +174,20 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// kisiEventTypes are the event types lockctl records that Kisi also
+// defines, sorted, as GET /events/types lists them. lockctl's own types
+// (relay and connectivity reports, notify outcomes) are not among them.
+var kisiEventTypes = []string{
+	EventAccessKeyCreate, EventAccessKeyDestroy, EventGroupUpdate, EventGroupLinkCreate, EventGroupLinkDestroy, EventGuestCreate,
+	EventGuestDestroy, EventInviteCreate, EventLockCancelLock, EventLockLockDown, EventLockLocked, EventLockUnlock,
+	EventLoginCreate, EventLoginDestroy, EventMemberCreate, EventMemberDestroy, EventMemberUpdate,
+	EventAssignmentCreate, EventAssignmentDestroy, EventAssignmentUpdate, EventShareCreate, EventShareDestroy,
+	EventShareUpdate, EventUserCreate, EventUserDestroy, EventUserUpdate,
+}
+
+// listEventTypes is GET /events/types: a bare array of type names.
+func (c *Controller) listEventTypes(ec echo.Context) error {
+	return ec.JSON(http.StatusOK, kisiEventTypes)
 }

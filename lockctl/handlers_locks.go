@@ -103,6 +103,8 @@ func (c *Controller) listLocks(ec echo.Context) error {
 	if p.Link != nil {
 		f.GroupID = &p.Link.GroupID
 	}
+	f.Person = p.person()
+	holder := p.Link != nil || f.Person != nil
 	ctx := ec.Request().Context()
 	locks, total, err := c.store.listLocks(ctx, f, pg)
 	if err != nil {
@@ -116,7 +118,7 @@ func (c *Controller) listLocks(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if p.Link != nil {
+	if holder {
 		out := make([]holderLockResponse, len(locks))
 		for i, l := range locks {
 			out[i] = newHolderLockResponse(l, places[l.PlaceID])

@@ -119,6 +119,18 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	if err := fe.err(); err != nil {
 		return err
 	}
+	ctx := ec.Request().Context()
+	var user *User
+	if r.Email != "" {
+		u, found, err := c.store.userByEmail(ctx, strings.ToLower(r.Email))
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fieldErrors{"email": {"must belong to a user"}}
+		}
+		user = &u
+	}
 	secret, err := newSecret()
 	if err != nil {
 		return err
@@ -126,7 +138,9 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	p, _ := who(ec)
 	l := Login{Name: r.Name, Email: r.Email, Type: r.Type, DeviceBrand: r.DeviceBrand, DeviceModel: r.DeviceModel,
 		OSName: r.OSName, Expire: expireRequested(r.Expire), SecretHash: hashSecret(secret), MintedBy: c.mintedBy(p)}
-	ctx := ec.Request().Context()
+	if user != nil {
+		return c.createUserLogin(ec, l, *user, secret)
+	}
 	err = c.store.tx(ctx, func(ts *store) error {
 		n, err := ts.countLogins(ctx, l.MintedBy)
 		if err != nil {
@@ -149,14 +163,19 @@ func (c *Controller) createLogin(ec echo.Context) error {
 	})
 }
 
-// listLogins is GET /logins: the logins that work with the configured
-// bootstrap key, oldest first, paged with limit/offset.
+// listLogins is GET /logins: the administrators' API keys that work with
+// the configured bootstrap key, or with user_id that user's logins, oldest
+// first, paged with limit/offset.
 func (c *Controller) listLogins(ec echo.Context) error {
 	pg, err := parsePage(ec, 50)
 	if err != nil {
 		return err
 	}
-	logins, total, err := c.store.listLogins(ec.Request().Context(), mintHash(c.opts.AdminAPIKey), pg)
+	userID, err := queryInt(ec, "user_id")
+	if err != nil {
+		return err
+	}
+	logins, total, err := c.store.listLogins(ec.Request().Context(), mintHash(c.opts.AdminAPIKey), userID, pg)
 	if err != nil {
 		return err
 	}
@@ -193,4 +212,61 @@ func (c *Controller) addLoginEvent(ec echo.Context, ts *store, typ string, l Log
 	e := c.requestEvent(ec, typ)
 	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectLogin, ptr(l.ID), l.displayName(), true
 	return ts.addEvent(ec.Request().Context(), &e)
+}
+
+// userLoginResponse is Kisi's Login for a login made on a user's behalf.
+type userLoginResponse struct {
+	ID     int64     `json:"id"`
+	Type   string    `json:"type"`
+	Name   *string   `json:"name"`
+	Expire bool      `json:"expire"`
+	UserID int64     `json:"user_id"`
+	User   loginUser `json:"user"`
+	Email  string    `json:"email"`
+	Secret string    `json:"secret"`
+	// AuthenticationToken is Kisi's deprecated alias of Secret.
+	AuthenticationToken string    `json:"authentication_token"`
+	CreatedAt           jsonTime  `json:"created_at"`
+	LastUsedAt          *jsonTime `json:"last_used_at"`
+}
+
+// createUserLogin stores l as a device login of user (POST /logins with
+// login.email): its secret, as "KISI-LOGIN <secret>", unlocks what the user
+// may unlock with app access, and nothing an administrator may do. A user
+// keeps at most maxUserLogins; the least recently used goes first.
+func (c *Controller) createUserLogin(ec echo.Context, l Login, user User, secret string) error {
+	ctx := ec.Request().Context()
+	l.UserID, l.Email = &user.ID, user.Email
+	err := c.store.tx(ctx, func(ts *store) error {
+		if err := c.addUserLogin(ec, ts, &l); err != nil {
+			return err
+		}
+		return c.addLoginEvent(ec, ts, EventLoginCreate, l)
+	})
+	if err != nil {
+		return err
+	}
+	return ec.JSON(http.StatusOK, userLoginResponse{ID: l.ID, Type: l.Type, Name: nullable(l.Name), Expire: l.Expire,
+		UserID: user.ID, User: loginUser{ID: user.ID, Email: nullable(user.Email), Name: user.Name,
+			Expire: strconv.FormatBool(l.Expire)},
+		Email: user.Email, Secret: secret, AuthenticationToken: secret, CreatedAt: jt(l.CreatedAt)})
+}
+
+// addUserLogin stores l (with UserID set) through ts, first removing the
+// user's least recently used logins beyond maxUserLogins-1.
+func (c *Controller) addUserLogin(ec echo.Context, ts *store, l *Login) error {
+	ctx := ec.Request().Context()
+	existing, err := ts.userLogins(ctx, *l.UserID)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+maxUserLogins-1 < len(existing); i++ {
+		if _, err := ts.deleteLogin(ctx, existing[i].ID); err != nil {
+			return err
+		}
+		if err := c.addLoginEvent(ec, ts, EventLoginDestroy, existing[i]); err != nil {
+			return err
+		}
+	}
+	return ts.createLogin(ctx, l)
 }

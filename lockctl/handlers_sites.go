@@ -123,11 +123,13 @@ func (c *Controller) listPlaces(ec echo.Context) error {
 		}
 		f.IDs = append(f.IDs[:0:0], g.PlaceID)
 	}
+	f.Person = p.person()
+	holder := p.Link != nil || f.Person != nil
 	places, total, err := c.store.listPlaces(ctx, f, pg)
 	if err != nil {
 		return err
 	}
-	if p.Link != nil {
+	if holder {
 		out := make([]holderPlaceResponse, len(places))
 		for i, pl := range places {
 			out[i] = holderPlaceResponse{ID: pl.ID, ResourceType: "Place", Name: pl.Name,
@@ -255,4 +257,57 @@ func (c *Controller) groupResponses(ec echo.Context, groups []Group) ([]groupRes
 		out[i] = newGroupResponse(g, places[g.PlaceID], counts[g.ID])
 	}
 	return out, nil
+}
+
+// updateGroup is PATCH (or PUT) /groups/{id}: name, description and
+// login_enabled (app access: whether users' logins open the group's
+// doors); 204, as Kisi.
+func (c *Controller) updateGroup(ec echo.Context) error {
+	id, err := pathID(ec)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Group struct {
+			Name         *string `json:"name"`
+			Description  *string `json:"description"`
+			LoginEnabled *bool   `json:"login_enabled"`
+		} `json:"group"`
+	}
+	if err := bindBody(ec, &req); err != nil {
+		return err
+	}
+	r := req.Group
+	fe := fieldErrors{}
+	if r.Name != nil {
+		checkName(fe, *r.Name)
+	}
+	if r.Description != nil {
+		checkText(fe, "description", *r.Description, maxDescription)
+	}
+	if err := fe.err(); err != nil {
+		return err
+	}
+	ctx := ec.Request().Context()
+	err = c.store.tx(ctx, func(ts *store) error {
+		g, err := ts.updateGroup(ctx, id, func(g *Group) {
+			if r.Name != nil {
+				g.Name = strings.TrimSpace(*r.Name)
+			}
+			if r.Description != nil {
+				g.Description = *r.Description
+			}
+			if r.LoginEnabled != nil {
+				g.LoginEnabled = *r.LoginEnabled
+			}
+		})
+		if err != nil {
+			return conflictAsField(err, "name")
+		}
+		return c.addPersonEvent(ec, ts, EventGroupUpdate, objectGroup, g.ID, g.Name, ptr(g.PlaceID))
+	})
+	if err != nil {
+		return err
+	}
+	return ec.NoContent(http.StatusNoContent)
 }

@@ -8,7 +8,9 @@ import (
 
 // landingPage is what an emailed link opens. The secret travels in the URL
 // fragment, which browsers never send, so it appears in no server log; the
-// page's script reads it and calls the API with KISI-GROUP-LINK.
+// page's script reads it and calls the API with KISI-GROUP-LINK, or with
+// KISI-ACCESS-KEY for a fragment "key:<secret>" (a guest's access key) and
+// KISI-LOGIN for "login:<secret>" (a user's login).
 const landingPage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Access link</title>
@@ -16,8 +18,10 @@ const landingPage = `<!doctype html>
 button{font-size:1.1rem;padding:.6rem 1rem;margin:.3rem 0;width:100%}#msg{min-height:1.5rem}</style></head>
 <body><h1>Your doors</h1><p id="msg"></p><div id="locks"></div>
 <script>
-const secret = location.hash.slice(1);
-const auth = {"Authorization": "KISI-GROUP-LINK " + secret, "Accept": "application/json"};
+const frag = location.hash.slice(1);
+const scheme = frag.startsWith("key:") ? "KISI-ACCESS-KEY" : frag.startsWith("login:") ? "KISI-LOGIN" : "KISI-GROUP-LINK";
+const secret = frag.replace(/^(key|login):/, "");
+const auth = {"Authorization": scheme + " " + secret, "Accept": "application/json"};
 const msg = t => document.getElementById("msg").textContent = t;
 async function load() {
   const r = await fetch("locks", {headers: auth});

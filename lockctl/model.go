@@ -85,7 +85,10 @@ type Login struct {
 	Expire      bool       `gorm:"not null"`
 	SecretHash  string     `gorm:"size:64;not null;uniqueIndex:idx_lockctl_logins_secret"`
 	LastUsedAt  *time.Time ``
-	CreatedAt   time.Time  `gorm:"not null;autoCreateTime:false"`
+	// UserID is the User this login signs in, for a login created on a
+	// user's behalf (login.email); nil for an administrator's API key.
+	UserID    *int64    `gorm:"index"`
+	CreatedAt time.Time `gorm:"not null;autoCreateTime:false"`
 }
 
 // TableName implements gorm's tabler.
@@ -96,6 +99,7 @@ func (Login) TableName() string { return "lockctl_logins" }
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	err := db.WithContext(ctx).AutoMigrate(
 		&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{}, &IdempotencyRecord{},
+		&User{}, &Guest{}, &AccessKey{}, &RoleAssignment{},
 	)
 	if err != nil {
 		return fmt.Errorf("migrate lockctl: %w", err)

@@ -61,7 +61,7 @@ func (c *Controller) linkMessage(ctx context.Context, ec echo.Context, l GroupLi
 	for i, lk := range locks {
 		doors[i] = lk.Name
 	}
-	window := windowText(l, loc)
+	window := windowText(l.ValidFrom, l.ValidUntil, loc)
 	text := fmt.Sprintf("Hello %s,\n\nyour access link for %s opens: %s.\n%s\n\nOpen it here: %s\n\nKeep this link to yourself: anyone holding it can open these doors.\n",
 		l.Name, place.Name, strings.Join(doors, ", "), window, url)
 	var b strings.Builder
@@ -81,16 +81,16 @@ func (c *Controller) linkMessage(ctx context.Context, ec echo.Context, l GroupLi
 	return m, nil
 }
 
-// windowText says when the link works, in loc.
-func windowText(l GroupLink, loc *time.Location) string {
+// windowText says when access in [from, until) works, in loc.
+func windowText(from, until *time.Time, loc *time.Location) string {
 	const layout = "Mon 2 Jan 2006 15:04 MST"
 	switch {
-	case l.ValidFrom != nil && l.ValidUntil != nil:
-		return fmt.Sprintf("Valid from %s until %s.", l.ValidFrom.In(loc).Format(layout), l.ValidUntil.In(loc).Format(layout))
-	case l.ValidUntil != nil:
-		return fmt.Sprintf("Valid until %s.", l.ValidUntil.In(loc).Format(layout))
-	case l.ValidFrom != nil:
-		return fmt.Sprintf("Valid from %s.", l.ValidFrom.In(loc).Format(layout))
+	case from != nil && until != nil:
+		return fmt.Sprintf("Valid from %s until %s.", from.In(loc).Format(layout), until.In(loc).Format(layout))
+	case until != nil:
+		return fmt.Sprintf("Valid until %s.", until.In(loc).Format(layout))
+	case from != nil:
+		return fmt.Sprintf("Valid from %s.", from.In(loc).Format(layout))
 	}
 	return "Valid until revoked."
 }

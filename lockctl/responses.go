@@ -214,6 +214,9 @@ type eventResponse struct {
 	ActorEmail          *string  `json:"actor_email"`
 	AuthenticatedByType *string  `json:"authenticated_by_type"`
 	AuthenticatedByID   *int64   `json:"authenticated_by_id"`
+	AuthorizedByType    *string  `json:"authorized_by_type"`
+	AuthorizedByID      *int64   `json:"authorized_by_id"`
+	AuthorizedByRoleID  *string  `json:"authorized_by_role_id"`
 	ObjectType          string   `json:"object_type"`
 	ObjectID            *int64   `json:"object_id"`
 	ObjectName          string   `json:"object_name"`
@@ -232,7 +235,9 @@ func newEventResponse(e Event) eventResponse {
 	r := eventResponse{UUID: e.UUID, ID: e.ID, Type: e.Type, ActorType: nullable(e.ActorType), ActorID: e.ActorID,
 		ActorName: nullable(e.ActorName), ActorEmail: nullable(e.ActorEmail),
 		AuthenticatedByType: nullable(e.AuthenticatedByType), AuthenticatedByID: e.AuthenticatedByID,
-		ObjectType: e.ObjectType, ObjectID: e.ObjectID, ObjectName: e.ObjectName, Success: e.Success,
+		AuthorizedByType: nullable(e.AuthorizedByType), AuthorizedByID: e.AuthorizedByID,
+		AuthorizedByRoleID: nullable(e.AuthorizedByRoleID),
+		ObjectType:         e.ObjectType, ObjectID: e.ObjectID, ObjectName: e.ObjectName, Success: e.Success,
 		Code: nullable(e.Code), Message: nullable(e.Message), PlaceID: e.PlaceID,
 		ClientIP: nullable(e.ClientIP), UserAgent: nullable(e.UserAgent), CreatedAt: jt(e.CreatedAt)}
 	if _, action, ok := cutLast(e.Type, "."); ok {

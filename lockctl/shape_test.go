@@ -160,6 +160,9 @@ type kisiEvent struct {
 	ActorEmail          *string `json:"actor_email"`
 	AuthenticatedByType *string `json:"authenticated_by_type"`
 	AuthenticatedByID   *int64  `json:"authenticated_by_id"`
+	AuthorizedByType    *string `json:"authorized_by_type"`
+	AuthorizedByID      *int64  `json:"authorized_by_id"`
+	AuthorizedByRoleID  *string `json:"authorized_by_role_id"`
 	ObjectType          string  `json:"object_type"`
 	ObjectID            *int64  `json:"object_id"`
 	ObjectName          string  `json:"object_name"`

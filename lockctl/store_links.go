@@ -168,16 +168,22 @@ func (s *store) places(ctx context.Context, ids []int64) (map[int64]Place, error
 	return out, nil
 }
 
-// countLogins counts the logins minted under mintedBy.
+// countLogins counts the administrators' API keys minted under mintedBy.
 func (s *store) countLogins(ctx context.Context, mintedBy string) (int64, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Model(&Login{}).Where("minted_by = ?", mintedBy).Count(&n).Error
+	err := s.db.WithContext(ctx).Model(&Login{}).Where("minted_by = ? AND user_id IS NULL", mintedBy).Count(&n).Error
 	return n, translate(err, "count logins", "login")
 }
 
-// listLogins returns one page of the logins minted under mintedBy, by id.
-func (s *store) listLogins(ctx context.Context, mintedBy string, p page) ([]Login, int64, error) {
+// listLogins returns one page of the logins minted under mintedBy, by id:
+// those of userID, or with userID nil the administrators' API keys.
+func (s *store) listLogins(ctx context.Context, mintedBy string, userID *int64, p page) ([]Login, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Login{}).Where("minted_by = ?", mintedBy)
+	if userID != nil {
+		q = q.Where("user_id = ?", *userID)
+	} else {
+		q = q.Where("user_id IS NULL")
+	}
 	var out []Login
 	total, err := listPage(q, "id", p, &out)
 	return out, total, translate(err, "list logins", "login")

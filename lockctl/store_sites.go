@@ -11,6 +11,9 @@ import (
 type placeFilter struct {
 	IDs   []int64
 	Query string
+	// Person restricts the list to the places of the locks a person holds
+	// a role on.
+	Person *person
 }
 
 // lockFilter selects locks for GET /locks. GroupID restricts the list to the
@@ -20,6 +23,7 @@ type lockFilter struct {
 	Query      string
 	PlaceID    *int64
 	GroupID    *int64
+	Person     *person // only the locks this person holds a role on
 	Online     *bool
 	LockedDown *bool
 	Unlocked   *bool
@@ -58,6 +62,10 @@ func (s *store) listPlaces(ctx context.Context, f placeFilter, p page) ([]Place,
 	if f.Query != "" {
 		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\'`, likePattern(f.Query))
 	}
+	if f.Person != nil {
+		cond, args := personLocks(f.Person.Type, f.Person.ID)
+		q = q.Where("id IN (SELECT place_id FROM lockctl_locks WHERE "+cond+")", args...)
+	}
 	var out []Place
 	total, err := listPage(q, "name, id", p, &out)
 	return out, total, translate(err, "list places", "place")
@@ -88,6 +96,10 @@ func (s *store) listLocks(ctx context.Context, f lockFilter, p page) ([]Lock, in
 	}
 	if f.GroupID != nil {
 		q = q.Where("id IN (SELECT lock_id FROM lockctl_group_locks WHERE group_id = ?)", *f.GroupID)
+	}
+	if f.Person != nil {
+		cond, args := personLocks(f.Person.Type, f.Person.ID)
+		q = q.Where(cond, args...)
 	}
 	for col, v := range map[string]*bool{"online": f.Online, "locked_down": f.LockedDown, "unlocked": f.Unlocked} {
 		if v != nil {
@@ -226,4 +238,20 @@ func (s *store) countLocks(ctx context.Context, col string, ids []int64) (map[in
 		out[r.Ref] = r.Cnt
 	}
 	return out, nil
+}
+
+// updateGroup applies change to group id, locked from the read to the
+// write, and returns the group after it.
+func (s *store) updateGroup(ctx context.Context, id int64, change func(*Group)) (Group, error) {
+	var g Group
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := forUpdate(tx).Where("id = ?", id).Take(&g).Error; err != nil {
+			return translate(err, fmt.Sprintf("get group %d", id), "group")
+		}
+		change(&g)
+		g.UpdatedAt = s.stamp()
+		err := tx.Model(&Group{ID: id}).Select("name", "description", "login_enabled", "updated_at").Updates(&g).Error
+		return translate(err, fmt.Sprintf("update group %d", id), "group")
+	})
+	return g, err
 }

@@ -65,6 +65,20 @@ func (c *Controller) unlock(ec echo.Context) error {
 
 	var d *Denial
 	switch {
+	case p.person() != nil:
+		if !found {
+			return deny(errLockNotFound)
+		}
+		pers := p.person()
+		cands, err := c.store.unlockCandidates(ctx, pers.Type, pers.ID, lock)
+		if err != nil {
+			return deny(err)
+		}
+		var ra *RoleAssignment
+		ra, d = CheckPersonUnlock(*pers, cands, lock, p.User != nil, now)
+		if ra != nil {
+			e.AuthorizedByType, e.AuthorizedByID, e.AuthorizedByRoleID = objectRoleAssignment, ptr(ra.ID), ra.RoleID
+		}
 	case p.Link != nil:
 		inGroup := false
 		if found {
@@ -88,10 +102,17 @@ func (c *Controller) unlock(ec echo.Context) error {
 			Message: "Lock controller unavailable"})
 	}
 	e.Success = true
-	if p.Link == nil {
+	switch {
+	case p.person() != nil:
+		if err := c.store.recordPersonUnlock(context.WithoutCancel(ctx), &e, p, now); err != nil {
+			c.log.Error("record unlock", "actor_type", e.ActorType, "actor_id", *e.ActorID, "err", err)
+		}
+	case p.Link == nil:
 		c.record(ec, e)
-	} else if err := c.store.recordUnlock(context.WithoutCancel(ctx), &e, p.Link.ID, now); err != nil {
-		c.log.Error("record unlock", "link_id", p.Link.ID, "err", err)
+	default:
+		if err := c.store.recordUnlock(context.WithoutCancel(ctx), &e, p.Link.ID, now); err != nil {
+			c.log.Error("record unlock", "link_id", p.Link.ID, "err", err)
+		}
 	}
 	return ec.JSON(http.StatusOK, map[string]string{"message": "Unlocked!"})
 }
@@ -101,6 +122,8 @@ func credentialKey(p *principal) string {
 	switch {
 	case p.Link != nil:
 		return "link:" + strconv.FormatInt(p.Link.ID, 10)
+	case p.AccessKey != nil:
+		return "access_key:" + strconv.FormatInt(p.AccessKey.ID, 10)
 	case p.Login != nil:
 		return "login:" + strconv.FormatInt(p.Login.ID, 10)
 	}
