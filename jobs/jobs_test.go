@@ -141,14 +141,16 @@ func TestWorkerSyncsOnceAndSendsEmail(t *testing.T) {
 	r := openRedis(t)
 	d := newRecorder()
 	d.result = connector.SyncResult{Version: 1, Status: connector.StatusActive, EmailKind: "access", WindowKey: "w1"}
-	c := startWorker(t, r, d)
 	ctx := context.Background()
+	// A repeated enqueue of the same visit version is one task (enqueued
+	// before any worker runs, so the first cannot have finished already).
+	c := NewClient(r)
 	for range 3 {
-		// A repeated enqueue of the same visit version is one task.
 		if err := c.EnqueueVisitSync(ctx, 7, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
+	startWorker(t, r, d)
 	d.waitFor(t, "sync")
 	d.waitFor(t, "email")
 	// A new version is new work.
