@@ -202,7 +202,7 @@ func (u *UI) Register(s *Server) {
 	g.POST("/users/:id/delete", u.deleteUser, u.requireUser, u.requireAdmin)
 
 	if u.opts.Queues != nil {
-		h := echo.WrapHandler(u.opts.Queues)
+		h := echo.WrapHandler(selfContained(u.opts.Queues))
 		g.Any("/queues", h, u.requireUser, u.requireAdmin)
 		g.Any("/queues/*", h, u.requireUser, u.requireAdmin)
 	}
@@ -218,16 +218,15 @@ func staticHandler(fsys fs.FS) http.Handler {
 }
 
 // securityHeaders keeps our pages out of frames and scripts from other
-// origins. The queue dashboard brings its own scripts and is left alone.
+// origins.
 func (u *UI) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		if !strings.HasPrefix(c.Request().URL.Path, queuesPath) {
-			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		}
+		// The queue dashboard's own pages get theirs from selfContained.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		if !strings.HasPrefix(c.Request().URL.Path, "/admin/static/") {
 			h.Set("Cache-Control", "no-store")
 		}
@@ -257,7 +256,7 @@ func (u *UI) htmlErrors(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			u.log.Error("page failed", "request_id", requestID(c), "method", c.Request().Method, "path", c.Path(), "status", status, "err", err)
 		}
-		if strings.HasPrefix(c.Request().URL.Path, queuesPath) {
+		if isQueuesAPI(c.Request().URL.Path) {
 			return err
 		}
 		return u.render(c, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg})
