@@ -147,7 +147,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		t, err := template.New(base).Funcs(uiFuncs).ParseFS(uiFS, "templates/ui/layout.html", "templates/ui/_*.html", n)
+		t, err := template.New(base).Funcs(uiFuncs).Funcs(deskFuncs).ParseFS(uiFS, "templates/ui/layout.html", "templates/ui/_*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", base, err)
 		}
@@ -275,6 +275,9 @@ type view struct {
 	CanSim  bool
 	Data    any
 	NowYear int
+	// Zone is the front desk's time zone, for times that belong to no
+	// location (keys, users).
+	Zone *time.Location
 }
 
 // render writes page name with data inside the layout.
@@ -283,7 +286,7 @@ func (u *UI) render(c echo.Context, status int, name, title string, data any) er
 	if !ok {
 		return fmt.Errorf("no page template %q", name)
 	}
-	v := view{Title: title, Nav: name, Data: data, Demo: u.opts.Demo, Queues: u.opts.Queues != nil, NowYear: u.now().Year()}
+	v := view{Title: title, Nav: name, Data: data, Demo: u.opts.Demo, Queues: u.opts.Queues != nil, NowYear: u.now().Year(), Zone: u.zone}
 	if usr, ok := userOf(c); ok {
 		v.User = usr
 		v.CanSim = u.canSimulate(usr)

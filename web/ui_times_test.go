@@ -1,0 +1,85 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/web"
+)
+
+// TestUITimesCarryTheirZone: every time the front desk shows names its
+// zone. Keys, users and door events are in the desk's zone (Asia/Tokyo
+// here, JST); a visit's timeline is in its location's (Europe/Berlin, CET
+// or CEST).
+func TestUITimesCarryTheirZone(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newUIEnv(t, web.UIOptions{Demo: true, TimeZone: "Asia/Tokyo"})
+	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	ctx := context.Background()
+	_, key, err := e.accts.CreateAPIKey(ctx, "reporting script", "admin@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := e.do(t, http.MethodGet, "/admin/keys", nil, admin.cookie)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /admin/keys: %d", rec.Code)
+	}
+	if want := key.CreatedAt.In(tokyo).Format("Mon 2 Jan 2006 15:04 MST"); !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/admin/keys does not show the key's creation as %q (the desk's zone, named)", want)
+	}
+	if utc := key.CreatedAt.UTC().Format("2006-01-02 15:04"); strings.Contains(rec.Body.String(), utc) {
+		t.Errorf("/admin/keys still shows the UTC time %q", utc)
+	}
+	users := e.do(t, http.MethodGet, "/admin/users", nil, admin.cookie).Body.String()
+	if !regexp.MustCompile(`\d\d:\d\d JST`).MatchString(users) {
+		t.Errorf("/admin/users shows no time in JST")
+	}
+
+	// A door event: the admin opens a door on the controller.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.ctrl.URL+"/locks/1/unlock", nil)
+	req.Header.Set("Authorization", "KISI-LOGIN "+uiAdminKey)
+	resp, err := e.ctrl.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("unlock on the controller: %d", resp.StatusCode)
+	}
+	events := e.do(t, http.MethodGet, "/admin/events", nil, admin.cookie).Body.String()
+	if !regexp.MustCompile(`<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST</td>`).MatchString(events) {
+		t.Errorf("door events show no time with the desk's zone:\n%.2000s", events[strings.Index(events, "<tbody>"):])
+	}
+
+	// A visit at a Berlin location: its timeline is in Berlin time.
+	e.createDemoMapping(t)
+	rec = e.do(t, http.MethodPost, "/admin/simulate", url.Values{"csrf": {admin.csrf}, "kind": {"sign-in"}, "name": {"Ada Lovelace"},
+		"email": {"ada@example.com"}, "flow": {"177837/359435"}, "time_zone": {"Europe/Berlin"}}, admin.cookie)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("simulate: got %d, want 303: %s", rec.Code, rec.Body)
+	}
+	zone := time.Now().In(berlin).Format("MST")
+	visit := e.do(t, http.MethodGet, "/admin/visits/1", nil, admin.cookie).Body.String()
+	stamps := regexp.MustCompile(`<time datetime="[^"]+">([^<]+)</time>`).FindAllStringSubmatch(visit, -1)
+	if len(stamps) == 0 {
+		t.Fatalf("the visit's timeline has no times:\n%s", visit)
+	}
+	for _, s := range stamps {
+		if !strings.HasSuffix(s[1], " "+zone) {
+			t.Errorf("timeline time %q does not name the location's zone (%s)", s[1], zone)
+		}
+	}
+}
