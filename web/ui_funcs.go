@@ -12,6 +12,8 @@ const deskTimeLayout = "Mon 2 Jan 2006 15:04 MST"
 // deskFuncs are the template functions for times and labels; they join
 // uiFuncs in every page.
 var deskFuncs = template.FuncMap{
+	// formErrors lists a form's field errors in the page's order.
+	"formErrors": summarize,
 	// deskTime writes t (a time.Time or *time.Time) in loc with its zone;
 	// "—" for none.
 	"deskTime": func(t any, loc *time.Location) string {
