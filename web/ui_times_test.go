@@ -83,3 +83,34 @@ func TestUITimesCarryTheirZone(t *testing.T) {
 		}
 	}
 }
+
+// TestUITimelineSpeaksPlainly: the visit's timeline names each entry's
+// kind in words ("Envoy event", "Decision"), never the raw kind, which
+// stays on the entry for scripts and styles.
+func TestUITimelineSpeaksPlainly(t *testing.T) {
+	e := newUIEnv(t, web.UIOptions{Demo: true})
+	desk := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	e.createDemoMapping(t)
+	rec := e.do(t, http.MethodPost, "/admin/simulate", url.Values{"csrf": {desk.csrf}, "kind": {"sign-in"}, "name": {"Ada Lovelace"},
+		"email": {"ada@example.com"}, "flow": {"177837/359435"}, "time_zone": {"Europe/Berlin"}}, desk.cookie)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("simulate: got %d, want 303", rec.Code)
+	}
+	page := e.do(t, http.MethodGet, "/admin/visits/1", nil, desk.cookie).Body.String()
+	kinds := regexp.MustCompile(`<li data-kind="([a-z_]+)">.*?<span class="kind">([^<]*)</span>`).FindAllStringSubmatch(page, -1)
+	if len(kinds) < 2 {
+		t.Fatalf("the timeline has %d entries, want the event and the decision:\n%s", len(kinds), page)
+	}
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		if k[2] == k[1] || strings.Contains(k[2], "_") {
+			t.Errorf("timeline entry of kind %s is labelled %q, want words", k[1], k[2])
+		}
+		seen[k[2]] = true
+	}
+	for _, want := range []string{"Envoy event", "Decision"} {
+		if !seen[want] {
+			t.Errorf("the timeline has no %q entry; labels: %v", want, seen)
+		}
+	}
+}
