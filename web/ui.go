@@ -159,6 +159,7 @@ func parsePages() (map[string]*template.Template, error) {
 // Register mounts the front desk under /admin on s.
 func (u *UI) Register(s *Server) {
 	u.gatherer = s.Registry()
+	registerFavicon(s)
 	g := s.Group("/admin", u.htmlErrors, u.securityHeaders, u.loadSession, u.checkCSRF)
 	static, _ := fs.Sub(uiFS, "static")
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/admin/static/", staticHandler(static))))

@@ -114,3 +114,17 @@ func TestUITimelineSpeaksPlainly(t *testing.T) {
 		}
 	}
 }
+
+// TestFavicon: the icon the pages link is served, and /favicon.ico leads
+// to it, so a browser's own request for it is no 404.
+func TestFavicon(t *testing.T) {
+	e := newUIEnv(t, web.UIOptions{})
+	rec := e.do(t, http.MethodGet, "/favicon.ico", nil, "")
+	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/admin/static/favicon.svg" {
+		t.Fatalf("GET /favicon.ico: %d to %q, want 301 to /admin/static/favicon.svg", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = e.do(t, http.MethodGet, "/admin/static/favicon.svg", nil, "")
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "image/svg+xml") || !strings.Contains(rec.Body.String(), "<svg") {
+		t.Errorf("GET the favicon: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
