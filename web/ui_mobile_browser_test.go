@@ -49,6 +49,16 @@ func TestBrowserPhoneLayout(t *testing.T) {
 		t.Errorf("the last nav link (%s) cannot be scrolled into view", links[len(links)-1])
 	}
 
+	// The current page's link is in view, even when it is the last.
+	step(t, bctx, "open the users", 15*time.Second, chromedp.Navigate(d.url+"/admin/users"), chromedp.WaitVisible(chromedp.CSS(`main h1`)))
+	inView := value(t, bctx, "current nav link in view", chromedp.Evaluate[bool](
+		`(function () { var a = document.querySelector('header.top nav [aria-current=page]'); var r = a.getBoundingClientRect();
+		  return r.left >= 0 && r.right <= window.innerWidth; })()`))
+	if !inView {
+		t.Errorf("on /admin/users the current nav link (Users) is scrolled out of view")
+	}
+	step(t, bctx, "back to the visitors", 15*time.Second, chromedp.Navigate(d.url+"/admin?range=all"), chromedp.WaitVisible(chromedp.CSS(`#visit-rows`)))
+
 	// The visitors list: each row fits, with the name and the window.
 	rows := value(t, bctx, "visitor rows", chromedp.Evaluate[[]string](
 		`Array.from(document.querySelectorAll('#visit-rows tr')).map(function (tr) {
