@@ -77,6 +77,7 @@ func NewAPI(log *slog.Logger, svc *connector.Service, maps *mappings.Store, grou
 
 // Register mounts the API and the guest routes on s.
 func (a *API) Register(s *Server) {
+	registerOpenAPI(s)
 	g := s.Group("/api/v1", a.requireKey)
 	g.GET("/mappings", a.listMappings)
 	g.POST("/mappings", a.createMapping)

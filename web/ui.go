@@ -147,7 +147,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" || strings.HasPrefix(base, "_") {
 			continue
 		}
-		t, err := template.New(base).Funcs(uiFuncs).ParseFS(uiFS, "templates/ui/layout.html", "templates/ui/_*.html", n)
+		t, err := template.New(base).Funcs(uiFuncs).Funcs(deskFuncs).ParseFS(uiFS, "templates/ui/layout.html", "templates/ui/_*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("template %s: %w", base, err)
 		}
@@ -159,6 +159,7 @@ func parsePages() (map[string]*template.Template, error) {
 // Register mounts the front desk under /admin on s.
 func (u *UI) Register(s *Server) {
 	u.gatherer = s.Registry()
+	registerFavicon(s)
 	g := s.Group("/admin", u.htmlErrors, u.securityHeaders, u.loadSession, u.checkCSRF)
 	static, _ := fs.Sub(uiFS, "static")
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/admin/static/", staticHandler(static))))
@@ -202,7 +203,7 @@ func (u *UI) Register(s *Server) {
 	g.POST("/users/:id/delete", u.deleteUser, u.requireUser, u.requireAdmin)
 
 	if u.opts.Queues != nil {
-		h := echo.WrapHandler(u.opts.Queues)
+		h := echo.WrapHandler(selfContained(u.opts.Queues))
 		g.Any("/queues", h, u.requireUser, u.requireAdmin)
 		g.Any("/queues/*", h, u.requireUser, u.requireAdmin)
 	}
@@ -218,16 +219,15 @@ func staticHandler(fsys fs.FS) http.Handler {
 }
 
 // securityHeaders keeps our pages out of frames and scripts from other
-// origins. The queue dashboard brings its own scripts and is left alone.
+// origins.
 func (u *UI) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
-		if !strings.HasPrefix(c.Request().URL.Path, queuesPath) {
-			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-		}
+		// The queue dashboard's own pages get theirs from selfContained.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		if !strings.HasPrefix(c.Request().URL.Path, "/admin/static/") {
 			h.Set("Cache-Control", "no-store")
 		}
@@ -257,7 +257,7 @@ func (u *UI) htmlErrors(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			u.log.Error("page failed", "request_id", requestID(c), "method", c.Request().Method, "path", c.Path(), "status", status, "err", err)
 		}
-		if strings.HasPrefix(c.Request().URL.Path, queuesPath) {
+		if isQueuesAPI(c.Request().URL.Path) {
 			return err
 		}
 		return u.render(c, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg})
@@ -276,6 +276,9 @@ type view struct {
 	CanSim  bool
 	Data    any
 	NowYear int
+	// Zone is the front desk's time zone, for times that belong to no
+	// location (keys, users).
+	Zone *time.Location
 }
 
 // render writes page name with data inside the layout.
@@ -284,7 +287,7 @@ func (u *UI) render(c echo.Context, status int, name, title string, data any) er
 	if !ok {
 		return fmt.Errorf("no page template %q", name)
 	}
-	v := view{Title: title, Nav: name, Data: data, Demo: u.opts.Demo, Queues: u.opts.Queues != nil, NowYear: u.now().Year()}
+	v := view{Title: title, Nav: name, Data: data, Demo: u.opts.Demo, Queues: u.opts.Queues != nil, NowYear: u.now().Year(), Zone: u.zone}
 	if usr, ok := userOf(c); ok {
 		v.User = usr
 		v.CanSim = u.canSimulate(usr)

@@ -118,11 +118,7 @@ func (f *mappingForm) fieldError(err error) {
 func (u *UI) check(ctx context.Context, f *mappingForm, m *mappings.Mapping) bool {
 	m.Normalize()
 	f.Delivery = string(m.Delivery)
-	if len(f.Errors) > 0 {
-		return false
-	}
-	if err := m.Validate(); err != nil {
-		f.fieldError(err)
+	if collectFieldErrors(f, *m); len(f.Errors) > 0 || f.Error != "" {
 		return false
 	}
 	known := map[int64]bool{}

@@ -195,7 +195,7 @@ func (f eventFilter) query() string {
 }
 
 func (u *UI) eventRow(e ctrlEvent) eventRow {
-	r := eventRow{At: e.CreatedAt.In(u.zone).Format("2006-01-02 15:04:05"), Type: e.Type, Object: e.ObjectName, OK: e.Success, Outcome: "ok"}
+	r := eventRow{At: e.CreatedAt.In(u.zone).Format("2006-01-02 15:04:05 MST"), Type: e.Type, Object: e.ObjectName, OK: e.Success, Outcome: "ok"}
 	if e.ActorName != nil {
 		r.Actor = *e.ActorName
 	}

@@ -204,7 +204,7 @@ func (u *UI) visitRow(ctx context.Context, v connector.Visit, links []connector.
 	}
 	for i := len(tl) - 1; i >= 0; i-- {
 		if tl[i].Kind == connector.KindUnlock {
-			r.LastUnlock = tl[i].At.In(loc).Format("15:04")
+			r.LastUnlock = tl[i].At.In(loc).Format("15:04 MST")
 			break
 		}
 	}
@@ -267,7 +267,7 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	// newest first.
 	for i := len(d.Timeline) - 1; i >= 0; i-- {
 		e := d.Timeline[i]
-		out.Timeline = append(out.Timeline, timelineView{At: e.At.In(loc).Format("Mon 2 Jan 15:04:05"), ISO: e.At.UTC().Format(time.RFC3339),
+		out.Timeline = append(out.Timeline, timelineView{At: e.At.In(loc).Format("Mon 2 Jan 15:04:05 MST"), ISO: e.At.UTC().Format(time.RFC3339),
 			Kind: e.Kind, Message: e.Message})
 	}
 	st := d.Visit.Status

@@ -19,7 +19,8 @@ import (
 )
 
 // runLockctl runs the bundled controller alone, with Kisi's paths at the
-// root: latchkey lockctl [--addr :8081] [--demo].
+// root and /healthz, /readyz and /metrics beside them:
+// latchkey lockctl [--addr :8081] [--demo].
 func runLockctl(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("lockctl", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -96,8 +97,7 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("demo seed: %w", err)
 		}
 	}
-	// Only the trusted proxies' forwarding headers reach the controller.
-	srv := web.HTTPServer(web.TrustedForwarding(trusted, lc.Handler()), web.Options{})
+	srv := web.HTTPServer(lockctlHandler(log, lc, db, trusted), web.Options{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("lockctl ready", "addr", ln.Addr().String())

@@ -25,6 +25,14 @@
     }, every);
   });
 
+  // On a phone the nav scrolls sideways: bring the current page's link
+  // into view, so it is not hidden past the edge.
+  var current = document.querySelector('header.top nav [aria-current=page]');
+  if (current && current.parentNode.scrollWidth > current.parentNode.clientWidth) {
+    var nav = current.parentNode;
+    nav.scrollLeft = current.offsetLeft - (nav.clientWidth - current.offsetWidth) / 2;
+  }
+
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
       return navigator.clipboard.writeText(text);
