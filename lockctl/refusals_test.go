@@ -106,3 +106,30 @@ func TestUserAgentIsBounded(t *testing.T) {
 		t.Errorf("stored user agent of %d bytes, want a prefix of at most %d", len(got), maxUserAgent)
 	}
 }
+
+// A flood of anonymous guesses uses up the sample, but a known link's own
+// refusals (a guest trying the door after their window ended) are each
+// recorded: the link's rate limit bounds them, and they are the audit
+// trail that matters.
+func TestKnownCredentialRefusalsAreAllRecorded(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.IPRate = Rate{PerSecond: -1} })
+	f := e.site()
+	l := e.link(f.visitors, map[string]any{"valid_until": rfc(e.clock.Now().Add(-time.Hour)), "valid_from": rfc(e.clock.Now().Add(-2 * time.Hour))})
+	for range 50 {
+		wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: holder("guess")}), 401, CodeLinkInvalid)
+	}
+	const tries = defaultRefusalSamples + 5
+	for range tries {
+		e.clock.Set(e.clock.Now().Add(2 * time.Second)) // within the link's own limit
+		wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}), 403, CodeNoLongerValid)
+	}
+	n := 0
+	for _, ev := range e.unlockEvents() {
+		if ev.Code != nil && *ev.Code == CodeNoLongerValid {
+			n++
+		}
+	}
+	if n != tries {
+		t.Errorf("%d of the expired link's %d refusals recorded, want all", n, tries)
+	}
+}

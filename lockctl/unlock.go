@@ -25,17 +25,27 @@ func tooMany(wait time.Duration) *apiError {
 // (at this instant), group membership, lock state, then the driver. A valid
 // credential is limited per credential only, so strangers at the same
 // address cannot throttle a guest. Every granted unlock is recorded as a
-// lock.unlock event with the client IP and user agent; refused ones are
-// sampled (see refusals).
+// lock.unlock event with the client IP and user agent; so is every refusal
+// of a known credential within its limit, while the rest are sampled (see
+// refusals).
 func (c *Controller) unlock(ec echo.Context) error {
 	now := c.now()
 	ctx := ec.Request().Context()
 	e := c.requestEvent(ec, EventLockUnlock)
 	e.UUID, e.CreatedAt, e.ObjectType = uuid.NewString(), now, objectLock
+	// Once a credential is known and within its rate limit, its refusals
+	// (a revoked guest trying the door after sign-out) are each recorded:
+	// that limit bounds them. Refusals without a valid credential, or over
+	// its limit, are sampled.
+	identified := false
 	deny := func(err error) error {
 		ae, _ := toAPIError(err)
 		e.Success, e.Code, e.Message = false, ae.Code, ae.Message
-		c.recordRefusal(ec, e)
+		if identified {
+			c.record(ec, e)
+		} else {
+			c.recordRefusal(ec, e)
+		}
 		return err
 	}
 
@@ -49,6 +59,7 @@ func (c *Controller) unlock(ec echo.Context) error {
 	if ok, wait := c.linkLimits.allow(credentialKey(p)); !ok {
 		return deny(tooMany(wait))
 	}
+	identified = true
 	lockID, err := pathID(ec)
 	if err != nil {
 		return deny(errLockNotFound)
