@@ -224,6 +224,22 @@ func ptSignInBody(t *testing.T, g ptGuest, at time.Time) []byte {
 	})
 }
 
+// ptSignOutBody is the captured sign-out of g, signed in at in and out at
+// out.
+func ptSignOutBody(t *testing.T, g ptGuest, in, out time.Time) []byte {
+	t.Helper()
+	return ptFixture(t, "envoy-plugin-event-entry_sign_out.json", func(doc map[string]any) {
+		doc["meta"].(map[string]any)["job"].(map[string]any)["id"] = "sign-out-" + g.ID
+		p := doc["payload"].(map[string]any)
+		p["id"] = g.ID
+		delete(p["relationships"].(map[string]any), "invite")
+		a := p["attributes"].(map[string]any)
+		a["full-name"], a["email"] = g.Name, g.Email
+		a["signed-in-at"] = in.UTC().Format("2006-01-02 15:04:05 UTC")
+		a["signed-out-at"] = out.UTC().Format("2006-01-02 15:04:05 UTC")
+	})
+}
+
 // ptInviteBody is the captured invite of g, expected at arrival.
 func ptInviteBody(t *testing.T, g ptGuest, arrival time.Time) []byte {
 	t.Helper()

@@ -106,7 +106,9 @@ func unlockOutcome(err error) (int, string) {
 const (
 	stateScheduled = "scheduled"
 	stateActive    = "active"
-	stateRevoked   = "revoked"
+	stateRevoked   = "revoked"   // at the desk, or refused by the block list
+	stateDeparted  = "departed"  // signed out
+	stateCancelled = "cancelled" // the invitation was withdrawn
 	stateHeld      = "held"
 	stateEnded     = "ended"
 	stateNotFound  = "notfound"
@@ -146,6 +148,18 @@ func passState(v connector.Visit, now time.Time) string {
 		}
 		return stateActive
 	case connector.StatusRevoked:
+		// The guest is told how access ended: thanked after a sign-out,
+		// given the plain reason after a desk revoke, a cancelled
+		// invitation or a refusal.
+		f := v.Facts
+		switch {
+		case v.ManuallyRevoked || f.Denied:
+			return stateRevoked
+		case f.InviteRemoved:
+			return stateCancelled
+		case !f.SignedOutAt.IsZero():
+			return stateDeparted
+		}
 		return stateRevoked
 	case connector.StatusHeld:
 		return stateHeld
@@ -182,8 +196,11 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 	}
 	if err != nil {
 		if latchkey.KindOf(err) == latchkey.Unauthorized {
-			// The controller no longer knows the link: revoked there.
-			view.State = stateRevoked
+			// The controller no longer knows the link: revoked there,
+			// unless access had ended anyway.
+			if view.State == stateActive || view.State == stateScheduled {
+				view.State = stateRevoked
+			}
 		} else if view.Message == "" {
 			a.log.Warn("pass doors", "visit_id", v.ID, "err", err)
 			view.Message = "Your doors cannot be listed right now. Please reload in a moment or ask at the front desk."

@@ -119,6 +119,7 @@ func TestPassPage(t *testing.T) {
 		wantText   []string
 		wantDoors  []ptButton
 		wantQR     bool
+		notText    []string
 	}{
 		{
 			name: "active",
@@ -157,6 +158,36 @@ func TestPassPage(t *testing.T) {
 			},
 			wantStatus: http.StatusOK,
 			wantText:   []string{"This pass has been revoked and no longer opens doors"},
+		},
+		{
+			name: "signed out: thanked, not told it was revoked",
+			setup: func(s *ptStack) string {
+				v, tok := s.apply(ptSignInBody(s.t, ptJane, s.clock.Now().Add(-time.Hour)))
+				s.apply(ptSignOutBody(s.t, ptJane, s.clock.Now().Add(-time.Hour), s.clock.Now().Add(-time.Minute)))
+				if v2, _ := s.store.Visit(s.ctx, v.ID); v2.Status != connector.StatusRevoked {
+					s.t.Fatalf("after the sign-out the visit is %s, want revoked", v2.Status)
+				}
+				return tok
+			},
+			wantStatus: http.StatusOK,
+			wantText:   []string{"You have signed out", "Thank you for visiting"},
+			notText:    []string{"revoked"},
+		},
+		{
+			name: "invitation cancelled",
+			setup: func(s *ptStack) string {
+				_, tok := s.apply(ptInviteBody(s.t, ptBob, s.clock.Now().Add(2*time.Hour)))
+				s.apply(ptFixture(s.t, "envoy-plugin-event-invite_created.json", func(doc map[string]any) {
+					m := doc["meta"].(map[string]any)
+					m["event"] = "invite_removed"
+					m["job"].(map[string]any)["id"] = "invite-removed-" + ptBob.ID
+					doc["payload"].(map[string]any)["id"] = ptBob.ID
+				}))
+				return tok
+			},
+			wantStatus: http.StatusOK,
+			wantText:   []string{"Your invitation was cancelled"},
+			notText:    []string{"revoked", "Thank you"},
 		},
 		{
 			name: "link deleted on the controller reads as revoked",
@@ -216,6 +247,11 @@ func TestPassPage(t *testing.T) {
 			for _, w := range tt.wantText {
 				if !strings.Contains(got, w) {
 					t.Errorf("page text lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range tt.notText {
+				if strings.Contains(got, w) {
+					t.Errorf("page text has %q:\n%s", w, got)
 				}
 			}
 			if d := cmp.Diff(tt.wantDoors, ptButtons(page)); d != "" {

@@ -47,16 +47,7 @@ func newDataDesk(t *testing.T) *dataDesk {
 	v, _ = s.apply(ptInviteBody(t, guest(3, "Grace Hopper"), now.Add(26*time.Hour)))
 	want("scheduled", v)
 	s.apply(ptSignInBody(t, guest(4, "Alan Turing"), now.Add(-time.Hour)))
-	v, _ = s.apply(ptFixture(t, "envoy-plugin-event-entry_sign_out.json", func(doc map[string]any) {
-		doc["meta"].(map[string]any)["job"].(map[string]any)["id"] = "sign-out-880004"
-		p := doc["payload"].(map[string]any)
-		p["id"] = "880004"
-		delete(p["relationships"].(map[string]any), "invite")
-		a := p["attributes"].(map[string]any)
-		a["full-name"], a["email"] = "Alan Turing", "guest4@example.com"
-		a["signed-in-at"] = now.Add(-time.Hour).UTC().Format("2006-01-02 15:04:05 UTC")
-		a["signed-out-at"] = now.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05 UTC")
-	}))
+	v, _ = s.apply(ptSignOutBody(t, guest(4, "Alan Turing"), now.Add(-time.Hour), now.Add(-time.Minute)))
 	want("revoked", v)
 	v, _ = s.apply(ptSignInBody(t, guest(5, "Katherine Johnson"), now.Add(-5*time.Hour)))
 	want("expired", v)
