@@ -62,12 +62,12 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		// SQLite (webhooks BenchmarkWebhookIngest), so it stays off.
 		PrepareStmt: false,
 		NowFunc:     func() time.Time { return time.Now().UTC() },
-		Logger: logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
+		Logger: expectedErrors{logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
 			SlowThreshold:             500 * time.Millisecond,
 			LogLevel:                  logger.Warn,
 			IgnoreRecordNotFoundError: true,
 			ParameterizedQueries:      true,
-		}),
+		})},
 	}
 	var (
 		db  *gorm.DB

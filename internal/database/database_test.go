@@ -2,10 +2,15 @@ package database_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -146,4 +151,53 @@ func TestReadyNeedsAWrite(t *testing.T) {
 	if !strings.Contains(err.Error(), "write") {
 		t.Errorf("Ready error %q does not say the write failed", err)
 	}
+}
+
+// A duplicate key is an outcome callers expect (a repeated delivery); it is
+// not logged as a failed statement. Other failures still are.
+func TestDuplicateKeysAreNotLoggedAsErrors(t *testing.T) {
+	var buf syncBuf
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dsn, path := testenv.DSN(t)
+	db, err := database.Open(context.Background(), dsn, path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	type row struct {
+		Key string `gorm:"primaryKey;size:16"`
+	}
+	if err := db.AutoMigrate(&row{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Create(&row{Key: "a"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Create(&row{Key: "a"}).Error; !errors.Is(err, gorm.ErrDuplicatedKey) {
+		t.Fatalf("second insert: %v, want a duplicate key", err)
+	}
+	if strings.Contains(buf.String(), "level=ERROR") {
+		t.Errorf("a duplicate key was logged as an error:\n%s", buf.String())
+	}
+	_ = db.Exec("SELECT * FROM no_such_table").Error
+	if !strings.Contains(buf.String(), "level=ERROR") {
+		t.Errorf("a real failure was not logged:\n%s", buf.String())
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
