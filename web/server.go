@@ -261,7 +261,7 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			// in full: /v/<pass> paths are shortened.
 			s.log.LogAttrs(c.Request().Context(), levelFor(v.Status), "request",
 				slog.String("method", v.Method), slog.String("path", redactPath(v.URIPath)),
-				slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
+				slog.Int("status", v.Status), slog.Float64("duration_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("request_id", v.RequestID), slog.String("remote_ip", v.RemoteIP))
 			return nil
 		},

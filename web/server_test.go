@@ -2,11 +2,14 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -86,5 +89,31 @@ func TestRedactPath(t *testing.T) {
 		if got := redactPath(tt.in); got != tt.want {
 			t.Errorf("redactPath(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// Request log lines carry the duration in milliseconds, under a name that
+// says so, not a bare integer of nanoseconds.
+func TestRequestLogDurationHasAUnit(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(log, nil, Options{})
+	s.Group("").GET("/slow", func(c echo.Context) error {
+		time.Sleep(3 * time.Millisecond)
+		return c.NoContent(http.StatusNoContent)
+	})
+	serve(s, http.MethodGet, "/slow")
+	var line struct {
+		Msg        string   `json:"msg"`
+		DurationMS *float64 `json:"duration_ms"`
+		Latency    any      `json:"latency"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "request" {
+			break
+		}
+	}
+	if line.DurationMS == nil || *line.DurationMS < 3 || *line.DurationMS > 10_000 || line.Latency != nil {
+		t.Errorf("request log: duration_ms %v, latency %v; want about 3 ms in duration_ms and no unitless latency\n%s", line.DurationMS, line.Latency, buf.String())
 	}
 }
