@@ -16,7 +16,6 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/mappings"
 )
 
 // crashOnEmailDue makes every write that records a guest email as owed fail,
@@ -119,7 +118,7 @@ func (r *recordingSender) sent() []string {
 func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), rec, e.box,
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, rec, e.box,
 		connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute})
 	res := e.ingest(svc, walkIn(t, e.clock.Now()))
 	sr, err := svc.SyncVisit(e.ctx, res.VisitID)
@@ -166,7 +165,7 @@ func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
 	if _, err := clock.Measure(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box,
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, e.outbox, e.box,
 		connector.Options{PublicURL: publicURL, Now: clock.Now})
 	// Signed in 4 h minus 10 s ago: the 4-hour window ends in 10 s.
 	res := e.ingest(svc, walkIn(t, time.Now().Add(-4*time.Hour+10*time.Second)))

@@ -203,7 +203,7 @@ func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
 		t.Fatalf("secretbox: %v", err)
 	}
 	store := connector.NewStore(db)
-	svc := connector.NewService(log, store, client, maps, sender, box, connector.Options{PublicURL: dlPublic})
+	svc := connector.NewService(log, store, client, sender, box, connector.Options{PublicURL: dlPublic})
 	return &dlEnv{t: t, ctx: ctx, db: db, ctrl: ctrl, outbox: outbox, store: store, svc: svc}
 }
 

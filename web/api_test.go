@@ -69,11 +69,12 @@ func newAPIEnv(t *testing.T) apiEnv {
 	}
 	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
 	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
+	q := &uiQueue{}
+	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: "http://latchkey.test", Queue: q})
+	q.svc = svc
 	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{svc: svc}
 	accounts := web.NewAccounts(db)
-	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
+	web.NewAPI(log, svc, maps, ac, outbox, adminKey).WithKeys(accounts).Register(srv)
 	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts, db: db, outbox: outbox}
 }
 

@@ -165,10 +165,10 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 		ts = httptest.NewUnstartedServer(nil)
 		s.url = "http://" + ts.Listener.Addr().String()
 	}
-	s.svc = connector.NewService(log, s.store, client, maps, outbox, box, connector.Options{PublicURL: s.url, Now: now})
 	s.srv = web.New(log, nil, web.Options{})
 	if !o.live {
-		web.NewAPI(log, s.svc, maps, client, ptQueue{}, outbox, ptAdminKey).Register(s.srv)
+		s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now})
+		web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 		return s
 	}
 	rdb, err := jobs.OpenRedis(testenv.RedisURL(t))
@@ -177,8 +177,9 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := jobs.NewClient(rdb)
-	webhooks.NewHandler(log, s.svc, q, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
-	web.NewAPI(log, s.svc, maps, client, q, outbox, ptAdminKey).Register(s.srv)
+	s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now, Queue: q})
+	webhooks.NewHandler(log, s.svc, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
+	web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 	w := jobs.NewWorker(log, rdb, s.svc, q, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
@@ -189,13 +190,6 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	t.Cleanup(ts.Close)
 	return s
 }
-
-// ptQueue drops what the API enqueues; the pass tests sync by hand.
-type ptQueue struct{}
-
-func (ptQueue) EnqueueVisitSync(context.Context, int64, int64) error        { return nil }
-func (ptQueue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
-func (ptQueue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
 
 // ptGuest is one visitor of the tests.
 type ptGuest struct {

@@ -65,13 +65,13 @@ func newUIStack(t *testing.T) uiStack {
 
 	box, _ := secretbox.New(bytes.Repeat([]byte{9}, 32))
 	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: ts.URL})
 	rd, err := jobs.OpenRedis(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rd.Close() })
 	client := jobs.NewClient(rd)
+	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: ts.URL, Queue: client})
 	worker := jobs.NewWorker(log, rd, svc, client, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
@@ -79,10 +79,10 @@ func newUIStack(t *testing.T) uiStack {
 	t.Cleanup(worker.Shutdown)
 
 	srv := web.New(log, nil, web.Options{})
-	web.NewAPI(log, svc, maps, ac, client, outbox, uiAdminKey).Register(srv)
+	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
 	accts := web.NewAccounts(db)
-	ui, err := web.NewUI(log, accts, svc, maps, ac, client, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
-		ControllerURL: ctrl.URL, ControllerKey: uiAdminKey,
+	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
+		Controller: ac,
 		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
 			s, err := client.Stats(ctx)
 			return web.QueueStats(s), err

@@ -126,8 +126,8 @@ func newDataDesk(t *testing.T) *dataDesk {
 	if _, _, err := accts.CreateAPIKey(s.ctx, "reception tablet", "desk@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	ui, err := web.NewUI(s.logger, accts, s.svc, mappings.NewStore(s.db), s.client, ptQueue{}, s.outbox, web.UIOptions{
-		TimeZone: "Europe/Berlin", ControllerURL: s.ctrl.URL, ControllerKey: ptAdminKey})
+	ui, err := web.NewUI(s.logger, accts, s.svc, mappings.NewStore(s.db), s.client, s.outbox, web.UIOptions{
+		TimeZone: "Europe/Berlin", Controller: s.client})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/csv"
+	"github.com/latchkey/latchkey/connector/kisi"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -152,6 +153,10 @@ type eventFilter struct {
 	Success string
 }
 
+func (f eventFilter) kisi() kisi.EventFilter {
+	return kisi.EventFilter{Type: f.Type, Success: f.Success}
+}
+
 type eventRow struct {
 	At, Type, Actor, Object, Outcome, Detail, IP string
 	OK                                           bool
@@ -229,7 +234,7 @@ func (u *UI) eventsPage(c echo.Context) error {
 		d.Unavailable = "No controller API is configured for this process."
 		return u.render(c, http.StatusOK, "events", "Door events", d)
 	}
-	es, total, err := u.ctrl.events(c.Request().Context(), f, eventsPageSize, offset)
+	es, total, err := u.ctrl.Events(c.Request().Context(), f.kisi(), eventsPageSize, offset)
 	if err != nil {
 		d.Unavailable = "The controller's events could not be read right now."
 		u.log.Warn("door events", "err", err)
@@ -256,7 +261,7 @@ func (u *UI) eventsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	var rows []eventRow
 	for offset := 0; offset < maxCSVEvents; {
-		es, total, err := u.ctrl.events(ctx, f, 250, offset)
+		es, total, err := u.ctrl.Events(ctx, f.kisi(), 250, offset)
 		if err != nil {
 			return err
 		}

@@ -97,13 +97,14 @@ func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 	}
 	box, _ := secretbox.New(bytes.Repeat([]byte{5}, 32))
 	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
+	q := &uiQueue{}
+	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: "http://latchkey.test", Queue: q})
+	q.svc = svc
 	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{svc: svc}
-	web.NewAPI(log, svc, maps, ac, q, outbox, uiAdminKey).Register(srv)
+	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
 	accts := web.NewAccounts(db)
-	opts.ControllerURL, opts.ControllerKey = ctrl.URL, uiAdminKey
-	ui, err := web.NewUI(log, accts, svc, maps, ac, q, outbox, opts)
+	opts.Controller = ac
+	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

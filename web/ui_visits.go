@@ -365,12 +365,8 @@ func (u *UI) revoke(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, err := u.svc.Revoke(ctx, id)
-	if err != nil {
+	if _, err := u.svc.Revoke(ctx, id); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueVisitSync(ctx, v.ID, v.Version); err != nil {
-		u.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "revoked")
 }
@@ -385,12 +381,8 @@ func (u *UI) extend(c echo.Context) error {
 		return u.actionError(c, id, latchkey.Errorf(latchkey.Invalid, "minutes must be a number"))
 	}
 	ctx := c.Request().Context()
-	v, err := u.svc.Extend(ctx, id, mins)
-	if err != nil {
+	if _, err := u.svc.Extend(ctx, id, mins); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueVisitSync(ctx, v.ID, v.Version); err != nil {
-		u.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "extended")
 }
@@ -401,12 +393,8 @@ func (u *UI) resend(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, key, err := u.svc.Resend(ctx, id)
-	if err != nil {
+	if _, err := u.svc.Resend(ctx, id); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueEmail(ctx, v.ID, connector.EmailResend, key); err != nil {
-		return u.actionError(c, id, latchkey.Wrap(latchkey.Unavailable, "could not queue the email; try again", err))
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "resent")
 }

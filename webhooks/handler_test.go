@@ -36,6 +36,9 @@ func (q *queue) EnqueueVisitSync(_ context.Context, id, version int64) error {
 	return nil
 }
 
+func (q *queue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
+func (q *queue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+
 func (q *queue) count() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -69,10 +72,10 @@ func newEnv(t testing.TB) env {
 		t.Fatal(err)
 	}
 	// Ingest never calls the controller or the mailer.
-	svc := connector.NewService(testenv.Logger(t), connector.NewStore(db), nil, maps, nil, box, connector.Options{})
-	srv := web.New(testenv.Logger(t), nil, web.Options{})
 	q := &queue{}
-	webhooks.NewHandler(testenv.Logger(t), svc, q, []string{"old-secret", secret}, prometheus.NewRegistry()).Register(srv.Group("/webhooks"))
+	svc := connector.NewService(testenv.Logger(t), connector.NewStore(db), nil, nil, box, connector.Options{Queue: q})
+	srv := web.New(testenv.Logger(t), nil, web.Options{})
+	webhooks.NewHandler(testenv.Logger(t), svc, []string{"old-secret", secret}, prometheus.NewRegistry()).Register(srv.Group("/webhooks"))
 	return env{srv: srv, db: db, q: q, svc: svc}
 }
 

@@ -167,31 +167,6 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if cfg.has(roleWorker) {
 		warnLocalPublicURL(log, public) // the worker is what emails links
 	}
-	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
-	if cfg.bundledController() {
-		ctrlKey = cfg.AdminAPIKey
-		switch {
-		case ln != nil:
-			ctrlURL = "http://" + loopbackAddr(ln.Addr()) + "/lockctl"
-		case public != "":
-			ctrlURL = public + "/lockctl"
-		default:
-			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
-		}
-	}
-	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl", IdempotentCreates: cfg.ControllerKind == "lockctl"}
-	if cfg.bundledController() {
-		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
-		if a.srv != nil {
-			// The controller is served by this very process: call it in
-			// memory rather than over loopback TCP.
-			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv.InProcess()}}
-		}
-	}
-	ac, err := kisi.New(ctrlURL, kopts)
-	if err != nil {
-		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
-	}
 	box, err := secretbox.NewFromHex(cfg.SecretKey)
 	if err != nil {
 		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
@@ -209,33 +184,62 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		outbox = mail.NewOutbox(a.db).WithSealer(box)
 		sender = outbox
 	}
-	maps := mappings.NewStore(a.db)
-	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now})
-
-	if ln != nil {
-		if cfg.bundledController() {
-			driver, err := newDriver(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
-				EventRetention: cfg.EventRetention, Now: a.clock.Now})
-			lc.Register(a.srv.Group("/lockctl"))
-			go lc.RunSweeps(ctx, cfg.SweepEvery)
-			if cfg.Demo {
-				if err := lc.Seed(ctx); err != nil {
-					return fmt.Errorf("demo seed: %w", err)
-				}
+	// The bundled controller is served at /lockctl for other processes and
+	// tools; this process calls it in memory, through its own handler.
+	var lc *lockctl.Controller
+	if ln != nil && cfg.bundledController() {
+		driver, err := newDriver(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		lc = lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
+			EventRetention: cfg.EventRetention, Now: a.clock.Now})
+		lc.Register(a.srv.Group("/lockctl"))
+		go lc.RunSweeps(ctx, cfg.SweepEvery)
+		if cfg.Demo {
+			if err := lc.Seed(ctx); err != nil {
+				return fmt.Errorf("demo seed: %w", err)
 			}
 		}
-		webhooks.NewHandler(log, svc, client, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
+	}
+	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
+	if cfg.bundledController() {
+		ctrlKey = cfg.AdminAPIKey
+		switch {
+		case ln != nil:
+			ctrlURL = "http://" + loopbackAddr(ln.Addr()) + "/lockctl"
+		case public != "":
+			ctrlURL = public + "/lockctl"
+		default:
+			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
+		}
+	}
+	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl", IdempotentCreates: cfg.ControllerKind == "lockctl"}
+	if cfg.bundledController() {
+		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
+		if lc != nil {
+			// The controller is served by this very process: call its own
+			// handler in memory, not over loopback TCP and not through the
+			// public server's middleware.
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{http.StripPrefix("/lockctl", lc.Handler())}}
+		}
+	}
+	ac, err := kisi.New(ctrlURL, kopts)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
+	}
+	maps := mappings.NewStore(a.db)
+	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client})
+
+	if ln != nil {
+		webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
 		accounts := web.NewAccounts(a.db)
-		web.NewAPI(log, svc, maps, ac, client, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
+		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
 		setupToken, err := prepareSetup(ctx, accounts, cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		if err := a.registerUI(cfg, accounts, setupToken, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+		if err := a.registerUI(cfg, accounts, setupToken, redisURL, svc, maps, ac, client, outbox); err != nil {
 			return err
 		}
 		if setupToken != "" {
@@ -275,7 +279,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 }
 
 // registerUI mounts the front desk, with the queue dashboard for admins.
-func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
+func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL string, svc *connector.Service, maps *mappings.Store, ctrl *kisi.Client, client *jobs.Client, outbox *mail.Outbox) error {
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
@@ -285,9 +289,9 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	if zone == "" && cfg.Demo {
 		zone = "Europe/Berlin"
 	}
-	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
+	ui, err := web.NewUI(a.log, accounts, svc, maps, ctrl, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
+		Controller: ctrl, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
 		SetupToken: setupToken,
 		SetupDone: func() {
 			if err := removeSetupToken(cfg.DataDir); err != nil {
@@ -345,14 +349,23 @@ func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driv
 	return lockctl.NewSimDriver(nil), nil
 }
 
-// handlerTransport serves a process's calls to itself with its own handler,
-// in memory. Given the server's InProcess handler, the guest address our
-// client puts in X-Forwarded-For is believed (and nobody else's).
+// handlerTransport serves a process's calls to its bundled controller with
+// the controller's own handler, in memory. The guest our client acts for,
+// named in its X-Forwarded-For, becomes the request's peer address, so the
+// controller's audit log and per-address limits see the guest; nothing
+// from the network reaches this path.
 type handlerTransport struct{ h http.Handler }
 
 func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	in := r.Clone(r.Context())
 	in.RemoteAddr = "127.0.0.1:0"
+	if xff := in.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		parts := strings.Split(xff[len(xff)-1], ",")
+		if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+			in.RemoteAddr = net.JoinHostPort(ip.String(), "0")
+		}
+		in.Header.Del("X-Forwarded-For")
+	}
 	in.RequestURI = r.URL.RequestURI()
 	if in.Body == nil {
 		in.Body = http.NoBody
