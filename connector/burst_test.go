@@ -130,10 +130,10 @@ func TestBusyFrontDesk(t *testing.T) {
 // BenchmarkBusyFrontDesk reports how long one burst of 24 front-desk
 // actions and 24 webhooks takes (burst_ms).
 func BenchmarkBusyFrontDesk(b *testing.B) {
+	e := newEnv(b, envOptions{})
 	var total time.Duration
 	for n := range b.N {
 		b.StopTimer()
-		e := newEnv(b, envOptions{})
 		bu := newBurst(e, n)
 		b.StartTimer()
 		took, errs := bu.run(context.Background())
