@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/mail"
@@ -31,7 +32,7 @@ type apiEnv struct {
 	srv      *web.Server
 	maps     *mappings.Store
 	q        *uiQueue
-	accounts *web.Accounts
+	accounts *accounts.Store
 	db       *gorm.DB
 	outbox   *mail.Outbox
 }
@@ -50,7 +51,7 @@ func newAPIEnv(t *testing.T) apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, accounts.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
 		}
@@ -73,9 +74,9 @@ func newAPIEnv(t *testing.T) apiEnv {
 	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: "http://latchkey.test", Queue: q})
 	q.svc = svc
 	srv := web.New(log, nil, web.Options{})
-	accounts := web.NewAccounts(db)
-	web.NewAPI(log, svc, maps, ac, outbox, adminKey).WithKeys(accounts).Register(srv)
-	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts, db: db, outbox: outbox}
+	accts := accounts.NewStore(db)
+	web.NewAPI(log, svc, maps, ac, outbox, adminKey).WithKeys(accts).Register(srv)
+	return apiEnv{srv: srv, maps: maps, q: q, accounts: accts, db: db, outbox: outbox}
 }
 
 func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {

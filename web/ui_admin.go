@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/accounts"
 )
 
 type keysData struct {
@@ -115,7 +116,7 @@ func (u *UI) renderUsers(c echo.Context, status int, d usersData) error {
 
 func (u *UI) createUser(c echo.Context) error {
 	d := usersData{Email: c.FormValue("email"), Role: c.FormValue("role")}
-	role, err := ParseRole(d.Role)
+	role, err := accounts.ParseRole(d.Role)
 	if err == nil {
 		_, err = u.accts.CreateUser(c.Request().Context(), d.Email, c.FormValue("password"), role)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/mail"
@@ -34,14 +35,14 @@ const uiChromium = "/usr/bin/chromium"
 // connector and a jobs worker on Redis.
 type uiStack struct {
 	url   string
-	accts *web.Accounts
+	accts *accounts.Store
 }
 
 func newUIStack(t *testing.T) uiStack {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
+	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, accounts.Migrate} {
 		if err := m(ctx, db); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,7 @@ func newUIStack(t *testing.T) uiStack {
 
 	srv := web.New(log, nil, web.Options{})
 	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
-	accts := web.NewAccounts(db)
+	accts := accounts.NewStore(db)
 	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
 		Controller: ac,
 		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
@@ -169,7 +170,7 @@ func TestUIBrowserFrontDesk(t *testing.T) {
 	bctx := newBrowser(t)
 	s := newUIStack(t)
 	dir := artifactsDir(t)
-	if _, err := s.accts.CreateUser(context.Background(), "desk@example.com", "front desk password", web.RoleAdmin); err != nil {
+	if _, err := s.accts.CreateUser(context.Background(), "desk@example.com", "front desk password", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 

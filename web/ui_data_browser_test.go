@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
@@ -116,11 +117,11 @@ func newDataDesk(t *testing.T) *dataDesk {
 	want("failed", v)
 
 	// The front desk, served over loopback, with an admin and an API key.
-	if err := web.MigrateAccounts(s.ctx, s.db); err != nil {
+	if err := accounts.Migrate(s.ctx, s.db); err != nil {
 		t.Fatal(err)
 	}
-	accts := web.NewAccounts(s.db)
-	if _, err := accts.CreateUser(s.ctx, "desk@example.com", "front desk password", web.RoleAdmin); err != nil {
+	accts := accounts.NewStore(s.db)
+	if _, err := accts.CreateUser(s.ctx, "desk@example.com", "front desk password", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := accts.CreateAPIKey(s.ctx, "reception tablet", "desk@example.com"); err != nil {

@@ -20,13 +20,14 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/redisserver"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/jobs"
 	"github.com/latchkey/latchkey/lockctl"
@@ -38,7 +39,7 @@ import (
 // app holds what serve built, for shutdown in reverse order.
 type app struct {
 	log       *slog.Logger
-	db        *gorm.DB
+	db        *database.DB
 	redis     *jobs.Redis
 	miniredis *redisserver.Server
 	srv       *web.Server
@@ -127,7 +128,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if a.db, err = database.Open(ctx, cfg.DatabaseURL, database.SQLitePath(cfg.DataDir), log); err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if err := migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
+	if err := schema.Migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
 		return err
 	}
 	a.startClock(ctx)
@@ -233,13 +234,13 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 
 	if ln != nil {
 		webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
-		accounts := web.NewAccounts(a.db)
-		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
-		setupToken, err := prepareSetup(ctx, accounts, cfg.DataDir)
+		accts := accounts.NewStore(a.db)
+		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accts).Register(a.srv)
+		setupToken, err := prepareSetup(ctx, accts, cfg.DataDir)
 		if err != nil {
 			return err
 		}
-		if err := a.registerUI(cfg, accounts, setupToken, redisURL, svc, maps, ac, client, outbox); err != nil {
+		if err := a.registerUI(cfg, accts, setupToken, redisURL, svc, maps, ac, client, outbox); err != nil {
 			return err
 		}
 		if setupToken != "" {
@@ -279,7 +280,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 }
 
 // registerUI mounts the front desk, with the queue dashboard for admins.
-func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL string, svc *connector.Service, maps *mappings.Store, ctrl *kisi.Client, client *jobs.Client, outbox *mail.Outbox) error {
+func (a *app) registerUI(cfg *config, accts *accounts.Store, setupToken, redisURL string, svc *connector.Service, maps *mappings.Store, ctrl *kisi.Client, client *jobs.Client, outbox *mail.Outbox) error {
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
@@ -289,7 +290,7 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	if zone == "" && cfg.Demo {
 		zone = "Europe/Berlin"
 	}
-	ui, err := web.NewUI(a.log, accounts, svc, maps, ctrl, outbox, web.UIOptions{
+	ui, err := web.NewUI(a.log, accts, svc, maps, ctrl, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Controller: ctrl, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
 		SetupToken: setupToken,
@@ -308,34 +309,6 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	}
 	ui.Register(a.srv)
 	return nil
-}
-
-// migrateLockKey is the PostgreSQL advisory lock that keeps replicas
-// starting together from migrating at the same time.
-const migrateLockKey = 7_283_021_401
-
-// migrate runs every package's migrations in dependency order. On
-// PostgreSQL it holds an advisory lock on one connection meanwhile, so
-// replicas that start together migrate one after another.
-func migrate(ctx context.Context, db *gorm.DB, postgres bool) error {
-	run := func(db *gorm.DB) error {
-		for _, m := range []func(context.Context, *gorm.DB) error{database.Migrate, lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
-			if err := m(ctx, db); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if !postgres {
-		return run(db)
-	}
-	return db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-		if err := conn.Exec("SELECT pg_advisory_lock(?)", migrateLockKey).Error; err != nil {
-			return fmt.Errorf("migration lock: %w", err)
-		}
-		defer conn.Exec("SELECT pg_advisory_unlock(?)", migrateLockKey)
-		return run(conn)
-	})
 }
 
 func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driver, error) {
