@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -104,6 +105,9 @@ func (s *Service) Now() time.Time { return s.opts.Now().UTC() }
 // Inbound is one received webhook delivery.
 type Inbound struct {
 	DedupeKey string
+	// LegacyKey, when set, is the key an older release stored for the same
+	// delivery; a delivery stored under it is a duplicate too.
+	LegacyKey string
 	EventName string
 	JobID     string
 	Known     bool
@@ -137,6 +141,11 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 	var res IngestResult
 	apply := func(tx *Store) error {
 		d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
+		if in.LegacyKey != "" {
+			if _, found, err := tx.deliveryByKey(ctx, in.LegacyKey); err != nil || found {
+				return cmp.Or(err, errDuplicateDelivery)
+			}
+		}
 		if in.Known && ev.LocationID == "" {
 			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
 		}
@@ -204,7 +213,10 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 	}
 	if errors.Is(err, errDuplicateDelivery) {
 		// A retry of a delivery already stored: report what it did.
-		d, _, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
+		d, found, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
+		if ferr == nil && !found && in.LegacyKey != "" {
+			d, _, ferr = s.store.deliveryByKey(ctx, in.LegacyKey)
+		}
 		if ferr != nil {
 			return IngestResult{}, ferr
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -402,8 +403,8 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 		q = q.Where("location_id = ?", f.LocationID)
 	}
 	if f.Query != "" {
-		like := "%" + f.Query + "%"
-		q = q.Where("name LIKE ? OR email LIKE ?", like, like)
+		like := likePattern(f.Query)
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\'`, like, like)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("updated_at >= ?", f.Since.UTC())
@@ -420,6 +421,62 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 		return nil, 0, fmt.Errorf("list visits: %w", err)
 	}
 	return vs, total, nil
+}
+
+// likePattern is q as a case-insensitive LIKE pattern matching it anywhere,
+// with LIKE's wildcards escaped (use with ESCAPE '\' and LOWER(column)).
+// Only ASCII letters are folded, as SQLite's LOWER does, so a search
+// matches the same rows on SQLite and PostgreSQL for ASCII names.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	lower := strings.Map(func(c rune) rune {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}, q)
+	return "%" + r.Replace(lower) + "%"
+}
+
+// LastUnlocks returns when each of the given visits last unlocked a door;
+// visits that never did are absent.
+func (s *Store) LastUnlocks(ctx context.Context, visitIDs []int64) (map[int64]time.Time, error) {
+	out := map[int64]time.Time{}
+	for start := 0; start < len(visitIDs); start += 500 {
+		end := min(start+500, len(visitIDs))
+		var es []TimelineEntry
+		err := s.db.WithContext(ctx).Select("visit_id, at").
+			Where("kind = ? AND visit_id IN ?", KindUnlock, visitIDs[start:end]).Find(&es).Error
+		if err != nil {
+			return nil, fmt.Errorf("last unlocks of %d visits: %w", end-start, err)
+		}
+		for _, e := range es {
+			if e.At.After(out[e.VisitID]) {
+				out[e.VisitID] = e.At
+			}
+		}
+	}
+	return out, nil
+}
+
+// SyncLag reports how many visits changed before cutoff wait for their
+// sync, and when the longest-waiting of them changed (zero when none).
+func (s *Store) SyncLag(ctx context.Context, cutoff time.Time) (int64, time.Time, error) {
+	// The first OR is the visits_owed index predicate, as in unsynced.
+	q := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version < version", cutoff.UTC())
+	var n int64
+	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+		return 0, time.Time{}, fmt.Errorf("count unsynced visits: %w", err)
+	}
+	if n == 0 {
+		return 0, time.Time{}, nil
+	}
+	var v Visit
+	if err := q.Session(&gorm.Session{}).Select("id, updated_at").Order("updated_at").Take(&v).Error; err != nil {
+		return n, time.Time{}, fmt.Errorf("oldest unsynced visit: %w", err)
+	}
+	return n, v.UpdatedAt, nil
 }
 
 // due returns visits whose status changes by time alone as of now.

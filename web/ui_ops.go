@@ -3,12 +3,13 @@ package web
 import (
 	"context"
 	"encoding/csv"
-	"github.com/latchkey/latchkey/connector/kisi"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latchkey/latchkey/connector/kisi"
 
 	"github.com/labstack/echo/v4"
 
@@ -64,19 +65,11 @@ func (u *UI) health(ctx context.Context) health {
 		h.LastWebhookAgo = humanDuration(now.Sub(d.ReceivedAt)) + " ago, " + d.ReceivedAt.In(u.zone).Format("Mon 2 Jan 15:04:05 MST")
 	}
 	// Sync lag: visits whose change the reconciler has not applied yet.
-	if refs, err := u.svc.VisitsUnsynced(ctx, now.Add(time.Second)); err == nil {
-		h.Unsynced = len(refs)
-		var oldest time.Duration
-		for i, r := range refs {
-			if i >= 20 {
-				break
-			}
-			if v, err := u.svc.Store().Visit(ctx, r.ID); err == nil && now.Sub(v.UpdatedAt) > oldest {
-				oldest = now.Sub(v.UpdatedAt)
-			}
-		}
+	if n, since, err := u.svc.Store().SyncLag(ctx, now.Add(time.Second)); err == nil {
+		h.Unsynced = int(n)
 		h.SyncLag = "none"
-		if h.Unsynced > 0 {
+		if n > 0 {
+			oldest := now.Sub(since)
 			h.SyncLag = humanDuration(oldest)
 			h.SyncLagWarn = oldest > time.Minute
 		}

@@ -81,7 +81,7 @@ func (h *Handler) envoy(c echo.Context) error {
 		return refuse(c, err)
 	}
 	ctx := c.Request().Context()
-	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
 	if latchkey.KindOf(err) == latchkey.Invalid {
 		h.outcome.WithLabelValues("malformed").Inc()
 		return refuse(c, err)
