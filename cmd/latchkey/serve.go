@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/pprof"
 	"net/url"
 	"path/filepath"
@@ -222,7 +221,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			// The controller is served by this very process: call its own
 			// handler in memory, not over loopback TCP and not through the
 			// public server's middleware.
-			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{http.StripPrefix("/lockctl", lc.Handler())}}
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(http.StripPrefix("/lockctl", lc.Handler()))}
 		}
 	}
 	ac, err := kisi.New(ctrlURL, kopts)
@@ -320,32 +319,6 @@ func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driv
 		return d, nil
 	}
 	return lockctl.NewSimDriver(nil), nil
-}
-
-// handlerTransport serves a process's calls to its bundled controller with
-// the controller's own handler, in memory. The guest our client acts for,
-// named in its X-Forwarded-For, becomes the request's peer address, so the
-// controller's audit log and per-address limits see the guest; nothing
-// from the network reaches this path.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	in := r.Clone(r.Context())
-	in.RemoteAddr = "127.0.0.1:0"
-	if xff := in.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-		parts := strings.Split(xff[len(xff)-1], ",")
-		if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
-			in.RemoteAddr = net.JoinHostPort(ip.String(), "0")
-		}
-		in.Header.Del("X-Forwarded-For")
-	}
-	in.RequestURI = r.URL.RequestURI()
-	if in.Body == nil {
-		in.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, in)
-	return rec.Result(), nil
 }
 
 // loopbackAddr turns a listen address such as [::]:8080 into one this
