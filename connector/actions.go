@@ -222,8 +222,11 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 // ErrPassEnded is returned when a pass no longer gives access.
 var ErrPassEnded = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "this pass no longer opens doors"}
 
-// PassUnlock unlocks lockID with the link behind token that opens it. A
-// refusal carries the controller's reason (a *ControllerError cause).
+// PassUnlock unlocks lockID with the link behind token that opens it: with
+// one link, that link; with several, the one whose group holds the door
+// (asked of the controller as the link holder), so no other link is tried
+// and refused. A refusal carries the controller's reason (a
+// *ControllerError cause with its Refusal).
 func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) error {
 	v, err := s.PassByToken(ctx, token)
 	if err != nil {
@@ -236,28 +239,48 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 	if err != nil {
 		return err
 	}
-	var lastErr error = latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
+	var live []VisitLink
 	for _, l := range links {
-		if l.Removed || l.LinkID == 0 {
-			continue
+		if !l.Removed && l.LinkID != 0 {
+			live = append(live, l)
 		}
+	}
+	secret, err := s.linkFor(ctx, &v, live, lockID)
+	if err != nil {
+		return err
+	}
+	if err := s.ac.Unlock(ctx, secret, lockID); err != nil {
+		return err
+	}
+	if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
+		s.log.Warn("timeline", "visit_id", v.ID, "err", terr)
+	}
+	return nil
+}
+
+// linkFor returns the secret of the link among live that opens lockID, or
+// a NotFound error when none does.
+func (s *Service) linkFor(ctx context.Context, v *Visit, live []VisitLink, lockID int64) (string, error) {
+	notFound := latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
+	for _, l := range live {
 		secret, err := s.box.Open(l.SecretEnc, linkAD(v.ID, l.GroupID))
 		if err != nil {
-			return fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
+			return "", fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
 		}
-		err = s.ac.Unlock(ctx, string(secret), lockID)
-		if err == nil {
-			if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
-				s.log.Warn("timeline", "visit_id", v.ID, "err", terr)
+		if len(live) == 1 {
+			return string(secret), nil
+		}
+		locks, err := s.ac.LinkLocks(ctx, string(secret))
+		if err != nil {
+			return "", fmt.Errorf("doors of link %d: %w", l.LinkID, err)
+		}
+		for _, lk := range locks {
+			if lk.ID == lockID {
+				return string(secret), nil
 			}
-			return nil
 		}
-		if latchkey.KindOf(err) != latchkey.NotFound {
-			return err
-		}
-		lastErr = err
 	}
-	return lastErr
+	return "", notFound
 }
 
 // ignoredRecheck is how far back a mapping change looks for ignored visits

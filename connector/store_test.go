@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/webhooks"
 )
 
@@ -77,5 +79,39 @@ func TestSyncLagCountsBeyondAThousand(t *testing.T) {
 	got, since, err := e.store.SyncLag(e.ctx, start)
 	if err != nil || got != n || !since.Equal(old) {
 		t.Errorf("sync lag: %d visits since %v (err %v), want %d since %v", got, since, err, n, old)
+	}
+}
+
+// TestPassUnlockGoesStraightToTheDoorsLink: a pass with a link per group
+// unlocks a door of the second group with that group's link alone: no
+// other link is tried and refused (a failed event in the controller's
+// log, and a spent rate-limit token).
+func TestPassUnlockGoesStraightToTheDoorsLink(t *testing.T) {
+	e := newEnv(t, envOptions{mapping: func(m *mappings.Mapping) { m.GroupIDs = []int64{groupID, 2} }})
+	id := e.process(walkIn(t, start)).VisitID
+	v := e.visit(id)
+	p, err := e.svc.PassView(e.ctx, e.svc.PassToken(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	door := int64(0)
+	for _, d := range p.Doors {
+		if d.GroupID == 2 {
+			door = d.LockID
+		}
+	}
+	if door == 0 || len(e.liveLinks(id)) != 2 {
+		t.Fatalf("doors %+v, %d live links: want a door of group 2 and two links", p.Doors, len(e.liveLinks(id)))
+	}
+	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), door); err != nil {
+		t.Fatalf("unlock door %d: %v", door, err)
+	}
+	for _, ev := range e.events("lock.unlock") {
+		if !ev.Success {
+			t.Errorf("a refused unlock was sent: %+v", ev)
+		}
+	}
+	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), 9999); latchkey.KindOf(err) != latchkey.NotFound {
+		t.Errorf("unlock of a door the pass does not open: %v, want NotFound", err)
 	}
 }
