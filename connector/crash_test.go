@@ -157,9 +157,7 @@ func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 // not end a window early: 10 s before its end the guest still has the link.
 func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.clock.mu.Lock()
-	e.clock.t = time.Now().UTC()
-	e.clock.mu.Unlock()
+	e.clock.Set(time.Now().UTC())
 	fast := func() time.Time { return time.Now().Add(30 * time.Second) }
 	clock := database.NewClock(e.db, fast)
 	if _, err := clock.Measure(e.ctx); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/mappings"
@@ -49,24 +50,8 @@ const (
 // start is the test clock's initial time, a Monday morning.
 var start = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 
-// clock is a settable clock shared by the service and the controller.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the settable clock shared by the service and the controller.
+type clock = stacktest.Clock
 
 // envOptions changes how newEnv builds the environment.
 type envOptions struct {
@@ -142,7 +127,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			t.Fatalf("migrate %s: %v", name, err)
 		}
 	}
-	clk := &clock{t: start}
+	clk := stacktest.NewClock(start)
 	log := testenv.Logger(t)
 	outbox := mail.NewOutbox(db)
 

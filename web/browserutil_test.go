@@ -25,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/jobs"
 	"github.com/latchkey/latchkey/lockctl"
@@ -48,23 +49,8 @@ const (
 	ptWorkshop    = int64(4) // a door the "Visitors" group does not open
 )
 
-// ptClock is a settable clock for the connector and the controller.
-type ptClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *ptClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *ptClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// ptClock is the settable clock for the connector and the controller.
+type ptClock = stacktest.Clock
 
 // ptLog collects log output, to check that no secret reaches a log line.
 type ptLog struct {
@@ -128,7 +114,7 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 		logw = io.MultiWriter(logs, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clk := &ptClock{t: time.Now().UTC()}
+	clk := stacktest.NewClock(time.Now().UTC())
 	now := clk.Now
 	if o.live {
 		now = time.Now
