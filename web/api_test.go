@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/internal/testenv"
@@ -52,10 +53,8 @@ func newAPIEnv(t *testing.T) apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, accounts.Migrate} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatal(err)
 	}
 	log := testenv.Logger(t)
 	outbox := sealedOutbox(t, db)

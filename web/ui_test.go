@@ -17,12 +17,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
-	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/lockctl"
@@ -79,10 +78,8 @@ func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, accounts.Migrate} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatal(err)
 	}
 	log := testenv.Logger(t)
 	outbox := sealedOutbox(t, db)

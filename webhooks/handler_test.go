@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/fixtures"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/mappings"
@@ -58,10 +59,8 @@ func newEnv(t testing.TB) env {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{mappings.Migrate, connector.Migrate} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatal(err)
 	}
 	maps := mappings.NewStore(db)
 	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
