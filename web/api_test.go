@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,19 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/latchkey/latchkey/accounts"
-	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/mail"
-	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/stacktest"
-	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 )
 
-const adminKey = "admin-key-for-tests"
+const adminKey = stacktest.AdminKey
 
 type apiEnv struct {
 	srv      *web.Server
@@ -51,32 +45,10 @@ func sealedOutbox(t testing.TB, db *gorm.DB) *mail.Outbox {
 
 func newAPIEnv(t *testing.T) apiEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
-		t.Fatal(err)
-	}
-	log := testenv.Logger(t)
-	outbox := sealedOutbox(t, db)
-	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: adminKey})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
-	t.Cleanup(ctrl.Close)
-	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
-	maps := mappings.NewStore(db)
 	q := &uiQueue{}
-	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: "http://latchkey.test", Queue: q})
-	q.svc = svc
-	srv := web.New(log, nil, web.Options{})
-	accts := accounts.NewStore(db)
-	web.NewAPI(log, svc, maps, ac, outbox, adminKey).WithKeys(accts).Register(srv)
-	return apiEnv{srv: srv, maps: maps, q: q, accounts: accts, db: db, outbox: outbox}
+	s := stacktest.Start(t, stacktest.Options{Queue: q})
+	q.svc = s.Service
+	return apiEnv{srv: s.Server, maps: s.Mappings, q: q, accounts: s.Accounts, db: s.DB, outbox: s.Outbox}
 }
 
 func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {

@@ -1,11 +1,9 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,16 +18,12 @@ import (
 
 	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
-	"github.com/latchkey/latchkey/internal/schema"
-	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 )
 
-const uiAdminKey = "ui-test-admin-key-0123456789"
+const uiAdminKey = stacktest.AdminKey
 
 // uiQueue records what the front desk enqueues.
 type uiQueue struct {
@@ -76,38 +70,12 @@ type uiEnv struct {
 
 func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
-		t.Fatal(err)
-	}
-	log := testenv.Logger(t)
-	outbox := sealedOutbox(t, db)
-	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
-	t.Cleanup(ctrl.Close)
-	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: uiAdminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, _ := secretbox.New(bytes.Repeat([]byte{5}, 32))
-	maps := mappings.NewStore(db)
 	q := &uiQueue{}
-	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: "http://latchkey.test", Queue: q})
-	q.svc = svc
-	srv := web.New(log, nil, web.Options{})
-	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
-	accts := accounts.NewStore(db)
-	opts.Controller = ac
-	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ui.Register(srv)
-	return uiEnv{srv: srv, accts: accts, maps: maps, svc: svc, q: q, ctrl: ctrl}
+	s := stacktest.Start(t, stacktest.Options{Queue: q, UI: opts})
+	q.svc = s.Service
+	ctrl := httptest.NewServer(s.Controller.Handler())
+	t.Cleanup(ctrl.Close)
+	return uiEnv{srv: s.Server, accts: s.Accounts, maps: s.Mappings, svc: s.Service, q: q, ctrl: ctrl}
 }
 
 // uiSession is a signed-in browser: its cookie and its form token.

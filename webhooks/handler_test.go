@@ -10,15 +10,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/fixtures"
-	"github.com/latchkey/latchkey/internal/schema"
-	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 	"github.com/latchkey/latchkey/webhooks"
@@ -57,25 +54,12 @@ const secret = "whsec-test"
 
 func newEnv(t testing.TB) env {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
-		t.Fatal(err)
-	}
-	maps := mappings.NewStore(db)
-	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
-		t.Fatal(err)
-	}
-	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Ingest never calls the controller or the mailer.
 	q := &queue{}
-	svc := connector.NewService(testenv.Logger(t), connector.NewStore(db), nil, nil, box, connector.Options{Queue: q})
-	srv := web.New(testenv.Logger(t), nil, web.Options{})
-	webhooks.NewHandler(testenv.Logger(t), svc, []string{"old-secret", secret}, prometheus.NewRegistry()).Register(srv.Group("/webhooks"))
-	return env{srv: srv, db: db, q: q, svc: svc}
+	s := stacktest.Start(t, stacktest.Options{Queue: q, EnvoySecrets: []string{"old-secret", secret}})
+	if _, err := s.Mappings.Create(context.Background(), mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
+		t.Fatal(err)
+	}
+	return env{srv: s.Server, db: s.DB, q: q, svc: s.Service}
 }
 
 func fixture(t testing.TB, name string) []byte {

@@ -39,19 +39,32 @@ const (
 	PublicURL   = "http://latchkey.test"
 )
 
-// Clock is a settable clock, safe for concurrent use.
+// Clock is a settable clock, safe for concurrent use. A clock from
+// NewClock stands still until moved; one from RunningClock runs with the
+// wall clock, and moves with Advance and Set all the same.
 type Clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	running bool
+	since   time.Time // wall time when t was last set, for a running clock
 }
 
-// NewClock returns a clock reading t.
+// NewClock returns a clock reading t, standing still.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// RunningClock returns a clock that reads the wall time until moved.
+func RunningClock() *Clock {
+	now := time.Now()
+	return &Clock{t: now.UTC(), running: true, since: now}
+}
 
 // Now returns the clock's reading.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.running {
+		return c.t.Add(time.Since(c.since))
+	}
 	return c.t
 }
 
@@ -59,7 +72,7 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = t
+	c.t, c.since = t, time.Now()
 }
 
 // Advance moves the clock forward by d.
@@ -71,10 +84,19 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Options changes how Start builds the stack.
 type Options struct {
-	// Start is the clock's first reading (default: now, to the second).
+	// Start is the first reading of a clock standing still (default: a
+	// clock running with the wall time).
 	Start time.Time
 	// Worker runs a queue worker, so queued syncs and emails happen.
 	Worker bool
+	// Queue, when set, takes the service's queued work instead of Redis
+	// (a test that records what is queued); Worker is then ignored.
+	Queue connector.Queue
+	// EnvoySecrets are the webhook signing secrets (default EnvoySecret).
+	EnvoySecrets []string
+	// UI configures the front desk; its Controller and (when unset) Now
+	// are the stack's.
+	UI web.UIOptions
 }
 
 // Stack is one running latchkey for a test, torn down in cleanup.
@@ -96,11 +118,12 @@ type Stack struct {
 func Start(t testing.TB, o Options) *Stack {
 	t.Helper()
 	ctx := context.Background()
-	if o.Start.IsZero() {
-		o.Start = time.Now().UTC().Truncate(time.Second)
+	clock := RunningClock()
+	if !o.Start.IsZero() {
+		clock = NewClock(o.Start)
 	}
 	log := testenv.Logger(t)
-	s := &Stack{DB: testenv.DB(t), Clock: NewClock(o.Start)}
+	s := &Stack{DB: testenv.DB(t), Clock: clock}
 	if err := schema.Migrate(ctx, s.DB, testenv.Postgres()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -129,13 +152,24 @@ func Start(t testing.TB, o Options) *Stack {
 	t.Cleanup(func() { _ = rdb.Close() })
 	s.Queue = jobs.NewClient(rdb)
 	s.Mappings = mappings.NewStore(s.DB)
+	var q connector.Queue = s.Queue
+	if o.Queue != nil {
+		q, o.Worker = o.Queue, false
+	}
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
-		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: s.Queue})
+		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q})
 	s.Accounts = accounts.NewStore(s.DB)
 	s.Server = web.New(log, nil, web.Options{})
-	webhooks.NewHandler(log, s.Service, []string{EnvoySecret}, prometheus.NewRegistry()).Register(s.Server.Group("/webhooks"))
+	if len(o.EnvoySecrets) == 0 {
+		o.EnvoySecrets = []string{EnvoySecret}
+	}
+	webhooks.NewHandler(log, s.Service, o.EnvoySecrets, prometheus.NewRegistry()).Register(s.Server.Group("/webhooks"))
 	web.NewAPI(log, s.Service, s.Mappings, s.Kisi, s.Outbox, AdminKey).WithKeys(s.Accounts).Register(s.Server)
-	ui, err := web.NewUI(log, s.Accounts, s.Service, s.Mappings, s.Kisi, s.Outbox, web.UIOptions{Now: s.Clock.Now, Controller: s.Kisi})
+	o.UI.Controller = s.Kisi
+	if o.UI.Now == nil {
+		o.UI.Now = s.Clock.Now
+	}
+	ui, err := web.NewUI(log, s.Accounts, s.Service, s.Mappings, s.Kisi, s.Outbox, o.UI)
 	if err != nil {
 		t.Fatal(err)
 	}
