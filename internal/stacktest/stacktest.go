@@ -90,7 +90,8 @@ type Options struct {
 	// Worker runs a queue worker, so queued syncs and emails happen.
 	Worker bool
 	// Queue, when set, takes the service's queued work instead of Redis
-	// (a test that records what is queued); Worker is then ignored.
+	// (a test that records what is queued); there is then no Redis, no
+	// Stack.Queue and no worker.
 	Queue connector.Queue
 	// EnvoySecrets are the webhook signing secrets (default EnvoySecret).
 	EnvoySecrets []string
@@ -109,7 +110,7 @@ type Stack struct {
 	Outbox     *mail.Outbox
 	Accounts   *accounts.Store
 	Service    *connector.Service
-	Queue      *jobs.Client
+	Queue      *jobs.Client // nil with Options.Queue
 	// Server is the public HTTP server: /webhooks, /api/v1, /admin, /v.
 	Server *web.Server
 }
@@ -145,16 +146,19 @@ func Start(t testing.TB, o Options) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb, err := jobs.OpenRedis(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatalf("open redis: %v", err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	s.Queue = jobs.NewClient(rdb)
 	s.Mappings = mappings.NewStore(s.DB)
-	var q connector.Queue = s.Queue
-	if o.Queue != nil {
-		q, o.Worker = o.Queue, false
+	// A test that records the queue needs no Redis (a real one, from
+	// TEST_REDIS_URL, is held by one test at a time).
+	var q connector.Queue = o.Queue
+	var rdb *jobs.Redis
+	if q == nil {
+		rdb, err = jobs.OpenRedis(testenv.RedisURL(t))
+		if err != nil {
+			t.Fatalf("open redis: %v", err)
+		}
+		t.Cleanup(func() { _ = rdb.Close() })
+		s.Queue = jobs.NewClient(rdb)
+		q = s.Queue
 	}
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
 		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q})
@@ -174,7 +178,7 @@ func Start(t testing.TB, o Options) *Stack {
 		t.Fatal(err)
 	}
 	ui.Register(s.Server)
-	if o.Worker {
+	if o.Worker && rdb != nil {
 		w := jobs.NewWorker(log, rdb, s.Service, s.Queue, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second,
 			Now: s.Clock.Now})
 		if err := w.Start(); err != nil {
