@@ -82,13 +82,31 @@ var ErrUpdateUnsupported = errors.New("controller cannot update links in place")
 // was written): a link creation that failed so made no link.
 var ErrNotSent = errors.New("request not sent")
 
-// ControllerError is an error answer from the controller, with Kisi's error
-// code (e.g. "f358de" not yet valid) when it sent one.
+// ControllerError is an error answer from the controller, with the
+// controller's own error code when it sent one, and what that code means
+// to the domain (Refusal; empty when it means nothing known).
 type ControllerError struct {
 	Status  int
 	Code    string
 	Message string
+	Refusal Refusal
 }
+
+// Refusal is why the controller refused a guest's unlock, in the domain's
+// words; the controller client translates its wire codes into these.
+type Refusal string
+
+// The refusals a guest is told about.
+const (
+	RefusedNotStarted         Refusal = "not_started"
+	RefusedEnded              Refusal = "ended"
+	RefusedRevoked            Refusal = "revoked"
+	RefusedDoorOffline        Refusal = "door_offline"
+	RefusedNoAnswer           Refusal = "no_answer"
+	RefusedDoorLockedDown     Refusal = "door_locked_down"
+	RefusedBuildingLockedDown Refusal = "building_locked_down"
+	RefusedTooMany            Refusal = "too_many"
+)
 
 func (e *ControllerError) Error() string {
 	if e.Code != "" {

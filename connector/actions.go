@@ -16,26 +16,31 @@ import (
 const MaxExtendMinutes = 7 * 24 * 60
 
 // change applies fn to visit id and its decision in one transaction, bumps
-// the version when the desired state changed, and returns the visit.
-func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *Visit) error) (Visit, error) {
+// the version, queues the visit's sync once committed, and returns the
+// visit.
+func (s *Service) change(ctx context.Context, id int64, what string, fn func(v *Visit, m *mappings.Mapping) error) (Visit, error) {
 	v, _, err := s.changeUnless(ctx, id, what, fn, nil)
-	return v, err
+	if err != nil {
+		return v, err
+	}
+	s.afterSync(ctx, VisitRef{ID: v.ID, Version: v.Version})
+	return v, nil
 }
 
 // changeUnless is change, except that nothing is written (and changed is
 // false) when skip reports true for the visit and its new decision.
-func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn func(v *Visit) error, skip func(v *Visit, d Decision) bool) (out Visit, changed bool, err error) {
+func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn func(v *Visit, m *mappings.Mapping) error, skip func(v *Visit, d Decision) bool) (out Visit, changed bool, err error) {
 	now := s.now()
-	err = s.store.tx(ctx, func(tx *Store) error {
+	err = s.store.InTx(ctx, func(tx *Store) error {
 		v, err := tx.Visit(ctx, id)
 		if err != nil {
 			return err
 		}
-		if err := fn(&v); err != nil {
+		m, err := tx.Mapping(ctx, v.LocationID, v.FlowID)
+		if err != nil {
 			return err
 		}
-		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
-		if err != nil {
+		if err := fn(&v, m); err != nil {
 			return err
 		}
 		d := s.decide(&v, m, now)
@@ -61,7 +66,7 @@ func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn fu
 
 // Revoke takes access away from visit id now.
 func (s *Service) Revoke(ctx context.Context, id int64) (Visit, error) {
-	return s.change(ctx, id, "revoked at the front desk", func(v *Visit) error {
+	return s.change(ctx, id, "revoked at the front desk", func(v *Visit, _ *mappings.Mapping) error {
 		if v.Status == StatusRevoked {
 			return latchkey.Errorf(latchkey.Conflict, "visit %d is already revoked", id)
 		}
@@ -75,16 +80,12 @@ func (s *Service) Extend(ctx context.Context, id int64, mins int) (Visit, error)
 	if mins < 1 || mins > MaxExtendMinutes {
 		return Visit{}, latchkey.Errorf(latchkey.Invalid, "minutes must be between 1 and %d", MaxExtendMinutes)
 	}
-	return s.change(ctx, id, fmt.Sprintf("extended by %s at the front desk", minutes(mins)), func(v *Visit) error {
+	return s.change(ctx, id, fmt.Sprintf("extended by %s at the front desk", minutes(mins)), func(v *Visit, m *mappings.Mapping) error {
 		switch v.Status {
 		case StatusRevoked, StatusIgnored, StatusHeld:
 			return latchkey.Errorf(latchkey.Conflict, "visit %d is %s and cannot be extended", id, v.Status)
 		}
 		v.ExtendMinutes += mins
-		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
-		if err != nil {
-			return err
-		}
 		if _, ok := s.decideInRange(v, m, s.now()); !ok {
 			return latchkey.Errorf(latchkey.Invalid, "minutes: the window would end after the year %d", MaxYear)
 		}
@@ -92,15 +93,16 @@ func (s *Service) Extend(ctx context.Context, id int64, mins int) (Visit, error)
 	})
 }
 
-// Resend prepares sending the guest email again; it returns the visit and
-// the email key to send under.
-func (s *Service) Resend(ctx context.Context, id int64) (Visit, string, error) {
+// Resend has the guest email sent again and returns the visit. It fails
+// with kind Unavailable when the email could not be queued (the desk may
+// try again).
+func (s *Service) Resend(ctx context.Context, id int64) (Visit, error) {
 	now := s.now()
 	var (
 		out Visit
 		key string
 	)
-	err := s.store.tx(ctx, func(tx *Store) error {
+	err := s.store.InTx(ctx, func(tx *Store) error {
 		v, err := tx.Visit(ctx, id)
 		if err != nil {
 			return err
@@ -111,7 +113,7 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, string, error) {
 		if v.Email == "" {
 			return latchkey.Errorf(latchkey.Invalid, "visit %d has no email address", id)
 		}
-		m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+		m, err := tx.Mapping(ctx, v.LocationID, v.FlowID)
 		if err != nil {
 			return err
 		}
@@ -119,8 +121,8 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, string, error) {
 			return latchkey.Errorf(latchkey.Conflict, "this flow's links are mailed by the controller, not by latchkey")
 		}
 		v.ResendCount++
-		if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("resend_count", v.ResendCount).Error; err != nil {
-			return fmt.Errorf("resend visit %d: %w", id, err)
+		if err := tx.setResendCount(ctx, id, v.ResendCount); err != nil {
+			return err
 		}
 		links, err := tx.Links(ctx, id)
 		if err != nil {
@@ -130,7 +132,10 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, string, error) {
 		out = v
 		return tx.AddTimeline(ctx, id, now, KindAction, "email resend requested at the front desk")
 	})
-	return out, key, err
+	if err != nil {
+		return out, err
+	}
+	return out, s.afterResend(ctx, id, key)
 }
 
 // Detail is a visit with its links and timeline.
@@ -191,8 +196,7 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 	}
 	if v.FirstViewedAt == nil {
 		now := s.now()
-		res := s.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND first_viewed_at IS NULL", v.ID).UpdateColumn("first_viewed_at", now)
-		if res.Error == nil && res.RowsAffected == 1 {
+		if first, err := s.store.markFirstViewed(ctx, v.ID, now); err == nil && first {
 			if err := s.store.AddTimeline(ctx, v.ID, now, KindPassViewed, "guest opened the pass"); err != nil {
 				s.log.Warn("timeline", "visit_id", v.ID, "err", err)
 			}
@@ -218,8 +222,11 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 // ErrPassEnded is returned when a pass no longer gives access.
 var ErrPassEnded = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "this pass no longer opens doors"}
 
-// PassUnlock unlocks lockID with the link behind token that opens it. A
-// refusal carries the controller's reason (a *ControllerError cause).
+// PassUnlock unlocks lockID with the link behind token that opens it: with
+// one link, that link; with several, the one whose group holds the door
+// (asked of the controller as the link holder), so no other link is tried
+// and refused. A refusal carries the controller's reason (a
+// *ControllerError cause with its Refusal).
 func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) error {
 	v, err := s.PassByToken(ctx, token)
 	if err != nil {
@@ -232,28 +239,48 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 	if err != nil {
 		return err
 	}
-	var lastErr error = latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
+	var live []VisitLink
 	for _, l := range links {
-		if l.Removed || l.LinkID == 0 {
-			continue
+		if !l.Removed && l.LinkID != 0 {
+			live = append(live, l)
 		}
+	}
+	secret, err := s.linkFor(ctx, &v, live, lockID)
+	if err != nil {
+		return err
+	}
+	if err := s.ac.Unlock(ctx, secret, lockID); err != nil {
+		return err
+	}
+	if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
+		s.log.Warn("timeline", "visit_id", v.ID, "err", terr)
+	}
+	return nil
+}
+
+// linkFor returns the secret of the link among live that opens lockID, or
+// a NotFound error when none does.
+func (s *Service) linkFor(ctx context.Context, v *Visit, live []VisitLink, lockID int64) (string, error) {
+	notFound := latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
+	for _, l := range live {
 		secret, err := s.box.Open(l.SecretEnc, linkAD(v.ID, l.GroupID))
 		if err != nil {
-			return fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
+			return "", fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
 		}
-		err = s.ac.Unlock(ctx, string(secret), lockID)
-		if err == nil {
-			if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
-				s.log.Warn("timeline", "visit_id", v.ID, "err", terr)
+		if len(live) == 1 {
+			return string(secret), nil
+		}
+		locks, err := s.ac.LinkLocks(ctx, string(secret))
+		if err != nil {
+			return "", fmt.Errorf("doors of link %d: %w", l.LinkID, err)
+		}
+		for _, lk := range locks {
+			if lk.ID == lockID {
+				return string(secret), nil
 			}
-			return nil
 		}
-		if latchkey.KindOf(err) != latchkey.NotFound {
-			return err
-		}
-		lastErr = err
 	}
-	return lastErr
+	return "", notFound
 }
 
 // ignoredRecheck is how far back a mapping change looks for ignored visits
@@ -268,14 +295,9 @@ const ignoredRecheck = 48 * time.Hour
 // due to arrive or signed in within the last two days, or later), which a
 // new mapping may now grant access.
 func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string) ([]VisitRef, error) {
-	var ids []int64
-	cutoff := s.now().Add(-ignoredRecheck)
-	err := s.store.db.WithContext(ctx).Model(&Visit{}).
-		Where("location_id = ? AND flow_id = ? AND (status IN ? OR (status = ? AND (created_at > ? OR expected_at > ?)))", locationID, flowID,
-			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed}, StatusIgnored, cutoff, cutoff).
-		Order("id DESC").Pluck("id", &ids).Error
+	ids, err := s.store.openVisitIDs(ctx, locationID, flowID, s.now().Add(-ignoredRecheck))
 	if err != nil {
-		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)
+		return nil, err
 	}
 	refs := make([]VisitRef, 0, len(ids))
 	// A visit whose sync is still owed and not under way, and whose
@@ -287,7 +309,7 @@ func (s *Service) MappingChanged(ctx context.Context, locationID, flowID string)
 		return idle && v.SyncedVersion < v.Version && sameDecision(d, decisionOf(v))
 	}
 	for _, id := range ids {
-		v, changed, err := s.changeUnless(ctx, id, "flow mapping changed", func(*Visit) error { return nil }, pending)
+		v, changed, err := s.changeUnless(ctx, id, "flow mapping changed", func(*Visit, *mappings.Mapping) error { return nil }, pending)
 		if err != nil {
 			return refs, err
 		}

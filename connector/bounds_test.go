@@ -13,7 +13,7 @@ import (
 
 // zone sets the location's time zone in meta.
 func zone(name string) mod {
-	return func(t *testing.T, doc map[string]any) {
+	return func(t testing.TB, doc map[string]any) {
 		obj(t, doc, "meta", "location", "attributes")["timezone"] = name
 	}
 }

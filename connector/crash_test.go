@@ -17,7 +17,6 @@ import (
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/mappings"
 )
 
 // crashOnEmailDue makes every write that records a guest email as owed fail,
@@ -120,7 +119,7 @@ func (r *recordingSender) sent() []string {
 func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), rec, e.box,
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, rec, e.box,
 		connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute})
 	res := e.ingest(svc, walkIn(t, e.clock.Now()))
 	sr, err := svc.SyncVisit(e.ctx, res.VisitID)
@@ -159,15 +158,13 @@ func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 // not end a window early: 10 s before its end the guest still has the link.
 func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.clock.mu.Lock()
-	e.clock.t = time.Now().UTC()
-	e.clock.mu.Unlock()
+	e.clock.Set(time.Now().UTC())
 	fast := func() time.Time { return time.Now().Add(30 * time.Second) }
 	clock := database.NewClock(e.db, fast)
 	if _, err := clock.Measure(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box,
+	svc := connector.NewService(testenv.Logger(t), e.store, e.client, e.outbox, e.box,
 		connector.Options{PublicURL: publicURL, Now: clock.Now})
 	// Signed in 4 h minus 10 s ago: the 4-hour window ends in 10 s.
 	res := e.ingest(svc, walkIn(t, time.Now().Add(-4*time.Hour+10*time.Second)))
@@ -255,9 +252,9 @@ func TestEmailNotSentAgainByASenderThatReadBeforeTheFirstWasRecorded(t *testing.
 	e := newEnv(t, envOptions{})
 	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	opts := connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute}
-	first := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), rec, e.box, opts)
+	first := connector.NewService(testenv.Logger(t), e.store, e.client, rec, e.box, opts)
 	gated := gatedLocks{AccessControl: e.client, entered: make(chan struct{}, 4), gate: make(chan struct{})}
-	late := connector.NewService(testenv.Logger(t), e.store, gated, mappings.NewStore(e.db), rec, e.box, opts)
+	late := connector.NewService(testenv.Logger(t), e.store, gated, rec, e.box, opts)
 	res := e.ingest(first, walkIn(t, e.clock.Now()))
 	sr, err := first.SyncVisit(e.ctx, res.VisitID)
 	if err != nil || sr.EmailKind == "" {

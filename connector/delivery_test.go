@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/jobs"
@@ -161,12 +162,8 @@ func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for name, migrate := range map[string]func(context.Context, *gorm.DB) error{
-		"lockctl": lockctl.Migrate, "mappings": mappings.Migrate, "connector": connector.Migrate, "mail": mail.Migrate,
-	} {
-		if err := migrate(ctx, db); err != nil {
-			t.Fatalf("migrate %s: %v", name, err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatalf("migrate: %v", err)
 	}
 	log := testenv.Logger(t)
 	outbox := mail.NewOutbox(db)
@@ -203,7 +200,7 @@ func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
 		t.Fatalf("secretbox: %v", err)
 	}
 	store := connector.NewStore(db)
-	svc := connector.NewService(log, store, client, maps, sender, box, connector.Options{PublicURL: dlPublic})
+	svc := connector.NewService(log, store, client, sender, box, connector.Options{PublicURL: dlPublic})
 	return &dlEnv{t: t, ctx: ctx, db: db, ctrl: ctrl, outbox: outbox, store: store, svc: svc}
 }
 

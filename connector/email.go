@@ -63,7 +63,7 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 	case v.Email == "":
 		return s.store.moveEmailDue(ctx, id, key, v.EmailedWindow)
 	}
-	m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+	m, err := s.store.Mapping(ctx, v.LocationID, v.FlowID)
 	if err != nil {
 		return err
 	}
@@ -110,11 +110,9 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 		}
 		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)
 	}
-	return s.store.tx(ctx, func(tx *Store) error {
-		if kind != EmailResend {
-			if err := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("emailed_window", key).Error; err != nil {
-				return fmt.Errorf("record email of visit %d: %w", id, err)
-			}
+	return s.store.InTx(ctx, func(tx *Store) error {
+		if err := tx.recordEmailSent(ctx, id, key, kind != EmailResend); err != nil {
+			return err
 		}
 		if claimed {
 			if err := tx.releaseEmail(ctx, id, msg.Key); err != nil {

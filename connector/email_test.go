@@ -329,7 +329,7 @@ func TestControllerDelivery(t *testing.T) {
 	if sr := e.syncVisit(res.VisitID); sr.EmailKind != "" {
 		t.Errorf("sync asks for a %q email, want none", sr.EmailKind)
 	}
-	if _, _, err := e.svc.Resend(e.ctx, res.VisitID); latchkey.KindOf(err) != latchkey.Conflict {
+	if _, err := e.svc.Resend(e.ctx, res.VisitID); latchkey.KindOf(err) != latchkey.Conflict {
 		t.Fatalf("resend of a controller-delivered visit: got %v, want a Conflict saying the controller mails it", err)
 	}
 	// A resend task queued before the mapping changed sends nothing either.

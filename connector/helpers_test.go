@@ -21,7 +21,9 @@ import (
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/mappings"
@@ -49,24 +51,8 @@ const (
 // start is the test clock's initial time, a Monday morning.
 var start = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 
-// clock is a settable clock shared by the service and the controller.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the settable clock shared by the service and the controller.
+type clock = stacktest.Clock
 
 // envOptions changes how newEnv builds the environment.
 type envOptions struct {
@@ -82,7 +68,7 @@ type envOptions struct {
 // env is one connector service wired to a bundled controller served over
 // HTTP, on a fresh database, with the outbox as its mailer.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	db      *gorm.DB
 	clock   *clock
@@ -94,20 +80,51 @@ type env struct {
 	store   *connector.Store
 	box     *secretbox.Box
 	svc     *connector.Service
+	queue   *queue
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+// queue records what the service queues; it runs nothing.
+type queue struct {
+	mu     sync.Mutex
+	syncs  []connector.VisitRef
+	emails []string // window keys
+}
+
+func (q *queue) EnqueueVisitSync(_ context.Context, id, version int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.syncs = append(q.syncs, connector.VisitRef{ID: id, Version: version})
+	return nil
+}
+
+func (q *queue) EnqueueEmail(_ context.Context, _ int64, _, key string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.emails = append(q.emails, key)
+	return nil
+}
+
+func (q *queue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+
+// lastEmail returns the window key of the email queued last.
+func (q *queue) lastEmail(t testing.TB) string {
+	t.Helper()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.emails) == 0 {
+		t.Fatal("no email was queued")
+	}
+	return q.emails[len(q.emails)-1]
+}
+
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for name, migrate := range map[string]func(context.Context, *gorm.DB) error{
-		"lockctl": lockctl.Migrate, "mappings": mappings.Migrate, "connector": connector.Migrate, "mail": mail.Migrate,
-	} {
-		if err := migrate(ctx, db); err != nil {
-			t.Fatalf("migrate %s: %v", name, err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatalf("migrate: %v", err)
 	}
-	clk := &clock{t: start}
+	clk := stacktest.NewClock(start)
 	log := testenv.Logger(t)
 	outbox := mail.NewOutbox(db)
 
@@ -142,14 +159,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	store := connector.NewStore(db)
 	e := &env{t: t, ctx: ctx, db: db, clock: clk, lc: lc, srv: srv, client: client, outbox: outbox,
-		mapping: m, store: store, box: box}
+		mapping: m, store: store, box: box, queue: &queue{}}
 	e.svc = e.service(client)
 	return e
 }
 
 // newClient returns a Kisi client for the controller at baseURL, without a
 // rate limit and without retries, so a failing controller fails at once.
-func newClient(t *testing.T, baseURL string, supportsUpdate bool) *kisi.Client {
+func newClient(t testing.TB, baseURL string, supportsUpdate bool) *kisi.Client {
 	t.Helper()
 	c, err := kisi.New(baseURL, kisi.Options{APIKey: adminKey, SupportsUpdate: supportsUpdate,
 		RatePerSecond: math.Inf(1), MaxRetries: -1})
@@ -161,10 +178,10 @@ func newClient(t *testing.T, baseURL string, supportsUpdate bool) *kisi.Client {
 
 // service returns a Service on e's store and mappings that drives ac.
 func (e *env) service(ac connector.AccessControl) *connector.Service {
-	return connector.NewService(testenv.Logger(e.t), e.store, ac, mappings.NewStore(e.db), e.outbox, e.box,
+	return connector.NewService(testenv.Logger(e.t), e.store, ac, e.outbox, e.box,
 		// Rows written moments before a drift repair are looked into:
 		// nothing here races the repair.
-		connector.Options{PublicURL: publicURL, Now: e.clock.Now, DriftMargin: time.Nanosecond})
+		connector.Options{PublicURL: publicURL, Now: e.clock.Now, DriftMargin: time.Nanosecond, Queue: e.queue})
 }
 
 // downService returns a Service whose controller cannot be reached.
@@ -404,7 +421,7 @@ func (e *env) doors(token string) []int64 {
 }
 
 // fixture returns an Envoy fixture body changed by mods.
-func fixture(t *testing.T, name string, mods ...mod) []byte {
+func fixture(t testing.TB, name string, mods ...mod) []byte {
 	t.Helper()
 	return fixtures.EditEnvoy(name, func(doc map[string]any) {
 		for _, m := range mods {
@@ -414,10 +431,10 @@ func fixture(t *testing.T, name string, mods ...mod) []byte {
 }
 
 // mod changes a decoded fixture.
-type mod func(t *testing.T, doc map[string]any)
+type mod func(t testing.TB, doc map[string]any)
 
 // obj returns doc's object at path, failing when it is not one.
-func obj(t *testing.T, doc map[string]any, path ...string) map[string]any {
+func obj(t testing.TB, doc map[string]any, path ...string) map[string]any {
 	t.Helper()
 	cur := doc
 	for _, p := range path {
@@ -432,7 +449,7 @@ func obj(t *testing.T, doc map[string]any, path ...string) map[string]any {
 
 // eventName sets meta.event (and the job's name).
 func eventName(name string) mod {
-	return func(t *testing.T, doc map[string]any) {
+	return func(t testing.TB, doc map[string]any) {
 		obj(t, doc, "meta")["event"] = name
 		obj(t, doc, "meta", "job")["name"] = name
 	}
@@ -440,17 +457,17 @@ func eventName(name string) mod {
 
 // jobID sets meta.job.id, which is the delivery's dedupe key.
 func jobID(id string) mod {
-	return func(t *testing.T, doc map[string]any) { obj(t, doc, "meta", "job")["id"] = id }
+	return func(t testing.TB, doc map[string]any) { obj(t, doc, "meta", "job")["id"] = id }
 }
 
 // payloadID sets the entry or invite id.
 func payloadID(id string) mod {
-	return func(t *testing.T, doc map[string]any) { obj(t, doc, "payload")["id"] = id }
+	return func(t testing.TB, doc map[string]any) { obj(t, doc, "payload")["id"] = id }
 }
 
 // attr sets payload.attributes[key].
 func attr(key string, v any) mod {
-	return func(t *testing.T, doc map[string]any) { obj(t, doc, "payload", "attributes")[key] = v }
+	return func(t testing.TB, doc map[string]any) { obj(t, doc, "payload", "attributes")[key] = v }
 }
 
 // entryTime sets an entry timestamp in Envoy's entry form.
@@ -465,14 +482,14 @@ func arrival(at time.Time) mod {
 
 // invitedBy makes an entry come from invite id.
 func invitedBy(id string) mod {
-	return func(t *testing.T, doc map[string]any) {
+	return func(t testing.TB, doc map[string]any) {
 		obj(t, doc, "payload", "relationships")["invite"] = map[string]any{"data": map[string]any{"type": "invites", "id": id}}
 	}
 }
 
 // flow sets the payload's flow id.
 func flow(id string) mod {
-	return func(t *testing.T, doc map[string]any) {
+	return func(t testing.TB, doc map[string]any) {
 		obj(t, doc, "payload", "relationships", "flow", "data")["id"] = id
 		if a := obj(t, doc, "payload", "attributes"); a["flow-id"] != nil {
 			a["flow-id"] = json.Number(id)
@@ -481,14 +498,14 @@ func flow(id string) mod {
 }
 
 // walkIn is the sign-in fixture signed in at at.
-func walkIn(t *testing.T, at time.Time, mods ...mod) []byte {
+func walkIn(t testing.TB, at time.Time, mods ...mod) []byte {
 	t.Helper()
 	return fixture(t, fixtureSignIn, append([]mod{entryTime("signed-in-at", at)}, mods...)...)
 }
 
 // signOut is the sign-out fixture for the walk-in entry, signed in at in
 // and out at out.
-func signOut(t *testing.T, in, out time.Time, mods ...mod) []byte {
+func signOut(t testing.TB, in, out time.Time, mods ...mod) []byte {
 	t.Helper()
 	return fixture(t, fixtureSignOut, append([]mod{payloadID(signInEntryID),
 		entryTime("signed-in-at", in), entryTime("signed-out-at", out)}, mods...)...)
@@ -496,7 +513,7 @@ func signOut(t *testing.T, in, out time.Time, mods ...mod) []byte {
 
 // inviteEvent is the invite fixture as event name with an arrival and a
 // job id of its own.
-func inviteEvent(t *testing.T, name string, at time.Time, job string) []byte {
+func inviteEvent(t testing.TB, name string, at time.Time, job string) []byte {
 	t.Helper()
 	return fixture(t, fixtureInvite, eventName(name), arrival(at), jobID(job))
 }

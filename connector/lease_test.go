@@ -12,7 +12,6 @@ import (
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/mappings"
 )
 
 // stallingControl is the bundled controller with link creation held until
@@ -79,7 +78,7 @@ func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	const lease = 300 * time.Millisecond
-	svc := connector.NewService(testenv.Logger(t), e.store, ctl, mappings.NewStore(e.db), e.outbox, e.box,
+	svc := connector.NewService(testenv.Logger(t), e.store, ctl, e.outbox, e.box,
 		// The cancelled creation never reached the controller; no need to
 		// wait for it to settle.
 		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease, CreateSettle: time.Nanosecond})
@@ -274,8 +273,8 @@ func TestStalledReconcilerCannotOverwrite(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	opts := connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: time.Hour, CreateSettle: time.Nanosecond}
-	stalled := connector.NewService(testenv.Logger(t), e.store, ctl, mappings.NewStore(e.db), e.outbox, e.box, opts)
-	other := connector.NewService(testenv.Logger(t), e.store, e.client, mappings.NewStore(e.db), e.outbox, e.box, opts)
+	stalled := connector.NewService(testenv.Logger(t), e.store, ctl, e.outbox, e.box, opts)
+	other := connector.NewService(testenv.Logger(t), e.store, e.client, e.outbox, e.box, opts)
 	id := e.ingest(other, walkIn(t, time.Now())).VisitID
 
 	first := syncUntilStalled(t, e, stalled, ctl, id)

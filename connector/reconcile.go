@@ -1,11 +1,13 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,8 +26,8 @@ import (
 // of kind Unavailable when the controller could not be reached (retry).
 func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 	var res SyncResult
-	err := s.withLease(ctx, id, func(ctx context.Context) (err error) {
-		res, err = s.syncHeld(ctx, id)
+	err := s.withLease(ctx, id, func(ctx context.Context, l *Lease) (err error) {
+		res, err = s.syncHeld(ctx, l, id)
 		return err
 	})
 	return res, err
@@ -34,31 +36,31 @@ func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 // withLease runs fn while holding visit id's sync lease, renewed as fn
 // works; fn's context ends if the lease is lost. It returns ErrBusy without
 // running fn while another reconciler holds the visit.
-func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.Context) error) error {
-	owner := secretbox.RandomHex(8)
-	if err := s.store.acquire(ctx, id, owner, s.opts.Now(), s.opts.Now().Add(s.opts.SyncLease)); err != nil {
+func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.Context, l *Lease) error) error {
+	l, err := s.store.Acquire(ctx, id, secretbox.RandomHex(8), s.opts.Now(), s.opts.Now().Add(s.opts.SyncLease))
+	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(ctx, leaseKey{}, lease{visitID: id, owner: owner}), s.opts.SyncTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.SyncTimeout)
 	defer cancel()
-	stop := s.holdLease(ctx, cancel, id, owner)
+	stop := s.holdLease(ctx, cancel, l)
 	defer func() {
 		stop()
-		if err := s.store.release(context.WithoutCancel(ctx), id, owner); err != nil {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("release visit", "visit_id", id, "err", err)
 		}
 	}()
-	return fn(ctx)
+	return fn(ctx, l)
 }
 
 // syncHeld is SyncVisit for a caller that holds the visit's lease.
-func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
+func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncResult, error) {
 	now := s.now()
 	v, err := s.store.Visit(ctx, id)
 	if err != nil {
 		return SyncResult{}, err
 	}
-	m, err := s.mapping(ctx, v.LocationID, v.FlowID)
+	m, err := s.store.Mapping(ctx, v.LocationID, v.FlowID)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -73,10 +75,18 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 	}
 	wanted := map[int64]bool{}
 	var errs []error
+	var kept []*VisitLink // the wanted groups' rows, as ensureLink leaves them
 	if d.Status.WantsLinks() && m != nil {
 		for _, g := range m.GroupIDs {
+			if wanted[g] {
+				continue
+			}
 			wanted[g] = true
-			if err := s.ensureLink(ctx, &v, m, g, byGroup[g], d, now); err != nil {
+			if byGroup[g] == nil {
+				byGroup[g] = &VisitLink{VisitID: v.ID, GroupID: g}
+			}
+			kept = append(kept, byGroup[g])
+			if err := s.ensureLink(ctx, lease, &v, m, g, byGroup[g], d, now); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -85,7 +95,7 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 		if (l.Removed && l.Creating == "") || wanted[l.GroupID] {
 			continue
 		}
-		if err := s.removeLink(ctx, &v, &l, d, now); err != nil {
+		if err := s.removeLink(ctx, lease, &v, &l, d, now); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -101,11 +111,14 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 	var res SyncResult
 	emailDue := ""
 	if d.Status.WantsLinks() && m != nil && m.Delivery == mappings.DeliveryLatchkey && v.Email != "" {
-		links, err := s.store.Links(ctx, id)
-		if err != nil {
-			return SyncResult{}, err
+		// Every other row was removed above, so the kept rows are the
+		// links behind the pass, in group order as the store lists them.
+		final := make([]VisitLink, len(kept))
+		for i, l := range kept {
+			final[i] = *l
 		}
-		if k := accessKey(d, links); k != v.EmailedWindow {
+		slices.SortFunc(final, func(a, b VisitLink) int { return cmp.Compare(a.GroupID, b.GroupID) })
+		if k := accessKey(d, final); k != v.EmailedWindow {
 			res.EmailKind, res.WindowKey = EmailAccess, k
 			if v.EmailedWindow != "" {
 				res.EmailKind = EmailUpdated
@@ -130,7 +143,8 @@ func (s *Service) syncHeld(ctx context.Context, id int64) (SyncResult, error) {
 // stop is called. When the lease cannot be renewed in time (the database is
 // unreachable, or another reconciler took the visit after a stall), it
 // cancels the sync: two reconcilers must never work on one visit.
-func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, id int64, owner string) (stop func()) {
+func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, l *Lease) (stop func()) {
+	id := l.visitID
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -153,7 +167,7 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, id i
 			// cancelled sync stops before another reconciler may start.
 			rctx, rcancel := context.WithDeadline(ctx, held.Add(-every))
 			start := time.Now()
-			ok, err := s.store.renew(rctx, id, owner, s.opts.Now().Add(s.opts.SyncLease))
+			ok, err := l.Renew(rctx, s.opts.Now().Add(s.opts.SyncLease))
 			rcancel()
 			switch {
 			case err == nil && ok:
@@ -193,7 +207,7 @@ func linkName(v *Visit, m *mappings.Mapping) string {
 	return truncateText(name, MaxLinkNameLen)
 }
 
-func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
+func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
 	spec := LinkSpec{GroupID: group, Name: linkName(v, m), ValidFrom: d.ValidFrom, ValidUntil: d.ValidUntil, Enabled: true, QRType: "online"}
 	if m.Delivery == mappings.DeliveryController {
 		spec.Email = v.Email
@@ -206,7 +220,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		switch {
 		case err == nil:
 			row.Name, row.ValidFrom, row.ValidUntil = spec.Name, spec.ValidFrom, spec.ValidUntil
-			if err := s.store.saveLink(ctx, row); err != nil {
+			if err := lease.SaveLink(ctx, row); err != nil {
 				return err
 			}
 			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, s.location(v.TimeZone))))
@@ -249,7 +263,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		spec.IdempotencyKey = idempotencyKey(v.ID, group, key, at)
 	}
 	row.Creating, row.CreatingAt = key, &at
-	if err := s.store.saveLink(ctx, row); err != nil {
+	if err := lease.SaveLink(ctx, row); err != nil {
 		return err
 	}
 	l, err := s.ac.CreateLink(ctx, spec)
@@ -257,7 +271,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
 			row.Creating, row.CreatingAt = "", nil
 			if replaced == 0 { // else saved just below
-				if serr := s.store.saveLink(ctx, row); serr != nil {
+				if serr := lease.SaveLink(ctx, row); serr != nil {
 					return errors.Join(err, serr)
 				}
 			}
@@ -265,7 +279,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 		if replaced != 0 {
 			// The old link is gone; record that before failing.
 			row.LinkID, row.Removed = 0, true
-			if serr := s.store.saveLink(ctx, row); serr != nil {
+			if serr := lease.SaveLink(ctx, row); serr != nil {
 				return errors.Join(err, serr)
 			}
 		}
@@ -281,7 +295,7 @@ func (s *Service) ensureLink(ctx context.Context, v *Visit, m *mappings.Mapping,
 			row.QRImage = s.box.Seal(l.QRImagePNG, linkAD(v.ID, group))
 		}
 	}
-	if err := s.store.saveLink(ctx, row); err != nil {
+	if err := lease.SaveLink(ctx, row); err != nil {
 		if errors.Is(err, errLeaseLost) && !idempotent {
 			// Another reconciler took the visit while this one stalled:
 			// the link just made is nobody's; take it back. (Under an
@@ -426,7 +440,7 @@ func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink
 	return found, nil
 }
 
-func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d Decision, now time.Time) error {
+func (s *Service) removeLink(ctx context.Context, lease *Lease, v *Visit, row *VisitLink, d Decision, now time.Time) error {
 	if row.LinkID != 0 {
 		err := s.ac.DeleteLink(ctx, row.LinkID)
 		if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
@@ -441,7 +455,7 @@ func (s *Service) removeLink(ctx context.Context, v *Visit, row *VisitLink, d De
 		return err
 	}
 	row.Removed = true
-	if err := s.store.saveLink(ctx, row); err != nil {
+	if err := lease.SaveLink(ctx, row); err != nil {
 		return err
 	}
 	return s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d deleted (%s)", row.LinkID, row.GroupID, d.Status))
@@ -454,28 +468,6 @@ func linkAD(visitID, group int64) []byte {
 
 func spanText(spec LinkSpec, loc *time.Location) string {
 	return spec.ValidFrom.In(loc).Format("Mon 2 Jan 15:04") + " – " + spec.ValidUntil.In(loc).Format("Mon 2 Jan 15:04 MST")
-}
-
-// finishSync stores the applied decision, unless the visit changed while
-// it was synced (then the newer version's sync stores its own).
-func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time) error {
-	return s.tx(ctx, func(tx *Store) error {
-		cols := map[string]any{
-			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
-			"synced_version": v.Version, "updated_at": now,
-		}
-		if emailDue != "" {
-			cols["email_due_key"] = emailDue
-		}
-		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(cols)
-		if res.Error != nil {
-			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
-		}
-		if res.RowsAffected == 1 && (v.Status != d.Status || v.Reason != d.Reason) {
-			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, loc))
-		}
-		return nil
-	})
 }
 
 // RepairDrift compares the controller's links with the stored visits: a
@@ -533,8 +525,8 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	groups := map[int64]map[int64]bool{} // fresh listings of single groups, by group
 	var errs []error
 	for id := range suspects {
-		err := s.withLease(ctx, id, func(ctx context.Context) error {
-			return s.repairVisit(ctx, id, present, groups, &rep)
+		err := s.withLease(ctx, id, func(ctx context.Context, l *Lease) error {
+			return s.repairVisit(ctx, l, id, present, groups, &rep)
 		})
 		if err != nil && !errors.Is(err, ErrBusy) {
 			errs = append(errs, fmt.Errorf("repair visit %d: %w", id, err))
@@ -548,7 +540,7 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 // missed is looked for again in its group (listed once per repair, in
 // groups) before it is called missing: a sync may have created it while the
 // listing was under way.
-func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]bool, groups map[int64]map[int64]bool, rep *DriftReport) error {
+func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, present map[int64]bool, groups map[int64]map[int64]bool, rep *DriftReport) error {
 	v, err := s.store.Visit(ctx, id)
 	if err != nil {
 		return err
@@ -567,7 +559,7 @@ func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]b
 			}
 			rep.Deleted++
 			row.Removed = true
-			if err := s.store.saveLink(ctx, &row); err != nil {
+			if err := lease.SaveLink(ctx, &row); err != nil {
 				return err
 			}
 			if err := s.store.AddTimeline(ctx, id, now, KindLinkRevoked, fmt.Sprintf("drift repair: link %d should not exist and was deleted", row.LinkID)); err != nil {
@@ -592,7 +584,7 @@ func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]b
 				}
 			}
 			row.LinkID, row.Removed = 0, true
-			if err := s.store.saveLink(ctx, &row); err != nil {
+			if err := lease.SaveLink(ctx, &row); err != nil {
 				return err
 			}
 			if err := s.store.AddTimeline(ctx, id, now, KindError, fmt.Sprintf("drift repair: link on group %d is missing on the controller; creating it again", row.GroupID)); err != nil {
@@ -604,7 +596,7 @@ func (s *Service) repairVisit(ctx context.Context, id int64, present map[int64]b
 	if !resync {
 		return nil
 	}
-	res, err := s.syncHeld(ctx, id)
+	res, err := s.syncHeld(ctx, lease, id)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}

@@ -54,7 +54,7 @@ func (e *env) hasTimeline(id int64, s string) bool {
 
 // invitedEntry makes an invite's payload name entry id as its entry.
 func invitedEntry(id string) mod {
-	return func(t *testing.T, doc map[string]any) {
+	return func(t testing.TB, doc map[string]any) {
 		obj(t, doc, "payload", "relationships")["entry"] = map[string]any{"data": map[string]any{"type": "entries", "id": id}}
 	}
 }
@@ -112,7 +112,7 @@ func TestSignOutWithoutUsableTime(t *testing.T) {
 		name string
 		out  mod
 	}{
-		{"absent", func(t *testing.T, doc map[string]any) { delete(obj(t, doc, "payload", "attributes"), "signed-out-at") }},
+		{"absent", func(t testing.TB, doc map[string]any) { delete(obj(t, doc, "payload", "attributes"), "signed-out-at") }},
 		{"null", attr("signed-out-at", nil)},
 		{"before the sign-in", entryTime("signed-out-at", start.Add(-time.Hour))},
 		// A local time sent without its zone reads as UTC and lands hours
@@ -228,7 +228,7 @@ func TestEmptyNameKeepsKnownName(t *testing.T) {
 		name string
 		mod  mod
 	}{
-		{"absent", func(t *testing.T, doc map[string]any) { delete(obj(t, doc, "payload", "attributes"), "full-name") }},
+		{"absent", func(t testing.TB, doc map[string]any) { delete(obj(t, doc, "payload", "attributes"), "full-name") }},
 		{"null", attr("full-name", nil)},
 		{"empty", attr("full-name", "")},
 		{"blank", attr("full-name", "   ")},

@@ -1,13 +1,13 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"gorm.io/gorm"
 	"log/slog"
 	"time"
 
@@ -16,12 +16,6 @@ import (
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/mappings"
 )
-
-// MappingFinder finds the mapping for a location and flow.
-type MappingFinder interface {
-	// Find returns the mapping, or an error of kind NotFound.
-	Find(ctx context.Context, locationID, flowID string) (mappings.Mapping, error)
-}
 
 // Options tunes the Service; the zero value works except for PublicURL,
 // which links in emails need.
@@ -49,6 +43,9 @@ type Options struct {
 	// take). Until then, and unless the link it made has appeared, the
 	// link is neither created again nor given up.
 	CreateSettle time.Duration
+	// Queue takes the work a change leaves to be done (default: none; the
+	// sweeps find it).
+	Queue Queue
 	// DriftMargin is how much older than the start of a drift repair's
 	// listing a link row must be for the repair to look into a link the
 	// listing lacks (default 5 s): a row written since was written after
@@ -63,15 +60,15 @@ type Service struct {
 	log   *slog.Logger
 	store *Store
 	ac    AccessControl
-	maps  MappingFinder
 	mail  mail.Sender
 	box   *secretbox.Box
 	opts  Options
+	queue Queue
 	zones zoneCache
 }
 
 // NewService returns a Service.
-func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFinder, sender mail.Sender, box *secretbox.Box, opts Options) *Service {
+func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Sender, box *secretbox.Box, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -87,10 +84,13 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, maps MappingFi
 	if opts.CreateSettle <= 0 {
 		opts.CreateSettle = 35 * time.Second
 	}
+	if opts.Queue == nil {
+		opts.Queue = noQueue{}
+	}
 	if opts.DriftMargin <= 0 {
 		opts.DriftMargin = 5 * time.Second
 	}
-	return &Service{log: log.With("component", "connector"), store: store, ac: ac, maps: maps, mail: sender, box: box, opts: opts}
+	return &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue}
 }
 
 // Store returns the service's store, for read-only views.
@@ -105,6 +105,9 @@ func (s *Service) Now() time.Time { return s.opts.Now().UTC() }
 // Inbound is one received webhook delivery.
 type Inbound struct {
 	DedupeKey string
+	// LegacyKey, when set, is the key an older release stored for the same
+	// delivery; a delivery stored under it is a duplicate too.
+	LegacyKey string
 	EventName string
 	JobID     string
 	Known     bool
@@ -130,23 +133,19 @@ type IngestResult struct {
 
 // Ingest records a delivery and applies its event to the visit, in one
 // transaction. A repeated delivery (same dedupe key) changes nothing and
-// reports Duplicate. An unknown event is recorded as ignored.
+// reports Duplicate. An unknown event is recorded as ignored. Once stored,
+// the syncs the change needs are queued.
 func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) {
 	now := s.now()
 	ev := in.Event
-	var (
-		m      *mappings.Mapping
-		mapErr error
-	)
-	if in.Known {
-		m, mapErr = s.mapping(ctx, ev.LocationID, ev.FlowID)
-		if mapErr != nil {
-			return IngestResult{}, mapErr
-		}
-	}
 	var res IngestResult
 	apply := func(tx *Store) error {
 		d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
+		if in.LegacyKey != "" {
+			if _, found, err := tx.deliveryByKey(ctx, in.LegacyKey); err != nil || found {
+				return cmp.Or(err, errDuplicateDelivery)
+			}
+		}
 		if in.Known && ev.LocationID == "" {
 			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
 		}
@@ -182,12 +181,12 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 			merged.Merge(v.Facts)
 		}
 		merged.Apply(ev, now)
-		if merged.FlowID != ev.FlowID {
-			// The visit's flow is the latest one known, as its sync
-			// decides by; an event without one (some sign-outs) uses it.
-			if m, err = s.mapping(ctx, ev.LocationID, merged.FlowID); err != nil {
-				return err
-			}
+		// The visit's flow is the latest one known, as its sync decides
+		// by; an event without one (some sign-outs) uses it. The mapping
+		// is read in this transaction, on its connection.
+		m, err := tx.Mapping(ctx, ev.LocationID, merged.FlowID)
+		if err != nil {
+			return err
 		}
 		res = IngestResult{}
 		for i := range vs {
@@ -212,15 +211,18 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		}
 		return nil
 	}
-	err := s.store.tx(ctx, apply)
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	err := s.store.InTx(ctx, apply)
+	if errors.Is(err, errVisitExists) {
 		// Another event of the same new visit created it first (Envoy
 		// delivers in parallel): apply this one to that visit.
-		err = s.store.tx(ctx, apply)
+		err = s.store.InTx(ctx, apply)
 	}
 	if errors.Is(err, errDuplicateDelivery) {
 		// A retry of a delivery already stored: report what it did.
-		d, _, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
+		d, found, ferr := s.store.deliveryByKey(ctx, in.DedupeKey)
+		if ferr == nil && !found && in.LegacyKey != "" {
+			d, _, ferr = s.store.deliveryByKey(ctx, in.LegacyKey)
+		}
 		if ferr != nil {
 			return IngestResult{}, ferr
 		}
@@ -231,6 +233,9 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 	}
 	if err != nil {
 		return IngestResult{}, latchkey.Wrap(latchkey.Unavailable, "could not store the event", err)
+	}
+	if res.Changed || len(res.Also) > 0 {
+		s.afterSync(ctx, append([]VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...)...)
 	}
 	return res, nil
 }
@@ -326,21 +331,6 @@ func (s *Service) duplicate(ctx context.Context, d Delivery) (IngestResult, erro
 		res.VisitID, res.Version, res.Status, res.Reason = v.ID, v.Version, v.Status, v.Reason
 	}
 	return res, nil
-}
-
-// mapping returns the mapping for (location, flow), or nil when none exists.
-func (s *Service) mapping(ctx context.Context, location, flow string) (*mappings.Mapping, error) {
-	if flow == "" {
-		return nil, nil
-	}
-	m, err := s.maps.Find(ctx, location, flow)
-	if latchkey.KindOf(err) == latchkey.NotFound {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, latchkey.Wrap(latchkey.Unavailable, "could not read flow mappings", err)
-	}
-	return &m, nil
 }
 
 // decide computes the visit's desired state: the rules, then the front
@@ -458,15 +448,9 @@ func (s *Service) PassURL(v Visit) string { return s.opts.PublicURL + "/v/" + s.
 // retrying it: the next sync that succeeds sets its status again.
 func (s *Service) MarkFailed(ctx context.Context, id, version int64, reason string) error {
 	now := s.now()
-	return s.store.tx(ctx, func(tx *Store) error {
-		res := tx.db.WithContext(ctx).Model(&Visit{}).
-			Where("id = ? AND version = ? AND synced_version < version", id, version).
-			Updates(map[string]any{"status": StatusFailed, "reason": reason, "updated_at": now})
-		if res.Error != nil {
-			return fmt.Errorf("mark visit %d failed: %w", id, res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return nil
+	return s.store.InTx(ctx, func(tx *Store) error {
+		if marked, err := tx.markFailed(ctx, id, version, reason, now); err != nil || !marked {
+			return err
 		}
 		return tx.AddTimeline(ctx, id, now, KindError, "failed: "+reason)
 	})
@@ -476,7 +460,7 @@ func (s *Service) MarkFailed(ctx context.Context, id, version int64, reason stri
 // sent for good: the timeline says so and the email is no longer owed (the
 // front desk can resend it). The visit's access is left as it is.
 func (s *Service) EmailFailed(ctx context.Context, id int64, key, reason string) error {
-	return s.store.tx(ctx, func(tx *Store) error {
+	return s.store.InTx(ctx, func(tx *Store) error {
 		v, err := tx.Visit(ctx, id)
 		if err != nil {
 			return err

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/mappings"
 )
 
 // ErrVisitNotFound is returned for a visit id or pass that does not exist.
@@ -47,9 +49,33 @@ type Store struct {
 // NewStore returns a Store on db.
 func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
 
-// tx runs fn in one transaction with a Store bound to it.
-func (s *Store) tx(ctx context.Context, fn func(tx *Store) error) error {
+// InTx runs fn in one transaction with a Store bound to it: everything fn
+// reads and writes through tx (visits, links, timelines, deliveries and
+// flow mappings) goes over the transaction's one connection. A use case
+// must not reach for a second connection while it holds a transaction:
+// SQLite's pool is small and its writers queue, so the second connection
+// may wait on the first for good.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	if s.inTx {
+		return fn(s)
+	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return fn(&Store{db: tx, inTx: true}) })
+}
+
+// Mapping returns the flow mapping for (location, flow), read on this
+// Store's connection, or nil when there is none (or flow is empty).
+func (s *Store) Mapping(ctx context.Context, location, flow string) (*mappings.Mapping, error) {
+	if flow == "" {
+		return nil, nil
+	}
+	m, err := mappings.NewStore(s.db).Find(ctx, location, flow)
+	if latchkey.KindOf(err) == latchkey.NotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, latchkey.Wrap(latchkey.Unavailable, "could not read flow mappings", err)
+	}
+	return &m, nil
 }
 
 // visits starts a query for visits to be changed: inside a transaction the
@@ -179,11 +205,19 @@ func (s *Store) VisitByPassHash(ctx context.Context, hash string) (Visit, error)
 }
 
 func (s *Store) saveVisit(ctx context.Context, v *Visit) error {
-	if err := s.db.WithContext(ctx).Omit(clause.Associations).Save(v).Error; err != nil {
+	err := s.db.WithContext(ctx).Omit(clause.Associations).Save(v).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return errVisitExists
+	}
+	if err != nil {
 		return fmt.Errorf("save visit %d: %w", v.ID, err)
 	}
 	return nil
 }
+
+// errVisitExists is returned for a new visit whose key another transaction
+// stored first.
+var errVisitExists = errors.New("visit already exists")
 
 // Links returns the visit's links, including removed ones.
 func (s *Store) Links(ctx context.Context, visitID int64) ([]VisitLink, error) {
@@ -211,24 +245,55 @@ func (s *Store) LinksOf(ctx context.Context, visitIDs []int64) (map[int64][]Visi
 	return out, nil
 }
 
-// saveLink writes a visit's link row. Under a sync lease (ctx from
-// withLease), an existing row is written only while the lease is still
-// held: a reconciler that stalled past its lease must not overwrite what
-// the one that took over recorded. It then fails with errLeaseLost.
+// saveLink writes a visit's link row, for a caller that holds no lease.
 func (s *Store) saveLink(ctx context.Context, l *VisitLink) error {
-	held, ok := ctx.Value(leaseKey{}).(lease)
-	if !ok || held.visitID != l.VisitID || l.ID == 0 {
-		if err := s.db.WithContext(ctx).Save(l).Error; err != nil {
-			return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, err)
-		}
-		return nil
+	if err := s.db.WithContext(ctx).Save(l).Error; err != nil {
+		return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, err)
 	}
-	l.UpdatedAt = time.Now().UTC()
-	res := s.db.WithContext(ctx).Model(l).Select("*").Omit("created_at").
-		Where("EXISTS (SELECT 1 FROM visits WHERE visits.id = ? AND visits.sync_lease_owner = ?)", l.VisitID, held.owner).
-		Updates(l)
+	return nil
+}
+
+// Lease is a held sync lease on one visit. Only the holder of a visit's
+// lease changes its links on the controller.
+type Lease struct {
+	store   *Store
+	visitID int64
+	owner   string
+}
+
+// Acquire takes visit id's sync lease for owner until until; it fails with
+// ErrBusy while another holder's lease runs, and with ErrVisitNotFound for
+// an unknown visit.
+func (s *Store) Acquire(ctx context.Context, id int64, owner string, now, until time.Time) (*Lease, error) {
+	res := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("id = ? AND (sync_lease_until IS NULL OR sync_lease_until < ?)", id, now.UTC()).
+		UpdateColumns(map[string]any{"sync_lease_until": until.UTC(), "sync_lease_owner": owner})
 	if res.Error != nil {
-		return fmt.Errorf("save link of visit %d group %d: %w", l.VisitID, l.GroupID, res.Error)
+		return nil, fmt.Errorf("lease visit %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if _, err := s.Visit(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, ErrBusy
+	}
+	return &Lease{store: s, visitID: id, owner: owner}, nil
+}
+
+// SaveLink writes a link row of the leased visit. An existing row is
+// written only while the lease is still held: a reconciler that stalled
+// past its lease must not overwrite what the one that took over recorded.
+// It then fails with errLeaseLost.
+func (l *Lease) SaveLink(ctx context.Context, row *VisitLink) error {
+	if row.VisitID != l.visitID || row.ID == 0 {
+		return l.store.saveLink(ctx, row)
+	}
+	row.UpdatedAt = time.Now().UTC()
+	res := l.store.db.WithContext(ctx).Model(row).Select("*").Omit("created_at").
+		Where("EXISTS (SELECT 1 FROM visits WHERE visits.id = ? AND visits.sync_lease_owner = ?)", row.VisitID, l.owner).
+		Updates(row)
+	if res.Error != nil {
+		return fmt.Errorf("save link of visit %d group %d: %w", row.VisitID, row.GroupID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return errLeaseLost
@@ -236,13 +301,25 @@ func (s *Store) saveLink(ctx context.Context, l *VisitLink) error {
 	return nil
 }
 
-// leaseKey is the context key of the sync lease a reconciler holds.
-type leaseKey struct{}
+// Renew extends the lease to until; it reports false when its owner no
+// longer holds it.
+func (l *Lease) Renew(ctx context.Context, until time.Time) (bool, error) {
+	res := l.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", l.visitID, l.owner).
+		UpdateColumn("sync_lease_until", until.UTC())
+	if res.Error != nil {
+		return false, fmt.Errorf("renew lease of visit %d: %w", l.visitID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
 
-// lease is a held sync lease: visit and owner.
-type lease struct {
-	visitID int64
-	owner   string
+// Release gives the lease up, if its owner still holds it.
+func (l *Lease) Release(ctx context.Context) error {
+	err := l.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", l.visitID, l.owner).
+		UpdateColumns(map[string]any{"sync_lease_until": nil, "sync_lease_owner": ""}).Error
+	if err != nil {
+		return fmt.Errorf("release visit %d: %w", l.visitID, err)
+	}
+	return nil
 }
 
 // errLeaseLost is returned for a write under a sync lease that another
@@ -335,45 +412,6 @@ func (s *Store) Timeline(ctx context.Context, visitID int64) ([]TimelineEntry, e
 	return es, nil
 }
 
-// acquire takes the visit's sync lease for owner until until; it fails with
-// ErrBusy while another holder's lease runs.
-func (s *Store) acquire(ctx context.Context, id int64, owner string, now, until time.Time) error {
-	res := s.db.WithContext(ctx).Model(&Visit{}).
-		Where("id = ? AND (sync_lease_until IS NULL OR sync_lease_until < ?)", id, now.UTC()).
-		UpdateColumns(map[string]any{"sync_lease_until": until.UTC(), "sync_lease_owner": owner})
-	if res.Error != nil {
-		return fmt.Errorf("lease visit %d: %w", id, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		if _, err := s.Visit(ctx, id); err != nil {
-			return err
-		}
-		return ErrBusy
-	}
-	return nil
-}
-
-// renew extends owner's lease on the visit to until; it reports false when
-// owner no longer holds it.
-func (s *Store) renew(ctx context.Context, id int64, owner string, until time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", id, owner).
-		UpdateColumn("sync_lease_until", until.UTC())
-	if res.Error != nil {
-		return false, fmt.Errorf("renew lease of visit %d: %w", id, res.Error)
-	}
-	return res.RowsAffected == 1, nil
-}
-
-// release gives up owner's lease on the visit, if owner still holds it.
-func (s *Store) release(ctx context.Context, id int64, owner string) error {
-	err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", id, owner).
-		UpdateColumns(map[string]any{"sync_lease_until": nil, "sync_lease_owner": ""}).Error
-	if err != nil {
-		return fmt.Errorf("release visit %d: %w", id, err)
-	}
-	return nil
-}
-
 // VisitFilter selects visits for List.
 type VisitFilter struct {
 	Status     Status
@@ -402,8 +440,8 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 		q = q.Where("location_id = ?", f.LocationID)
 	}
 	if f.Query != "" {
-		like := "%" + f.Query + "%"
-		q = q.Where("name LIKE ? OR email LIKE ?", like, like)
+		like := likePattern(f.Query)
+		q = q.Where(`LOWER(name) LIKE ? ESCAPE '\' OR LOWER(email) LIKE ? ESCAPE '\'`, like, like)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("updated_at >= ?", f.Since.UTC())
@@ -420,6 +458,62 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 		return nil, 0, fmt.Errorf("list visits: %w", err)
 	}
 	return vs, total, nil
+}
+
+// likePattern is q as a case-insensitive LIKE pattern matching it anywhere,
+// with LIKE's wildcards escaped (use with ESCAPE '\' and LOWER(column)).
+// Only ASCII letters are folded, as SQLite's LOWER does, so a search
+// matches the same rows on SQLite and PostgreSQL for ASCII names.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	lower := strings.Map(func(c rune) rune {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}, q)
+	return "%" + r.Replace(lower) + "%"
+}
+
+// LastUnlocks returns when each of the given visits last unlocked a door;
+// visits that never did are absent.
+func (s *Store) LastUnlocks(ctx context.Context, visitIDs []int64) (map[int64]time.Time, error) {
+	out := map[int64]time.Time{}
+	for start := 0; start < len(visitIDs); start += 500 {
+		end := min(start+500, len(visitIDs))
+		var es []TimelineEntry
+		err := s.db.WithContext(ctx).Select("visit_id, at").
+			Where("kind = ? AND visit_id IN ?", KindUnlock, visitIDs[start:end]).Find(&es).Error
+		if err != nil {
+			return nil, fmt.Errorf("last unlocks of %d visits: %w", end-start, err)
+		}
+		for _, e := range es {
+			if e.At.After(out[e.VisitID]) {
+				out[e.VisitID] = e.At
+			}
+		}
+	}
+	return out, nil
+}
+
+// SyncLag reports how many visits changed before cutoff wait for their
+// sync, and when the longest-waiting of them changed (zero when none).
+func (s *Store) SyncLag(ctx context.Context, cutoff time.Time) (int64, time.Time, error) {
+	// The first OR is the visits_owed index predicate, as in unsynced.
+	q := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version < version", cutoff.UTC())
+	var n int64
+	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+		return 0, time.Time{}, fmt.Errorf("count unsynced visits: %w", err)
+	}
+	if n == 0 {
+		return 0, time.Time{}, nil
+	}
+	var v Visit
+	if err := q.Session(&gorm.Session{}).Select("id, updated_at").Order("updated_at").Take(&v).Error; err != nil {
+		return n, time.Time{}, fmt.Errorf("oldest unsynced visit: %w", err)
+	}
+	return n, v.UpdatedAt, nil
 }
 
 // due returns visits whose status changes by time alone as of now.
@@ -564,4 +658,83 @@ func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone,
 		out = append(out, UnknownZone{LocationID: r.LocationID, TimeZone: r.BadTimeZone, Visits: r.Visits})
 	}
 	return out, nil
+}
+
+// finishSync stores the applied decision, unless the visit changed while
+// it was synced (then the newer version's sync stores its own).
+func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time) error {
+	return s.InTx(ctx, func(tx *Store) error {
+		cols := map[string]any{
+			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
+			"synced_version": v.Version, "updated_at": now,
+		}
+		if emailDue != "" {
+			cols["email_due_key"] = emailDue
+		}
+		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(cols)
+		if res.Error != nil {
+			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
+		}
+		if res.RowsAffected == 1 && (v.Status != d.Status || v.Reason != d.Reason) {
+			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, loc))
+		}
+		return nil
+	})
+}
+
+// setResendCount records how many resends visit id has had.
+func (s *Store) setResendCount(ctx context.Context, id int64, n int) error {
+	if err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("resend_count", n).Error; err != nil {
+		return fmt.Errorf("resend visit %d: %w", id, err)
+	}
+	return nil
+}
+
+// markFirstViewed records the first view of visit id's pass at at, and
+// reports whether this was it.
+func (s *Store) markFirstViewed(ctx context.Context, id int64, at time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND first_viewed_at IS NULL", id).UpdateColumn("first_viewed_at", at)
+	if res.Error != nil {
+		return false, fmt.Errorf("first view of visit %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// recordEmailSent records key as the window the guest was last emailed,
+// when window is set (a resend records nothing).
+func (s *Store) recordEmailSent(ctx context.Context, id int64, key string, window bool) error {
+	if !window {
+		return nil // a resend: the window was already recorded
+	}
+	if err := s.db.WithContext(ctx).Model(&Visit{}).Where("id = ?", id).UpdateColumn("emailed_window", key).Error; err != nil {
+		return fmt.Errorf("record email of visit %d: %w", id, err)
+	}
+	return nil
+}
+
+// markFailed marks visit id failed for reason when version is still the
+// one owed, and reports whether it did.
+func (s *Store) markFailed(ctx context.Context, id, version int64, reason string, now time.Time) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("id = ? AND version = ? AND synced_version < version", id, version).
+		Updates(map[string]any{"status": StatusFailed, "reason": reason, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("mark visit %d failed: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// openVisitIDs lists, newest first, the visits of a location and flow that
+// a mapping change may re-decide: open ones, and ignored ones made or
+// expected after cutoff.
+func (s *Store) openVisitIDs(ctx context.Context, locationID, flowID string, cutoff time.Time) ([]int64, error) {
+	var ids []int64
+	err := s.db.WithContext(ctx).Model(&Visit{}).
+		Where("location_id = ? AND flow_id = ? AND (status IN ? OR (status = ? AND (created_at > ? OR expected_at > ?)))", locationID, flowID,
+			[]Status{StatusHeld, StatusScheduled, StatusActive, StatusFailed}, StatusIgnored, cutoff, cutoff).
+		Order("id DESC").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("visits of location %s flow %s: %w", locationID, flowID, err)
+	}
+	return ids, nil
 }

@@ -19,15 +19,6 @@ import (
 	"github.com/latchkey/latchkey/mappings"
 )
 
-// Queue enqueues background work.
-type Queue interface {
-	EnqueueVisitSync(ctx context.Context, visitID, version int64) error
-	EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error
-	// EnqueueMappingChanged asks a worker to re-decide the open visits of
-	// a location and flow whose mapping changed.
-	EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error
-}
-
 // GroupLister lists the controller's groups.
 type GroupLister interface {
 	ListGroups(ctx context.Context) ([]connector.Group, error)
@@ -39,7 +30,6 @@ type API struct {
 	svc    *connector.Service
 	maps   *mappings.Store
 	groups GroupLister
-	q      Queue
 	outbox *mail.Outbox
 	// keyHash is the SHA-256 of the admin API key; keys are compared
 	// by hash in constant time.
@@ -70,8 +60,8 @@ func (a *API) WithKeys(k KeyChecker) *API {
 }
 
 // NewAPI returns the API. outbox is nil when mail goes out over SMTP.
-func NewAPI(log *slog.Logger, svc *connector.Service, maps *mappings.Store, groups GroupLister, q Queue, outbox *mail.Outbox, adminKey string) *API {
-	return &API{log: log.With("component", "api"), svc: svc, maps: maps, groups: groups, q: q, outbox: outbox, keyHash: sha256.Sum256([]byte(adminKey)),
+func NewAPI(log *slog.Logger, svc *connector.Service, maps *mappings.Store, groups GroupLister, outbox *mail.Outbox, adminKey string) *API {
+	return &API{log: log.With("component", "api"), svc: svc, maps: maps, groups: groups, outbox: outbox, keyHash: sha256.Sum256([]byte(adminKey)),
 		failures: newLimiterTable(keyFailureRate, keyFailureBurst, keyFailureTableSize), now: time.Now}
 }
 

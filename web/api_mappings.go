@@ -1,8 +1,6 @@
 package web
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -156,33 +154,7 @@ func (a *API) deleteMapping(c echo.Context) error {
 // resync re-decides the open visits of a location and flow after their
 // mapping changed, and queues their syncs.
 func (a *API) resync(c echo.Context, locationID, flowID string) {
-	resyncFlow(c.Request().Context(), a.log, a.svc, a.q, locationID, flowID)
-}
-
-// resyncFlow has the open visits of a location and flow re-decided after
-// their mapping was created, changed or deleted. A worker does it (a flow
-// may have many visits, and the task is retried until done); when the queue
-// cannot take the task, it is done here, on a context of its own so that a
-// client hanging up does not stop it half way. The mapping change itself has
-// succeeded either way; a failure is logged and the visits' syncs are left
-// to the sweeps.
-func resyncFlow(ctx context.Context, log *slog.Logger, svc *connector.Service, q Queue, locationID, flowID string) {
-	err := q.EnqueueMappingChanged(ctx, locationID, flowID)
-	if err == nil {
-		return
-	}
-	log.Warn("queue the re-decision of a changed mapping's visits; doing it now", "location_id", locationID, "flow_id", flowID, "err", err)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	defer cancel()
-	refs, err := svc.MappingChanged(ctx, locationID, flowID)
-	if err != nil {
-		log.Warn("re-decide visits after a mapping change", "location_id", locationID, "flow_id", flowID, "err", err)
-	}
-	for _, r := range refs {
-		if err := q.EnqueueVisitSync(ctx, r.ID, r.Version); err != nil {
-			log.Warn("enqueue visit sync", "visit_id", r.ID, "err", err)
-		}
-	}
+	a.svc.FlowMappingChanged(c.Request().Context(), locationID, flowID)
 }
 
 type previewRequest struct {

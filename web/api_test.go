@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,23 +14,21 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 )
 
-const adminKey = "admin-key-for-tests"
+const adminKey = stacktest.AdminKey
 
 type apiEnv struct {
 	srv      *web.Server
 	maps     *mappings.Store
 	q        *uiQueue
-	accounts *web.Accounts
+	accounts *accounts.Store
 	db       *gorm.DB
 	outbox   *mail.Outbox
 }
@@ -48,33 +45,10 @@ func sealedOutbox(t testing.TB, db *gorm.DB) *mail.Outbox {
 
 func newAPIEnv(t *testing.T) apiEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := testenv.Logger(t)
-	outbox := sealedOutbox(t, db)
-	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: adminKey})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
-	t.Cleanup(ctrl.Close)
-	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
-	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
-	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{svc: svc}
-	accounts := web.NewAccounts(db)
-	web.NewAPI(log, svc, maps, ac, q, outbox, adminKey).WithKeys(accounts).Register(srv)
-	return apiEnv{srv: srv, maps: maps, q: q, accounts: accounts, db: db, outbox: outbox}
+	q := &uiQueue{}
+	s := stacktest.Start(t, stacktest.Options{Queue: q})
+	q.svc = s.Service
+	return apiEnv{srv: s.Server, maps: s.Mappings, q: q, accounts: s.Accounts, db: s.DB, outbox: s.Outbox}
 }
 
 func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {
@@ -93,39 +67,72 @@ func (e apiEnv) do(t *testing.T, method, path, body, key string) (int, string) {
 
 const demoMapping = `{"location_id":"177837","flow_id":"359435","group_ids":[1],"duration_minutes":240,"advance_minutes":30,"only_invited":false,"revoke_on_sign_out":true,"grace_minutes":0,"until_end_of_day":false,"delivery":"latchkey"}`
 
+// TestMappingsAPI: each row starts from a fresh stack, with the demo
+// mapping stored (id 1) when seeded, and sends first what first names.
 func TestMappingsAPI(t *testing.T) {
-	e := newAPIEnv(t)
+	const key = stacktest.AdminKey
 	tests := []struct {
-		name, method, path, body, key string
-		want                          int
-		contains                      string
+		name         string
+		seeded       bool
+		first        string // "METHOD path" sent before the request
+		method, path string
+		body, key    string
+		want         int
+		contains     string
 	}{
-		{"no key", "GET", "/api/v1/mappings", "", "", http.StatusUnauthorized, "missing or invalid API key"},
-		{"wrong key", "GET", "/api/v1/mappings", "", "nope", http.StatusUnauthorized, "missing or invalid API key"},
-		{"empty list", "GET", "/api/v1/mappings", "", adminKey, http.StatusOK, "[]"},
-		{"create", "POST", "/api/v1/mappings", demoMapping, adminKey, http.StatusCreated, `"id":1`},
-		{"duplicate flow", "POST", "/api/v1/mappings", demoMapping, adminKey, http.StatusConflict, "already exists"},
-		{"unknown group", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `[1]`, `[99]`, 1), adminKey, http.StatusBadRequest, "group 99 does not exist on the controller"},
-		{"negative duration", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `240`, `-5`, 1), adminKey, http.StatusBadRequest, "duration_minutes"},
-		{"bad json", "POST", "/api/v1/mappings", `{"location_id":`, adminKey, http.StatusBadRequest, ""},
-		{"get", "GET", "/api/v1/mappings/1", "", adminKey, http.StatusOK, `"flow_id":"359435"`},
-		{"get missing", "GET", "/api/v1/mappings/42", "", adminKey, http.StatusNotFound, "mapping not found"},
-		{"bad id", "GET", "/api/v1/mappings/x", "", adminKey, http.StatusBadRequest, "id must be a positive number"},
-		{"update", "PUT", "/api/v1/mappings/1", strings.Replace(demoMapping, `240`, `60`, 1), adminKey, http.StatusOK, `"duration_minutes":60`},
-		{"groups", "GET", "/api/v1/groups", "", adminKey, http.StatusOK, `"name":"Visitors"`},
-		{"preview invite", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"invite","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, adminKey, http.StatusOK, `"valid_from":"2026-03-08T14:30:00Z","valid_until":"2026-03-08T16:00:00Z"`},
-		{"preview local time", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"walk-in","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, adminKey, http.StatusOK, `"valid_from_local":"2026-03-08 11:00 EDT"`},
-		{"preview bad zone", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"arrival":"2026-03-08T15:00:00Z","time_zone":"Mars/Base"}`, adminKey, http.StatusBadRequest, "not an IANA zone"},
-		{"preview without arrival", "POST", "/api/v1/mappings/preview", `{"mapping_id":1}`, adminKey, http.StatusBadRequest, "arrival is required"},
-		{"delete", "DELETE", "/api/v1/mappings/1", "", adminKey, http.StatusNoContent, ""},
-		{"delete again", "DELETE", "/api/v1/mappings/1", "", adminKey, http.StatusNotFound, "mapping not found"},
+		{"no key", false, "", "GET", "/api/v1/mappings", "", "", http.StatusUnauthorized, "missing or invalid API key"},
+		{"wrong key", false, "", "GET", "/api/v1/mappings", "", "nope", http.StatusUnauthorized, "missing or invalid API key"},
+		{"empty list", false, "", "GET", "/api/v1/mappings", "", key, http.StatusOK, "[]"},
+		{"create", false, "", "POST", "/api/v1/mappings", demoMapping, key, http.StatusCreated, `"id":1`},
+		{"duplicate flow", true, "", "POST", "/api/v1/mappings", demoMapping, key, http.StatusConflict, "already exists"},
+		{"unknown group", false, "", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `[1]`, `[99]`, 1), key, http.StatusBadRequest, "group 99 does not exist on the controller"},
+		{"negative duration", false, "", "POST", "/api/v1/mappings", strings.Replace(demoMapping, `240`, `-5`, 1), key, http.StatusBadRequest, "duration_minutes"},
+		{"bad json", false, "", "POST", "/api/v1/mappings", `{"location_id":`, key, http.StatusBadRequest, ""},
+		{"get", true, "", "GET", "/api/v1/mappings/1", "", key, http.StatusOK, `"flow_id":"359435"`},
+		{"get missing", true, "", "GET", "/api/v1/mappings/42", "", key, http.StatusNotFound, "mapping not found"},
+		{"bad id", false, "", "GET", "/api/v1/mappings/x", "", key, http.StatusBadRequest, "id must be a positive number"},
+		{"update", true, "", "PUT", "/api/v1/mappings/1", strings.Replace(demoMapping, `240`, `60`, 1), key, http.StatusOK, `"duration_minutes":60`},
+		{"groups", false, "", "GET", "/api/v1/groups", "", key, http.StatusOK, `"name":"Visitors"`},
+		{"preview invite", true, "", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"invite","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, key, http.StatusOK, `"valid_from":"2026-03-08T14:30:00Z","valid_until":"2026-03-08T19:00:00Z"`},
+		{"preview local time", true, "", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"kind":"walk-in","arrival":"2026-03-08T15:00:00Z","time_zone":"America/New_York"}`, key, http.StatusOK, `"valid_from_local":"2026-03-08 11:00 EDT"`},
+		{"preview bad zone", true, "", "POST", "/api/v1/mappings/preview", `{"mapping_id":1,"arrival":"2026-03-08T15:00:00Z","time_zone":"Mars/Base"}`, key, http.StatusBadRequest, "not an IANA zone"},
+		{"preview without arrival", true, "", "POST", "/api/v1/mappings/preview", `{"mapping_id":1}`, key, http.StatusBadRequest, "arrival is required"},
+		{"delete", true, "", "DELETE", "/api/v1/mappings/1", "", key, http.StatusNoContent, ""},
+		{"delete again", true, "DELETE /api/v1/mappings/1", "DELETE", "/api/v1/mappings/1", "", key, http.StatusNotFound, "mapping not found"},
 	}
 	for _, tt := range tests {
-		code, body := e.do(t, tt.method, tt.path, tt.body, tt.key)
-		if code != tt.want || !strings.Contains(body, tt.contains) {
-			t.Errorf("%s: %s %s = %d %s; want %d containing %q", tt.name, tt.method, tt.path, code, body, tt.want, tt.contains)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			s := stacktest.Start(t, stacktest.Options{})
+			if tt.seeded {
+				if code, body := serve(s, "POST", "/api/v1/mappings", demoMapping, key); code != http.StatusCreated {
+					t.Fatalf("seed mapping: %d %s", code, body)
+				}
+			}
+			if method, path, ok := strings.Cut(tt.first, " "); ok {
+				if code, body := serve(s, method, path, "", key); code >= 400 {
+					t.Fatalf("%s: %d %s", tt.first, code, body)
+				}
+			}
+			code, body := serve(s, tt.method, tt.path, tt.body, tt.key)
+			if code != tt.want || !strings.Contains(body, tt.contains) {
+				t.Errorf("%s %s = %d %s; want %d containing %q", tt.method, tt.path, code, body, tt.want, tt.contains)
+			}
+		})
 	}
+}
+
+// serve sends one request through the stack's public server.
+func serve(s *stacktest.Stack, method, path, body, key string) (int, string) {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	rec := httptest.NewRecorder()
+	s.Server.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
 }
 
 func TestVisitsAPIValidation(t *testing.T) {

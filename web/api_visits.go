@@ -132,12 +132,8 @@ func (a *API) revokeVisit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.svc.Revoke(c.Request().Context(), id)
-	if err != nil {
+	if _, err := a.svc.Revoke(c.Request().Context(), id); err != nil {
 		return err
-	}
-	if err := a.q.EnqueueVisitSync(c.Request().Context(), v.ID, v.Version); err != nil {
-		a.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return a.visitDetail(c, id)
 }
@@ -155,12 +151,8 @@ func (a *API) extendVisit(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	v, err := a.svc.Extend(c.Request().Context(), id, req.Minutes)
-	if err != nil {
+	if _, err := a.svc.Extend(c.Request().Context(), id, req.Minutes); err != nil {
 		return err
-	}
-	if err := a.q.EnqueueVisitSync(c.Request().Context(), v.ID, v.Version); err != nil {
-		a.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return a.visitDetail(c, id)
 }
@@ -170,12 +162,8 @@ func (a *API) resendVisit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, key, err := a.svc.Resend(c.Request().Context(), id)
-	if err != nil {
+	if _, err := a.svc.Resend(c.Request().Context(), id); err != nil {
 		return err
-	}
-	if err := a.q.EnqueueEmail(c.Request().Context(), v.ID, connector.EmailResend, key); err != nil {
-		return latchkey.Wrap(latchkey.Unavailable, "could not queue the email", err)
 	}
 	return a.visitDetail(c, id)
 }

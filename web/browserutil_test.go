@@ -24,7 +24,9 @@ import (
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/jobs"
 	"github.com/latchkey/latchkey/lockctl"
@@ -48,23 +50,8 @@ const (
 	ptWorkshop    = int64(4) // a door the "Visitors" group does not open
 )
 
-// ptClock is a settable clock for the connector and the controller.
-type ptClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *ptClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *ptClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// ptClock is the settable clock for the connector and the controller.
+type ptClock = stacktest.Clock
 
 // ptLog collects log output, to check that no secret reaches a log line.
 type ptLog struct {
@@ -115,12 +102,8 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for name, migrate := range map[string]func(context.Context, *gorm.DB) error{
-		"lockctl": lockctl.Migrate, "mappings": mappings.Migrate, "connector": connector.Migrate, "mail": mail.Migrate,
-	} {
-		if err := migrate(ctx, db); err != nil {
-			t.Fatalf("migrate %s: %v", name, err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatalf("migrate: %v", err)
 	}
 	logs := &ptLog{}
 	var logw io.Writer = logs
@@ -128,7 +111,7 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 		logw = io.MultiWriter(logs, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	clk := &ptClock{t: time.Now().UTC()}
+	clk := stacktest.NewClock(time.Now().UTC())
 	now := clk.Now
 	if o.live {
 		now = time.Now
@@ -165,10 +148,10 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 		ts = httptest.NewUnstartedServer(nil)
 		s.url = "http://" + ts.Listener.Addr().String()
 	}
-	s.svc = connector.NewService(log, s.store, client, maps, outbox, box, connector.Options{PublicURL: s.url, Now: now})
 	s.srv = web.New(log, nil, web.Options{})
 	if !o.live {
-		web.NewAPI(log, s.svc, maps, client, ptQueue{}, outbox, ptAdminKey).Register(s.srv)
+		s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now})
+		web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 		return s
 	}
 	rdb, err := jobs.OpenRedis(testenv.RedisURL(t))
@@ -177,8 +160,9 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	q := jobs.NewClient(rdb)
-	webhooks.NewHandler(log, s.svc, q, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
-	web.NewAPI(log, s.svc, maps, client, q, outbox, ptAdminKey).Register(s.srv)
+	s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now, Queue: q})
+	webhooks.NewHandler(log, s.svc, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
+	web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 	w := jobs.NewWorker(log, rdb, s.svc, q, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
@@ -189,13 +173,6 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	t.Cleanup(ts.Close)
 	return s
 }
-
-// ptQueue drops what the API enqueues; the pass tests sync by hand.
-type ptQueue struct{}
-
-func (ptQueue) EnqueueVisitSync(context.Context, int64, int64) error        { return nil }
-func (ptQueue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
-func (ptQueue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
 
 // ptGuest is one visitor of the tests.
 type ptGuest struct {

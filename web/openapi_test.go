@@ -46,7 +46,7 @@ func newContract(t *testing.T) *contract {
 	t.Helper()
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
 	s := newPTStack(t, ptOptions{})
-	webhooks.NewHandler(s.logger, s.svc, ptQueue{}, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
+	webhooks.NewHandler(s.logger, s.svc, []string{ptEnvoySecret}, prometheus.NewRegistry()).Register(s.srv.Group("/webhooks"))
 
 	// The document is public: no key.
 	rec := httptest.NewRecorder()

@@ -42,20 +42,16 @@ var passTmpl = template.Must(template.New("pass.html").Funcs(template.FuncMap{
 	"unixms": func(t time.Time) int64 { return t.UnixMilli() },
 }).ParseFS(templateFS, "templates/pass.html"))
 
-// Unlock outcomes a guest can see, by controller error code (Kisi's codes;
-// lockctl uses the same).
-var unlockMessages = map[string]string{
-	"f358de": "Your access has not started yet. The doors open for you when your visit begins.",
-	"f35ade": "Your access has ended.",
-	"f29aef": "This pass no longer opens doors: it has been revoked. Please ask at the front desk.",
-	"f297ef": "This pass no longer opens doors: it has been revoked. Please ask at the front desk.",
-	"f298ef": "Your access has ended.",
-	"fac001": "This door is offline right now. Please ask at the front desk.",
-	"fac002": "This door is offline right now. Please ask at the front desk.",
-	"ff420a": "The door did not respond. Please try again or ask at the front desk.",
-	"fad001": "This door is locked down. Please ask at the front desk.",
-	"fad002": "This building is locked down. Please ask at the front desk.",
-	"34ffaa": "Too many attempts. Please wait a few seconds and try again.",
+// Unlock outcomes a guest can see, by the controller's refusal.
+var unlockMessages = map[connector.Refusal]string{
+	connector.RefusedNotStarted:         "Your access has not started yet. The doors open for you when your visit begins.",
+	connector.RefusedEnded:              "Your access has ended.",
+	connector.RefusedRevoked:            "This pass no longer opens doors: it has been revoked. Please ask at the front desk.",
+	connector.RefusedDoorOffline:        "This door is offline right now. Please ask at the front desk.",
+	connector.RefusedNoAnswer:           "The door did not respond. Please try again or ask at the front desk.",
+	connector.RefusedDoorLockedDown:     "This door is locked down. Please ask at the front desk.",
+	connector.RefusedBuildingLockedDown: "This building is locked down. Please ask at the front desk.",
+	connector.RefusedTooMany:            "Too many attempts. Please wait a few seconds and try again.",
 }
 
 // Messages for outcomes that are not a controller code.
@@ -74,7 +70,7 @@ const (
 func unlockOutcome(err error) (int, string) {
 	var ce *connector.ControllerError
 	if errors.As(err, &ce) {
-		if msg, ok := unlockMessages[ce.Code]; ok {
+		if msg, ok := unlockMessages[ce.Refusal]; ok {
 			switch {
 			case ce.Status == http.StatusTooManyRequests:
 				return http.StatusTooManyRequests, msg
@@ -86,7 +82,7 @@ func unlockOutcome(err error) (int, string) {
 	}
 	switch latchkey.KindOf(err) {
 	case latchkey.TooMany:
-		return http.StatusTooManyRequests, unlockMessages["34ffaa"]
+		return http.StatusTooManyRequests, unlockMessages[connector.RefusedTooMany]
 	case latchkey.NotFound:
 		return http.StatusForbidden, msgWrongDoor
 	case latchkey.Unauthorized:

@@ -43,12 +43,9 @@ type UIOptions struct {
 	// SecureCookies marks cookies Secure even when the request itself is
 	// plain HTTP (set it when LATCHKEY_PUBLIC_URL is https behind a proxy).
 	SecureCookies bool
-	// ControllerURL and ControllerKey reach the controller's admin API for
-	// door events and door status. Empty: those views say so.
-	ControllerURL, ControllerKey string
-	// HTTPClient calls the controller (default: a client with a 10 s
-	// timeout).
-	HTTPClient *http.Client
+	// Controller is read for door events, door status and minted keys;
+	// nil: those views say so.
+	Controller Controller
 	// QueueStats reports queue depths for the health panel; nil hides them.
 	QueueStats func(ctx context.Context) (QueueStats, error)
 	// ClockOffset reports the database's clock minus this process's, for
@@ -80,12 +77,11 @@ type UI struct {
 	svc      *connector.Service
 	maps     *mappings.Store
 	groups   GroupLister
-	q        Queue
 	outbox   *mail.Outbox
 	opts     UIOptions
 	zone     *time.Location
 	pages    map[string]*template.Template
-	ctrl     *controllerClient
+	ctrl     Controller
 	logins   *loginLimiter
 	gatherer prometheus.Gatherer
 
@@ -106,12 +102,9 @@ type cached[T any] struct {
 }
 
 // NewUI returns the front desk. outbox is nil when mail goes out over SMTP.
-func NewUI(log *slog.Logger, accts *Accounts, svc *connector.Service, maps *mappings.Store, groups GroupLister, q Queue, outbox *mail.Outbox, opts UIOptions) (*UI, error) {
+func NewUI(log *slog.Logger, accts *Accounts, svc *connector.Service, maps *mappings.Store, groups GroupLister, outbox *mail.Outbox, opts UIOptions) (*UI, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	zone := time.UTC
 	if opts.TimeZone != "" {
@@ -124,14 +117,12 @@ func NewUI(log *slog.Logger, accts *Accounts, svc *connector.Service, maps *mapp
 	if err != nil {
 		return nil, err
 	}
-	u := &UI{log: log.With("component", "ui"), accts: accts, svc: svc, maps: maps, groups: groups, q: q, outbox: outbox,
+	u := &UI{log: log.With("component", "ui"), accts: accts, svc: svc, maps: maps, groups: groups, outbox: outbox,
 		opts: opts, zone: zone, pages: pages, logins: newLoginLimiter(opts.Now)}
 	if opts.SetupToken != "" {
 		u.setupHash = sha256.Sum256([]byte(opts.SetupToken))
 	}
-	if opts.ControllerURL != "" {
-		u.ctrl = &controllerClient{base: strings.TrimRight(opts.ControllerURL, "/"), key: opts.ControllerKey, hc: opts.HTTPClient}
-	}
+	u.ctrl = opts.Controller
 	return u, nil
 }
 

@@ -1,17 +1,12 @@
 package web
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/accounts"
 )
 
 type keysData struct {
@@ -23,15 +18,6 @@ type keysData struct {
 	HasController   bool
 	ControllerKeys  []ctrlLogin
 	ControllerError string
-}
-
-// ctrlLogin is a key minted on the controller, as GET /logins lists it.
-type ctrlLogin struct {
-	ID         int64      `json:"id"`
-	Name       string     `json:"name"`
-	Type       string     `json:"type"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // keysPage lists the API keys for /api/v1 (admins only).
@@ -49,7 +35,7 @@ func (u *UI) renderKeys(c echo.Context, status int, d keysData) error {
 		// The page still works when the controller does not answer: it
 		// says so next to the controller keys.
 		d.HasController = true
-		if d.ControllerKeys, err = all[ctrlLogin](c.Request().Context(), u.ctrl, "/logins", 1000); err != nil {
+		if d.ControllerKeys, err = u.ctrl.Logins(c.Request().Context()); err != nil {
 			d.ControllerError = latchkey.Message(err)
 		}
 	}
@@ -94,36 +80,12 @@ func (u *UI) revokeControllerKey(c echo.Context) error {
 	if u.ctrl == nil {
 		return latchkey.Errorf(latchkey.NotFound, "no controller is configured")
 	}
-	if err := u.ctrl.deleteLogin(c.Request().Context(), id); err != nil {
+	if err := u.ctrl.DeleteLogin(c.Request().Context(), id); err != nil {
 		return err
 	}
 	usr, _ := userOf(c)
 	u.log.Info("controller key revoked", "login_id", id, "user_id", usr.ID)
 	return redirect(c, "/admin/keys", "key-revoked")
-}
-
-// deleteLogin revokes controller login id (DELETE /logins/{id}). One that
-// is already gone counts as revoked.
-func (cc *controllerClient) deleteLogin(ctx context.Context, id int64) error {
-	path := "/logins/" + strconv.FormatInt(id, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, cc.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "KISI-LOGIN "+cc.key)
-	req.Header.Set("Accept", "application/json")
-	resp, err := cc.hc.Do(req)
-	if err != nil {
-		return latchkey.Wrap(latchkey.Unavailable, "the controller is not reachable", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	switch resp.StatusCode {
-	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
-		return nil
-	}
-	return latchkey.Wrap(latchkey.Unavailable, fmt.Sprintf("the controller answered %s on %s", resp.Status, path),
-		fmt.Errorf("%s", strings.TrimSpace(string(body))))
 }
 
 type usersData struct {
@@ -154,7 +116,7 @@ func (u *UI) renderUsers(c echo.Context, status int, d usersData) error {
 
 func (u *UI) createUser(c echo.Context) error {
 	d := usersData{Email: c.FormValue("email"), Role: c.FormValue("role")}
-	role, err := ParseRole(d.Role)
+	role, err := accounts.ParseRole(d.Role)
 	if err == nil {
 		_, err = u.accts.CreateUser(c.Request().Context(), d.Email, c.FormValue("password"), role)
 	}

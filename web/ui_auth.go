@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/accounts"
 )
 
 const sessionCookie = "latchkey_session"
@@ -52,7 +53,7 @@ func (u *UI) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		s, usr, err := u.accts.SessionByToken(c.Request().Context(), ck.Value)
-		if errors.Is(err, ErrNoSession) {
+		if errors.Is(err, accounts.ErrNoSession) {
 			u.clearSessionCookie(c)
 			return next(c)
 		}
@@ -147,7 +148,7 @@ func (u *UI) login(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	usr, err := u.accts.Authenticate(ctx, email, c.FormValue("password"))
-	if errors.Is(err, ErrBadCredentials) {
+	if errors.Is(err, accounts.ErrBadCredentials) {
 		u.log.Info("login failed", "remote_ip", c.RealIP())
 		return again(http.StatusUnauthorized, "Wrong email or password.")
 	}
@@ -155,7 +156,7 @@ func (u *UI) login(c echo.Context) error {
 		return err
 	}
 	err = u.startSession(c, usr, form.Next)
-	if errors.Is(err, ErrBadCredentials) { // the password changed meanwhile
+	if errors.Is(err, accounts.ErrBadCredentials) { // the password changed meanwhile
 		return again(http.StatusUnauthorized, "Wrong email or password.")
 	}
 	return err
@@ -244,7 +245,7 @@ func (u *UI) setup(c echo.Context) error {
 		return u.render(c, http.StatusBadRequest, "setup", "Set up latchkey", form)
 	}
 	usr, err := u.accts.CreateFirstUser(c.Request().Context(), email, pw)
-	if errors.Is(err, ErrSetupDone) {
+	if errors.Is(err, accounts.ErrSetupDone) {
 		u.endSetup()
 		return c.Redirect(http.StatusSeeOther, "/admin/login")
 	}

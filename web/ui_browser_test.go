@@ -14,11 +14,11 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
-	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/jobs"
@@ -34,17 +34,15 @@ const uiChromium = "/usr/bin/chromium"
 // connector and a jobs worker on Redis.
 type uiStack struct {
 	url   string
-	accts *web.Accounts
+	accts *accounts.Store
 }
 
 func newUIStack(t *testing.T) uiStack {
 	t.Helper()
 	ctx := context.Background()
 	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
+	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
+		t.Fatal(err)
 	}
 	log := testenv.Logger(t)
 	outbox := sealedOutbox(t, db)
@@ -65,13 +63,13 @@ func newUIStack(t *testing.T) uiStack {
 
 	box, _ := secretbox.New(bytes.Repeat([]byte{9}, 32))
 	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: ts.URL})
 	rd, err := jobs.OpenRedis(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rd.Close() })
 	client := jobs.NewClient(rd)
+	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: ts.URL, Queue: client})
 	worker := jobs.NewWorker(log, rd, svc, client, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
@@ -79,10 +77,10 @@ func newUIStack(t *testing.T) uiStack {
 	t.Cleanup(worker.Shutdown)
 
 	srv := web.New(log, nil, web.Options{})
-	web.NewAPI(log, svc, maps, ac, client, outbox, uiAdminKey).Register(srv)
-	accts := web.NewAccounts(db)
-	ui, err := web.NewUI(log, accts, svc, maps, ac, client, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
-		ControllerURL: ctrl.URL, ControllerKey: uiAdminKey,
+	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
+	accts := accounts.NewStore(db)
+	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
+		Controller: ac,
 		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
 			s, err := client.Stats(ctx)
 			return web.QueueStats(s), err
@@ -169,7 +167,7 @@ func TestUIBrowserFrontDesk(t *testing.T) {
 	bctx := newBrowser(t)
 	s := newUIStack(t)
 	dir := artifactsDir(t)
-	if _, err := s.accts.CreateUser(context.Background(), "desk@example.com", "front desk password", web.RoleAdmin); err != nil {
+	if _, err := s.accts.CreateUser(context.Background(), "desk@example.com", "front desk password", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 

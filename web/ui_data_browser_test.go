@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
@@ -107,18 +108,18 @@ func newDataDesk(t *testing.T) *dataDesk {
 	want("failed", v)
 
 	// The front desk, served over loopback, with an admin and an API key.
-	if err := web.MigrateAccounts(s.ctx, s.db); err != nil {
+	if err := accounts.Migrate(s.ctx, s.db); err != nil {
 		t.Fatal(err)
 	}
-	accts := web.NewAccounts(s.db)
-	if _, err := accts.CreateUser(s.ctx, "desk@example.com", "front desk password", web.RoleAdmin); err != nil {
+	accts := accounts.NewStore(s.db)
+	if _, err := accts.CreateUser(s.ctx, "desk@example.com", "front desk password", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := accts.CreateAPIKey(s.ctx, "reception tablet", "desk@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	ui, err := web.NewUI(s.logger, accts, s.svc, mappings.NewStore(s.db), s.client, ptQueue{}, s.outbox, web.UIOptions{
-		TimeZone: "Europe/Berlin", ControllerURL: s.ctrl.URL, ControllerKey: ptAdminKey})
+	ui, err := web.NewUI(s.logger, accts, s.svc, mappings.NewStore(s.db), s.client, s.outbox, web.UIOptions{
+		TimeZone: "Europe/Berlin", Controller: s.client})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -370,9 +370,9 @@ func (u *UI) saveMapping(c echo.Context, id int64) error {
 		return err
 	}
 	u.log.Info("mapping saved", "mapping_id", m.ID, "location_id", m.LocationID, "flow_id", m.FlowID)
-	resyncFlow(ctx, u.log, u.svc, u.q, m.LocationID, m.FlowID)
+	u.svc.FlowMappingChanged(ctx, m.LocationID, m.FlowID)
 	if id != 0 && (old.LocationID != m.LocationID || old.FlowID != m.FlowID) {
-		resyncFlow(ctx, u.log, u.svc, u.q, old.LocationID, old.FlowID)
+		u.svc.FlowMappingChanged(ctx, old.LocationID, old.FlowID)
 	}
 	return redirect(c, "/admin/mappings", done)
 }
@@ -387,6 +387,6 @@ func (u *UI) deleteMapping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	resyncFlow(ctx, u.log, u.svc, u.q, old.LocationID, old.FlowID)
+	u.svc.FlowMappingChanged(ctx, old.LocationID, old.FlowID)
 	return redirect(c, "/admin/mappings", "mapping-deleted")
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/connector/kisi"
+
 	"github.com/labstack/echo/v4"
 
 	latchkey "github.com/latchkey/latchkey"
@@ -63,19 +65,11 @@ func (u *UI) health(ctx context.Context) health {
 		h.LastWebhookAgo = humanDuration(now.Sub(d.ReceivedAt)) + " ago, " + d.ReceivedAt.In(u.zone).Format("Mon 2 Jan 15:04:05 MST")
 	}
 	// Sync lag: visits whose change the reconciler has not applied yet.
-	if refs, err := u.svc.VisitsUnsynced(ctx, now.Add(time.Second)); err == nil {
-		h.Unsynced = len(refs)
-		var oldest time.Duration
-		for i, r := range refs {
-			if i >= 20 {
-				break
-			}
-			if v, err := u.svc.Store().Visit(ctx, r.ID); err == nil && now.Sub(v.UpdatedAt) > oldest {
-				oldest = now.Sub(v.UpdatedAt)
-			}
-		}
+	if n, since, err := u.svc.Store().SyncLag(ctx, now.Add(time.Second)); err == nil {
+		h.Unsynced = int(n)
 		h.SyncLag = "none"
-		if h.Unsynced > 0 {
+		if n > 0 {
+			oldest := now.Sub(since)
 			h.SyncLag = humanDuration(oldest)
 			h.SyncLagWarn = oldest > time.Minute
 		}
@@ -150,6 +144,10 @@ func (u *UI) counter(name, label, value string) float64 {
 type eventFilter struct {
 	Type    string
 	Success string
+}
+
+func (f eventFilter) kisi() kisi.EventFilter {
+	return kisi.EventFilter{Type: f.Type, Success: f.Success}
 }
 
 type eventRow struct {
@@ -229,7 +227,7 @@ func (u *UI) eventsPage(c echo.Context) error {
 		d.Unavailable = "No controller API is configured for this process."
 		return u.render(c, http.StatusOK, "events", "Door events", d)
 	}
-	es, total, err := u.ctrl.events(c.Request().Context(), f, eventsPageSize, offset)
+	es, total, err := u.ctrl.Events(c.Request().Context(), f.kisi(), eventsPageSize, offset)
 	if err != nil {
 		d.Unavailable = "The controller's events could not be read right now."
 		u.log.Warn("door events", "err", err)
@@ -256,7 +254,7 @@ func (u *UI) eventsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	var rows []eventRow
 	for offset := 0; offset < maxCSVEvents; {
-		es, total, err := u.ctrl.events(ctx, f, 250, offset)
+		es, total, err := u.ctrl.Events(ctx, f.kisi(), 250, offset)
 		if err != nil {
 			return err
 		}

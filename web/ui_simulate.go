@@ -81,11 +81,6 @@ func (u *UI) simulate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if res.Changed {
-		if err := u.q.EnqueueVisitSync(ctx, res.VisitID, res.Version); err != nil {
-			u.log.Warn("enqueue visit sync", "visit_id", res.VisitID, "err", err)
-		}
-	}
 	u.log.Info("visitor simulated", "user_id", usr.ID, "event", ev.Kind, "visit_id", res.VisitID, "at", now)
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(res.VisitID, 10), "simulated")
 }

@@ -1,11 +1,9 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,19 +15,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
-	"github.com/latchkey/latchkey/internal/mail"
-	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/lockctl"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 )
 
-const uiAdminKey = "ui-test-admin-key-0123456789"
+const uiAdminKey = stacktest.AdminKey
 
 // uiQueue records what the front desk enqueues.
 type uiQueue struct {
@@ -67,7 +61,7 @@ func (q *uiQueue) EnqueueEmail(_ context.Context, _ int64, kind, _ string) error
 // seeded bundled controller.
 type uiEnv struct {
 	srv   *web.Server
-	accts *web.Accounts
+	accts *accounts.Store
 	maps  *mappings.Store
 	svc   *connector.Service
 	q     *uiQueue
@@ -76,39 +70,12 @@ type uiEnv struct {
 
 func newUIEnv(t *testing.T, opts web.UIOptions) uiEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-	}
-	log := testenv.Logger(t)
-	outbox := sealedOutbox(t, db)
-	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
+	q := &uiQueue{}
+	s := stacktest.Start(t, stacktest.Options{Queue: q, UI: opts})
+	q.svc = s.Service
+	ctrl := httptest.NewServer(s.Controller.Handler())
 	t.Cleanup(ctrl.Close)
-	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: uiAdminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, _ := secretbox.New(bytes.Repeat([]byte{5}, 32))
-	maps := mappings.NewStore(db)
-	svc := connector.NewService(log, connector.NewStore(db), ac, maps, outbox, box, connector.Options{PublicURL: "http://latchkey.test"})
-	srv := web.New(log, nil, web.Options{})
-	q := &uiQueue{svc: svc}
-	web.NewAPI(log, svc, maps, ac, q, outbox, uiAdminKey).Register(srv)
-	accts := web.NewAccounts(db)
-	opts.ControllerURL, opts.ControllerKey = ctrl.URL, uiAdminKey
-	ui, err := web.NewUI(log, accts, svc, maps, ac, q, outbox, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ui.Register(srv)
-	return uiEnv{srv: srv, accts: accts, maps: maps, svc: svc, q: q, ctrl: ctrl}
+	return uiEnv{srv: s.Server, accts: s.Accounts, maps: s.Mappings, svc: s.Service, q: q, ctrl: ctrl}
 }
 
 // uiSession is a signed-in browser: its cookie and its form token.
@@ -233,7 +200,7 @@ func TestUIPagesRender(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{Demo: true, Queues: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("queues dashboard"))
 	})})
-	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	admin := e.signIn(t, "admin@example.com", accounts.RoleAdmin)
 	e.createDemoMapping(t)
 	rec := e.do(t, http.MethodPost, "/admin/simulate", url.Values{"csrf": {admin.csrf}, "kind": {"sign-in"}, "name": {"Ada Lovelace"},
 		"email": {"ada@example.com"}, "flow": {"177837/359435"}, "time_zone": {"Europe/Berlin"}}, admin.cookie)
@@ -269,7 +236,7 @@ var uiForms = []string{"/admin/login", "/admin/setup", "/admin/logout", "/admin/
 
 func TestUIFormsRejectMissingOrWrongCSRF(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{Demo: true})
-	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	admin := e.signIn(t, "admin@example.com", accounts.RoleAdmin)
 	// The login and setup forms are checked against the pre-session
 	// cookie; give them one so only the form field is wrong.
 	cookie := admin.cookie + "; latchkey_csrf=" + strings.Repeat("c", 43)
@@ -294,7 +261,7 @@ func TestUIFormsRejectMissingOrWrongCSRF(t *testing.T) {
 		}
 	}
 	// A token of another session is as wrong as a made-up one.
-	other := e.signIn(t, "other@example.com", web.RoleAdmin)
+	other := e.signIn(t, "other@example.com", accounts.RoleAdmin)
 	rec := e.do(t, http.MethodPost, "/admin/keys", url.Values{"csrf": {other.csrf}, "name": {"k"}}, admin.cookie)
 	if rec.Code != http.StatusForbidden {
 		t.Errorf("POST with another session's token: got %d, want 403", rec.Code)
@@ -416,7 +383,7 @@ func TestUISetupLoginLogout(t *testing.T) {
 
 func TestUILoginRateLimit(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	if _, err := e.accts.CreateUser(context.Background(), "desk@example.com", "the right password", web.RoleFrontDesk); err != nil {
+	if _, err := e.accts.CreateUser(context.Background(), "desk@example.com", "the right password", accounts.RoleFrontDesk); err != nil {
 		t.Fatal(err)
 	}
 	tok, cookies := formToken(t, e, "/admin/login", "")
@@ -437,7 +404,7 @@ func TestUILoginRateLimit(t *testing.T) {
 
 func TestUIAdminOnlyPages(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{Queues: http.NotFoundHandler()})
-	desk := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	desk := e.signIn(t, "desk@example.com", accounts.RoleFrontDesk)
 	for _, p := range []string{"/admin/keys", "/admin/users", "/admin/queues", "/admin/queues/api/queues"} {
 		if rec := e.do(t, http.MethodGet, p, nil, desk.cookie); rec.Code != http.StatusForbidden {
 			t.Errorf("front desk GET %s: got %d, want 403", p, rec.Code)
@@ -455,7 +422,7 @@ func TestUIAdminOnlyPages(t *testing.T) {
 
 func TestUIMappingEditor(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	s := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	s := e.signIn(t, "desk@example.com", accounts.RoleFrontDesk)
 	base := url.Values{"csrf": {s.csrf}, "location_id": {"177837"}, "flow_id": {"400001"}, "group_ids": {"2"},
 		"duration_minutes": {"120"}, "advance_minutes": {"15"}, "grace_minutes": {"10"}, "revoke_on_sign_out": {"1"}, "delivery": {"latchkey"}}
 	with := func(k, v string) url.Values {
@@ -523,7 +490,7 @@ func itoaUI(n int64) string { return strconv.FormatInt(n, 10) }
 // doors and about an offline door.
 func TestUIMappingWarnings(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	s := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	s := e.signIn(t, "desk@example.com", accounts.RoleFrontDesk)
 	// Warnings: a group without doors, and an offline door.
 	ctrl := func(method, path, body string) {
 		req, _ := http.NewRequest(method, e.ctrl.URL+path, strings.NewReader(body))
@@ -553,7 +520,7 @@ func TestUIMappingWarnings(t *testing.T) {
 
 func TestUIAPIKeys(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	admin := e.signIn(t, "admin@example.com", accounts.RoleAdmin)
 	ctx := context.Background()
 	rec := e.do(t, http.MethodPost, "/admin/keys", url.Values{"csrf": {admin.csrf}, "name": {"reporting"}}, admin.cookie)
 	if rec.Code != http.StatusOK {
@@ -603,7 +570,7 @@ func (e uiEnv) controllerKeyWorks(t *testing.T, key string) bool {
 
 func TestUIControllerKeys(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	admin := e.signIn(t, "admin@example.com", web.RoleAdmin)
+	admin := e.signIn(t, "admin@example.com", accounts.RoleAdmin)
 	r, _ := http.NewRequest(http.MethodPost, e.ctrl.URL+"/logins", strings.NewReader(`{"login":{"name":"door panel","expire":false}}`))
 	r.Header.Set("Authorization", "KISI-LOGIN "+uiAdminKey)
 	resp, err := http.DefaultClient.Do(r)
@@ -644,7 +611,7 @@ func TestUIControllerKeys(t *testing.T) {
 
 func TestUISimulateAndVisitActions(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin"})
-	desk := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	desk := e.signIn(t, "desk@example.com", accounts.RoleFrontDesk)
 	e.createDemoMapping(t)
 	ctx := context.Background()
 	rec := e.do(t, http.MethodPost, "/admin/simulate", url.Values{"csrf": {desk.csrf}, "kind": {"sign-in"}, "name": {"Grace Hopper"},
@@ -723,7 +690,7 @@ func TestUISimulateAndVisitActions(t *testing.T) {
 
 func TestUIEventsCSVDefusesFormulas(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	desk := e.signIn(t, "desk@example.com", web.RoleFrontDesk)
+	desk := e.signIn(t, "desk@example.com", accounts.RoleFrontDesk)
 	// An unlock attempt by a link named like a formula lands in the audit
 	// log under that name.
 	req, _ := http.NewRequest(http.MethodPost, e.ctrl.URL+"/group_links", strings.NewReader(`{"group_link":{"name":"=HYPERLINK(\"x\")","group_id":1}}`))
@@ -771,7 +738,7 @@ func jsonDecode(res *http.Response, v any) error {
 // and the admin still signs in from theirs.
 func TestUIWrongPasswordsElsewhereDoNotLockOutTheOwner(t *testing.T) {
 	e := newUIEnv(t, web.UIOptions{})
-	if _, err := e.accts.CreateUser(context.Background(), "boss@example.com", "correct horse battery", web.RoleAdmin); err != nil {
+	if _, err := e.accts.CreateUser(context.Background(), "boss@example.com", "correct horse battery", accounts.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	csrf, cookies := formToken(t, e, "/admin/login", "")
@@ -811,7 +778,7 @@ func TestUIOperationsShowsClockSkew(t *testing.T) {
 	} {
 		off := tc.off
 		e := newUIEnv(t, web.UIOptions{ClockOffset: func() time.Duration { return off }})
-		s := e.signIn(t, "ops@example.com", web.RoleAdmin)
+		s := e.signIn(t, "ops@example.com", accounts.RoleAdmin)
 		rec := e.do(t, http.MethodGet, "/admin/operations", nil, s.cookie)
 		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("offset %s: %d, body lacks %q", off, rec.Code, tc.want)

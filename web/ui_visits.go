@@ -134,16 +134,17 @@ func (u *UI) visitsData(ctx context.Context, q visitQuery) (visitsData, error) {
 	}
 	d.Total = total
 	doorNames := u.doorNamer(ctx, &d.DoorsErr)
-	links, err := u.svc.Store().LinksOf(ctx, visitIDs(vs))
+	ids := visitIDs(vs)
+	links, err := u.svc.Store().LinksOf(ctx, ids)
+	if err != nil {
+		return d, err
+	}
+	unlocks, err := u.svc.Store().LastUnlocks(ctx, ids)
 	if err != nil {
 		return d, err
 	}
 	for _, v := range vs {
-		row, err := u.visitRow(ctx, v, links[v.ID], doorNames)
-		if err != nil {
-			return d, err
-		}
-		d.Rows = append(d.Rows, row)
+		d.Rows = append(d.Rows, u.visitRow(v, links[v.ID], unlocks[v.ID], doorNames))
 	}
 	return d, nil
 }
@@ -172,7 +173,9 @@ func (u *UI) doorNamer(ctx context.Context, errMsg *string) func(groupID int64) 
 	}
 }
 
-func (u *UI) visitRow(ctx context.Context, v connector.Visit, links []connector.VisitLink, doorNames func(int64) []string) (visitRow, error) {
+// visitRow is one visitor's row; lastUnlock is zero when the pass never
+// opened a door.
+func (u *UI) visitRow(v connector.Visit, links []connector.VisitLink, lastUnlock time.Time, doorNames func(int64) []string) visitRow {
 	loc := u.localZone(v.TimeZone)
 	r := visitRow{ID: v.ID, Name: v.Name, Email: v.Email, Flow: v.FlowName, Status: v.Status, Reason: v.Reason,
 		Zone: loc.String(), Synced: v.SyncedVersion >= v.Version, ValidFromT: v.ValidFrom, ValidUntilT: v.ValidUntil,
@@ -198,17 +201,20 @@ func (u *UI) visitRow(ctx context.Context, v connector.Visit, links []connector.
 			}
 		}
 	}
-	tl, err := u.svc.Store().Timeline(ctx, v.ID)
-	if err != nil {
-		return r, err
+	if !lastUnlock.IsZero() {
+		r.LastUnlock = lastUnlock.In(loc).Format("15:04 MST")
 	}
+	return r
+}
+
+// lastUnlock is when a timeline last records an unlock (zero when never).
+func lastUnlock(tl []connector.TimelineEntry) time.Time {
 	for i := len(tl) - 1; i >= 0; i-- {
 		if tl[i].Kind == connector.KindUnlock {
-			r.LastUnlock = tl[i].At.In(loc).Format("15:04 MST")
-			break
+			return tl[i].At
 		}
 	}
-	return r, nil
+	return time.Time{}
 }
 
 // visitDetail is the visit page's data.
@@ -244,10 +250,7 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	}
 	var derr string
 	names := u.doorNamer(ctx, &derr)
-	row, err := u.visitRow(ctx, d.Visit, d.Links, names)
-	if err != nil {
-		return visitDetail{}, err
-	}
+	row := u.visitRow(d.Visit, d.Links, lastUnlock(d.Timeline), names)
 	loc := u.localZone(d.Visit.TimeZone)
 	groups, _ := u.cachedGroups(ctx)
 	gnames := groupNames(groups)
@@ -340,11 +343,12 @@ func (u *UI) visitQR(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var derr string
-	row, err := u.visitRow(ctx, v, links, u.doorNamer(ctx, &derr))
+	unlocks, err := u.svc.Store().LastUnlocks(ctx, []int64{v.ID})
 	if err != nil {
 		return err
 	}
+	var derr string
+	row := u.visitRow(v, links, unlocks[v.ID], u.doorNamer(ctx, &derr))
 	return u.render(c, http.StatusOK, "qr", "Pass for "+v.Name, qrData{Visit: row, ID: id,
 		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))})
 }
@@ -365,12 +369,8 @@ func (u *UI) revoke(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, err := u.svc.Revoke(ctx, id)
-	if err != nil {
+	if _, err := u.svc.Revoke(ctx, id); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueVisitSync(ctx, v.ID, v.Version); err != nil {
-		u.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "revoked")
 }
@@ -385,12 +385,8 @@ func (u *UI) extend(c echo.Context) error {
 		return u.actionError(c, id, latchkey.Errorf(latchkey.Invalid, "minutes must be a number"))
 	}
 	ctx := c.Request().Context()
-	v, err := u.svc.Extend(ctx, id, mins)
-	if err != nil {
+	if _, err := u.svc.Extend(ctx, id, mins); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueVisitSync(ctx, v.ID, v.Version); err != nil {
-		u.log.Warn("enqueue visit sync", "visit_id", v.ID, "err", err)
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "extended")
 }
@@ -401,12 +397,8 @@ func (u *UI) resend(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, key, err := u.svc.Resend(ctx, id)
-	if err != nil {
+	if _, err := u.svc.Resend(ctx, id); err != nil {
 		return u.actionError(c, id, err)
-	}
-	if err := u.q.EnqueueEmail(ctx, v.ID, connector.EmailResend, key); err != nil {
-		return u.actionError(c, id, latchkey.Wrap(latchkey.Unavailable, "could not queue the email; try again", err))
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "resent")
 }

@@ -26,9 +26,13 @@ type Delivery struct {
 	// JobID is Envoy's meta.job.id, "" when absent.
 	JobID string
 	// DedupeKey identifies the delivery across retries: the job id when
-	// Envoy sent one, else a hash of the event name, payload id and the
-	// payload's sign-in, sign-out and expected-arrival times.
+	// Envoy sent one, else a versioned hash of the event name and the
+	// event's named fields (see dedupeKey).
 	DedupeKey string
+	// LegacyKey is the key the release before versioned keys derived for
+	// the same delivery ("" with a job id), so a retry of a delivery stored
+	// under it is still recognised.
+	LegacyKey string
 	// Known reports whether Kind is an event latchkey acts on.
 	Known bool
 }
@@ -158,7 +162,8 @@ func Parse(body []byte) (Delivery, error) {
 		if hasPayload {
 			_ = json.Unmarshal(env.Payload, &r) // best effort: only for the dedupe key
 		}
-		d.DedupeKey = dedupeKey(d.JobID, name, []byte(d.Event.InstallID+"\x00"+d.Event.LocationID+"\x00"+r.ID))
+		d.DedupeKey = dedupeKey(d.JobID, name, []field{{"install", d.Event.InstallID}, {"location", d.Event.LocationID}, {"id", r.ID}})
+		d.LegacyKey = legacyKey(d.JobID, name, []byte(d.Event.InstallID+"\x00"+d.Event.LocationID+"\x00"+r.ID))
 		return d, nil
 	}
 
@@ -172,12 +177,12 @@ func Parse(body []byte) (Delivery, error) {
 	if err := fillEvent(&d.Event, r); err != nil {
 		return Delivery{}, err
 	}
-	// Everything latchkey reads from the delivery, in a fixed form.
-	fields, err := json.Marshal(d.Event)
+	d.DedupeKey = dedupeKey(d.JobID, name, eventFields(d.Event))
+	legacy, err := legacyEventKey(d.JobID, name, d.Event)
 	if err != nil {
-		return Delivery{}, fmt.Errorf("encode event for its dedupe key: %w", err)
+		return Delivery{}, err
 	}
-	d.DedupeKey = dedupeKey(d.JobID, name, fields)
+	d.LegacyKey = legacy
 	return d, nil
 }
 
@@ -394,20 +399,92 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("parse time %q: %w", s, first)
 }
 
-// stamp formats t for a dedupe key.
-// dedupeKey returns jobID when set, else a hash of the event name and
-// fields: the fields latchkey reads, so a retried delivery has the same key
-// however its JSON was written, while two updates of one invite that differ
-// in anything latchkey uses (an email, a flow, a time) stay two events.
-func dedupeKey(jobID, event string, fields []byte) string {
+// field is one named value of a dedupe key.
+type field struct{ name, value string }
+
+// dedupeKeyVersion prefixes every hashed dedupe key. A change to what goes
+// into the hash takes a new version (and keeps recognising the old one).
+const dedupeKeyVersion = "v1"
+
+// eventFields are the fields latchkey reads from an event, by name, in a
+// fixed order. A renamed Go field cannot change a key: only this list can.
+func eventFields(ev connector.Event) []field {
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return []field{
+		{"kind", string(ev.Kind)}, {"install", ev.InstallID}, {"location", ev.LocationID}, {"time_zone", ev.TimeZone},
+		{"flow", ev.FlowID}, {"flow_name", ev.FlowName}, {"entry", ev.EntryID}, {"invite", ev.InviteID},
+		{"full_name", ev.FullName}, {"email", ev.Email}, {"phone", ev.Phone},
+		{"expected_arrival", stamp(ev.ExpectedArrival)}, {"signed_in_at", stamp(ev.SignedInAt)},
+		{"signed_out_at", stamp(ev.SignedOutAt)}, {"approval_status", ev.ApprovalStatus},
+	}
+}
+
+// dedupeKey returns jobID when set, else "v1:sha256:" and a hash of the
+// event name and the named fields: the fields latchkey reads, so a retried
+// delivery has the same key however its JSON was written, while two
+// updates of one invite that differ in anything latchkey uses (an email, a
+// flow, a time) stay two events.
+func dedupeKey(jobID, event string, fields []field) string {
 	if jobID != "" {
 		return jobID
 	}
 	h := sha256.New()
+	fmt.Fprintf(h, "event=%q\n", event)
+	for _, f := range fields {
+		fmt.Fprintf(h, "%s=%q\n", f.name, f.value)
+	}
+	return dedupeKeyVersion + ":sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// legacyKey is the unversioned key of the release before: a hash of the
+// event name and raw bytes.
+func legacyKey(jobID, event string, raw []byte) string {
+	if jobID != "" {
+		return ""
+	}
+	h := sha256.New()
 	h.Write([]byte(event))
 	h.Write([]byte{0})
-	h.Write(fields)
+	h.Write(raw)
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// eventV0 is connector.Event as the unversioned keys encoded it, frozen
+// here so that a change to connector.Event leaves those keys as they were.
+type eventV0 struct {
+	Kind            connector.EventKind
+	InstallID       string
+	LocationID      string
+	TimeZone        string
+	FlowID          string
+	FlowName        string
+	EntryID         string
+	InviteID        string
+	FullName        string
+	Email           string
+	Phone           string
+	ExpectedArrival time.Time
+	SignedInAt      time.Time
+	SignedOutAt     time.Time
+	ApprovalStatus  string
+}
+
+// legacyEventKey is legacyKey over the JSON of ev's fields as eventV0.
+func legacyEventKey(jobID, event string, ev connector.Event) (string, error) {
+	if jobID != "" {
+		return "", nil
+	}
+	raw, err := json.Marshal(eventV0{ev.Kind, ev.InstallID, ev.LocationID, ev.TimeZone, ev.FlowID, ev.FlowName, ev.EntryID,
+		ev.InviteID, ev.FullName, ev.Email, ev.Phone, ev.ExpectedArrival, ev.SignedInAt, ev.SignedOutAt, ev.ApprovalStatus})
+	if err != nil {
+		return "", fmt.Errorf("encode event for its legacy dedupe key: %w", err)
+	}
+	return legacyKey(jobID, event, raw), nil
 }
 
 // jsonError turns a decoding error into an Invalid *latchkey.Error naming

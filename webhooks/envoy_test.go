@@ -229,8 +229,8 @@ func TestParseFallbacks(t *testing.T) {
 			}),
 			want: func(d *Delivery) {
 				d.JobID, d.Event.InstallID, d.Event.TimeZone = "", "", ""
-				fields, _ := json.Marshal(d.Event)
-				d.DedupeKey = dedupeKey("", "invite_created", fields) // see TestDedupeKey
+				d.DedupeKey = dedupeKey("", "invite_created", eventFields(d.Event)) // see TestDedupeKey
+				d.LegacyKey, _ = legacyEventKey("", "invite_created", d.Event)
 			},
 		},
 		{
@@ -310,10 +310,10 @@ func TestParseNulls(t *testing.T) {
 			SignedInAt: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)},
 		Kind: "entry_sign_out", Known: true,
 	}
-	if !strings.HasPrefix(got.DedupeKey, "sha256:") {
-		t.Errorf("DedupeKey = %q, want a hash of the delivery", got.DedupeKey)
+	if !strings.HasPrefix(got.DedupeKey, "v1:sha256:") || !strings.HasPrefix(got.LegacyKey, "sha256:") {
+		t.Errorf("DedupeKey = %q, LegacyKey = %q, want hashes of the delivery", got.DedupeKey, got.LegacyKey)
 	}
-	got.DedupeKey = ""
+	got.DedupeKey, got.LegacyKey = "", ""
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Parse() mismatch (-want +got):\n%s", d)
 	}
@@ -335,7 +335,8 @@ func TestParseUnknownEvent(t *testing.T) {
 			name: "no payload, no job",
 			body: `{"event":"desk_sign_in"}`,
 			want: Delivery{Event: connector.Event{Kind: "desk_sign_in"}, Kind: "desk_sign_in",
-				DedupeKey: dedupeKey("", "desk_sign_in", []byte("\x00\x00"))},
+				DedupeKey: dedupeKey("", "desk_sign_in", []field{{"install", ""}, {"location", ""}, {"id", ""}}),
+				LegacyKey: legacyKey("", "desk_sign_in", []byte("\x00\x00"))},
 		},
 	}
 	for _, tt := range tests {
@@ -398,6 +399,35 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("got message %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDedupeKeyIsPinned: the key of a delivery without a job id is fixed
+// by the named fields and their version, and the key the release before
+// stored for the same delivery is still derived, byte for byte.
+func TestDedupeKeyIsPinned(t *testing.T) {
+	body := mutateFixture(t, "envoy-plugin-event-entry_sign_out.json", func(b map[string]any) { delete(obj(b, "meta"), "job") })
+	d, err := Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		wantKey    = "v1:sha256:"
+		wantLegacy = "sha256:"
+	)
+	if !strings.HasPrefix(d.DedupeKey, wantKey) || len(d.DedupeKey) != len(wantKey)+64 {
+		t.Errorf("key %q, want %s and a SHA-256", d.DedupeKey, wantKey)
+	}
+	// The release before hashed the JSON of connector.Event as it was.
+	raw, err := json.Marshal(d.Event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := legacyKey("", d.Kind, raw); d.LegacyKey != want || !strings.HasPrefix(want, wantLegacy) {
+		t.Errorf("legacy key %q, want %q", d.LegacyKey, want)
+	}
+	if got := dedupeKey("", d.Kind, eventFields(d.Event)); got != d.DedupeKey {
+		t.Errorf("key %q is not the one of the named fields, %q", d.DedupeKey, got)
 	}
 }
 

@@ -17,14 +17,10 @@ import (
 // MaxBody is the largest webhook body accepted (1 MiB).
 const MaxBody = 1 << 20
 
-// Ingester stores a delivery and its visit change in one transaction.
+// Ingester stores a delivery and its visit change in one transaction, and
+// queues the syncs the change needs.
 type Ingester interface {
 	Ingest(ctx context.Context, in connector.Inbound) (connector.IngestResult, error)
-}
-
-// Enqueuer schedules the sync of a visit version.
-type Enqueuer interface {
-	EnqueueVisitSync(ctx context.Context, visitID, version int64) error
 }
 
 // Handler receives Envoy webhooks: it verifies the signature on the raw
@@ -33,15 +29,14 @@ type Enqueuer interface {
 type Handler struct {
 	log     *slog.Logger
 	ing     Ingester
-	q       Enqueuer
 	secrets []string
 	outcome *prometheus.CounterVec
 }
 
 // NewHandler returns a Handler that accepts signatures made with any of
 // secrets. Metrics are registered on reg.
-func NewHandler(log *slog.Logger, ing Ingester, q Enqueuer, secrets []string, reg prometheus.Registerer) *Handler {
-	h := &Handler{log: log.With("component", "webhooks"), ing: ing, q: q, secrets: secrets,
+func NewHandler(log *slog.Logger, ing Ingester, secrets []string, reg prometheus.Registerer) *Handler {
+	h := &Handler{log: log.With("component", "webhooks"), ing: ing, secrets: secrets,
 		outcome: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_webhooks_total", Help: "Envoy webhook deliveries by outcome.",
 		}, []string{"outcome"})}
@@ -86,7 +81,7 @@ func (h *Handler) envoy(c echo.Context) error {
 		return refuse(c, err)
 	}
 	ctx := c.Request().Context()
-	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
 	if latchkey.KindOf(err) == latchkey.Invalid {
 		h.outcome.WithLabelValues("malformed").Inc()
 		return refuse(c, err)
@@ -104,14 +99,6 @@ func (h *Handler) envoy(c echo.Context) error {
 		out.Status = "duplicate"
 	case !d.Known:
 		out.Status = "ignored"
-	case res.Changed || len(res.Also) > 0:
-		// The delivery is stored; if the queue is down the sweep for lost
-		// syncs picks the visit up, so this is not the sender's problem.
-		for _, r := range append([]connector.VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...) {
-			if err := h.q.EnqueueVisitSync(ctx, r.ID, r.Version); err != nil {
-				h.log.Warn("enqueue visit sync", "visit_id", r.ID, "err", err)
-			}
-		}
 	}
 	h.outcome.WithLabelValues(out.Status).Inc()
 	return c.JSON(http.StatusOK, out)

@@ -10,14 +10,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/fixtures"
-	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/web"
 	"github.com/latchkey/latchkey/webhooks"
@@ -36,6 +34,9 @@ func (q *queue) EnqueueVisitSync(_ context.Context, id, version int64) error {
 	return nil
 }
 
+func (q *queue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
+func (q *queue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+
 func (q *queue) count() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -53,27 +54,12 @@ const secret = "whsec-test"
 
 func newEnv(t testing.TB) env {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	for _, m := range []func(context.Context, *gorm.DB) error{mappings.Migrate, connector.Migrate} {
-		if err := m(ctx, db); err != nil {
-			t.Fatal(err)
-		}
-	}
-	maps := mappings.NewStore(db)
-	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
-		t.Fatal(err)
-	}
-	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Ingest never calls the controller or the mailer.
-	svc := connector.NewService(testenv.Logger(t), connector.NewStore(db), nil, maps, nil, box, connector.Options{})
-	srv := web.New(testenv.Logger(t), nil, web.Options{})
 	q := &queue{}
-	webhooks.NewHandler(testenv.Logger(t), svc, q, []string{"old-secret", secret}, prometheus.NewRegistry()).Register(srv.Group("/webhooks"))
-	return env{srv: srv, db: db, q: q, svc: svc}
+	s := stacktest.Start(t, stacktest.Options{Queue: q, EnvoySecrets: []string{"old-secret", secret}})
+	if _, err := s.Mappings.Create(context.Background(), mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1}, DurationMinutes: 240}); err != nil {
+		t.Fatal(err)
+	}
+	return env{srv: s.Server, db: s.DB, q: q, svc: s.Service}
 }
 
 func fixture(t testing.TB, name string) []byte {

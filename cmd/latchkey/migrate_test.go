@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestReplicasMigrateTogether(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- migrate(ctx, db, true)
+			errs <- schema.Migrate(ctx, db, true)
 		}()
 	}
 	wg.Wait()

@@ -12,7 +12,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/pprof"
 	"net/url"
 	"path/filepath"
@@ -23,13 +22,14 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
-	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/redisserver"
+	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/jobs"
 	"github.com/latchkey/latchkey/lockctl"
@@ -41,7 +41,7 @@ import (
 // app holds what serve built, for shutdown in reverse order.
 type app struct {
 	log       *slog.Logger
-	db        *gorm.DB
+	db        *database.DB
 	redis     *jobs.Redis
 	miniredis *redisserver.Server
 	srv       *web.Server
@@ -130,7 +130,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if a.db, err = database.Open(ctx, cfg.DatabaseURL, database.SQLitePath(cfg.DataDir), log); err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if err := migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
+	if err := schema.Migrate(ctx, a.db, database.IsPostgres(cfg.DatabaseURL)); err != nil {
 		return err
 	}
 	a.startClock(ctx)
@@ -170,31 +170,6 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	if cfg.has(roleWorker) {
 		warnLocalPublicURL(log, public) // the worker is what emails links
 	}
-	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
-	if cfg.bundledController() {
-		ctrlKey = cfg.AdminAPIKey
-		switch {
-		case ln != nil:
-			ctrlURL = "http://" + loopbackAddr(ln.Addr()) + "/lockctl"
-		case public != "":
-			ctrlURL = public + "/lockctl"
-		default:
-			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
-		}
-	}
-	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl", IdempotentCreates: cfg.ControllerKind == "lockctl"}
-	if cfg.bundledController() {
-		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
-		if a.srv != nil {
-			// The controller is served by this very process: call it in
-			// memory rather than over loopback TCP.
-			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: handlerTransport{a.srv.InProcess()}}
-		}
-	}
-	ac, err := kisi.New(ctrlURL, kopts)
-	if err != nil {
-		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
-	}
 	box, err := secretbox.NewFromHex(cfg.SecretKey)
 	if err != nil {
 		return fmt.Errorf("LATCHKEY_SECRET_KEY: %w", err)
@@ -212,33 +187,62 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		outbox = mail.NewOutbox(a.db).WithSealer(box)
 		sender = outbox
 	}
-	maps := mappings.NewStore(a.db)
-	svc := connector.NewService(log, connector.NewStore(a.db), ac, maps, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now})
-
-	if ln != nil {
-		if cfg.bundledController() {
-			driver, err := newDriver(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			lc := lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
-				EventRetention: cfg.EventRetention, Now: a.clock.Now, SecretKey: idempotencyKeyFrom(cfg.SecretKey)})
-			lc.Register(a.srv.Group("/lockctl"))
-			go lc.RunSweeps(ctx, cfg.SweepEvery)
-			if cfg.Demo {
-				if err := lc.Seed(ctx); err != nil {
-					return fmt.Errorf("demo seed: %w", err)
-				}
-			}
-		}
-		webhooks.NewHandler(log, svc, client, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
-		accounts := web.NewAccounts(a.db)
-		web.NewAPI(log, svc, maps, ac, client, outbox, cfg.AdminAPIKey).WithKeys(accounts).Register(a.srv)
-		setupToken, err := prepareSetup(ctx, accounts, cfg.DataDir)
+	// The bundled controller is served at /lockctl for other processes and
+	// tools; this process calls it in memory, through its own handler.
+	var lc *lockctl.Controller
+	if ln != nil && cfg.bundledController() {
+		driver, err := newDriver(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		if err := a.registerUI(cfg, accounts, setupToken, redisURL, ctrlURL, ctrlKey, svc, maps, ac, client, outbox); err != nil {
+		lc = lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
+			EventRetention: cfg.EventRetention, Now: a.clock.Now, SecretKey: idempotencyKeyFrom(cfg.SecretKey)})
+		lc.Register(a.srv.Group("/lockctl"))
+		go lc.RunSweeps(ctx, cfg.SweepEvery)
+		if cfg.Demo {
+			if err := lc.Seed(ctx); err != nil {
+				return fmt.Errorf("demo seed: %w", err)
+			}
+		}
+	}
+	ctrlURL, ctrlKey := cfg.ControllerURL, cfg.ControllerKey
+	if cfg.bundledController() {
+		ctrlKey = cfg.AdminAPIKey
+		switch {
+		case ln != nil:
+			ctrlURL = "http://" + loopbackAddr(ln.Addr()) + "/lockctl"
+		case public != "":
+			ctrlURL = public + "/lockctl"
+		default:
+			return fmt.Errorf("LATCHKEY_CONTROLLER_URL: needed when this process has no web role (or set LATCHKEY_PUBLIC_URL to a web process)")
+		}
+	}
+	kopts := kisi.Options{APIKey: ctrlKey, SupportsUpdate: cfg.ControllerKind == "lockctl", IdempotentCreates: cfg.ControllerKind == "lockctl"}
+	if cfg.bundledController() {
+		kopts.RatePerSecond, kopts.Burst = math.Inf(1), 1
+		if lc != nil {
+			// The controller is served by this very process: call its own
+			// handler in memory, not over loopback TCP and not through the
+			// public server's middleware.
+			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(http.StripPrefix("/lockctl", lc.Handler()))}
+		}
+	}
+	ac, err := kisi.New(ctrlURL, kopts)
+	if err != nil {
+		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
+	}
+	maps := mappings.NewStore(a.db)
+	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client})
+
+	if ln != nil {
+		webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
+		accts := accounts.NewStore(a.db)
+		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accts).Register(a.srv)
+		setupToken, err := prepareSetup(ctx, accts, cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if err := a.registerUI(cfg, accts, setupToken, redisURL, svc, maps, ac, client, outbox); err != nil {
 			return err
 		}
 		if setupToken != "" {
@@ -278,7 +282,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 }
 
 // registerUI mounts the front desk, with the queue dashboard for admins.
-func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisURL, ctrlURL, ctrlKey string, svc *connector.Service, maps *mappings.Store, groups web.GroupLister, client *jobs.Client, outbox *mail.Outbox) error {
+func (a *app) registerUI(cfg *config, accts *accounts.Store, setupToken, redisURL string, svc *connector.Service, maps *mappings.Store, ctrl *kisi.Client, client *jobs.Client, outbox *mail.Outbox) error {
 	opt, err := asynq.ParseRedisURI(redisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", jobs.ValidateRedisURL("\x00"))
@@ -288,9 +292,9 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	if zone == "" && cfg.Demo {
 		zone = "Europe/Berlin"
 	}
-	ui, err := web.NewUI(a.log, accounts, svc, maps, groups, client, outbox, web.UIOptions{
+	ui, err := web.NewUI(a.log, accts, svc, maps, ctrl, outbox, web.UIOptions{
 		Demo: cfg.Demo, SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
-		ControllerURL: ctrlURL, ControllerKey: ctrlKey, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
+		Controller: ctrl, TimeZone: zone, Queues: a.queuesUI, ClockOffset: a.clock.Offset,
 		SetupToken: setupToken,
 		SetupDone: func() {
 			if err := removeSetupToken(cfg.DataDir); err != nil {
@@ -309,34 +313,6 @@ func (a *app) registerUI(cfg *config, accounts *web.Accounts, setupToken, redisU
 	return nil
 }
 
-// migrateLockKey is the PostgreSQL advisory lock that keeps replicas
-// starting together from migrating at the same time.
-const migrateLockKey = 7_283_021_401
-
-// migrate runs every package's migrations in dependency order. On
-// PostgreSQL it holds an advisory lock on one connection meanwhile, so
-// replicas that start together migrate one after another.
-func migrate(ctx context.Context, db *gorm.DB, postgres bool) error {
-	run := func(db *gorm.DB) error {
-		for _, m := range []func(context.Context, *gorm.DB) error{database.Migrate, lockctl.Migrate, mappings.Migrate, connector.Migrate, mail.Migrate, web.MigrateAccounts} {
-			if err := m(ctx, db); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if !postgres {
-		return run(db)
-	}
-	return db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-		if err := conn.Exec("SELECT pg_advisory_lock(?)", migrateLockKey).Error; err != nil {
-			return fmt.Errorf("migration lock: %w", err)
-		}
-		defer conn.Exec("SELECT pg_advisory_unlock(?)", migrateLockKey)
-		return run(conn)
-	})
-}
-
 func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driver, error) {
 	if cfg.LockDriver == "mqtt" {
 		d, err := lockctl.NewMQTTDriver(ctx, cfg.MQTTURL, cfg.MQTTPrefix, log)
@@ -346,23 +322,6 @@ func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driv
 		return d, nil
 	}
 	return lockctl.NewSimDriver(nil), nil
-}
-
-// handlerTransport serves a process's calls to itself with its own handler,
-// in memory. Given the server's InProcess handler, the guest address our
-// client puts in X-Forwarded-For is believed (and nobody else's).
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	in := r.Clone(r.Context())
-	in.RemoteAddr = "127.0.0.1:0"
-	in.RequestURI = r.URL.RequestURI()
-	if in.Body == nil {
-		in.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, in)
-	return rec.Result(), nil
 }
 
 // loopbackAddr turns a listen address such as [::]:8080 into one this

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/latchkey/latchkey/web"
+	"github.com/latchkey/latchkey/accounts"
 )
 
 // setupTokenFile is the file in the data dir that holds the first-run
@@ -18,7 +18,7 @@ const setupTokenFile = "setup-token"
 // prepareSetup returns the first-run token while no user exists, reading
 // it from the data dir or creating it there (mode 0600). Once a user
 // exists the token is dead: its file is removed and "" returned.
-func prepareSetup(ctx context.Context, accts *web.Accounts, dataDir string) (string, error) {
+func prepareSetup(ctx context.Context, accts *accounts.Store, dataDir string) (string, error) {
 	n, err := accts.CountUsers(ctx)
 	if err != nil {
 		return "", err

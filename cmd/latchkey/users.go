@@ -11,8 +11,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/internal/database"
-	"github.com/latchkey/latchkey/web"
 )
 
 const usersUsage = `usage: latchkey users create --email EMAIL --role admin|frontdesk
@@ -34,7 +34,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("users "+sub, flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	email := fs.String("email", "", "the user's email")
-	role := fs.String("role", string(web.RoleFrontDesk), "admin or frontdesk")
+	role := fs.String("role", string(accounts.RoleFrontDesk), "admin or frontdesk")
 	dataDir := fs.String("data-dir", envOr(getenv, "LATCHKEY_DATA_DIR", "./data"), "data directory with the SQLite database (LATCHKEY_DATA_DIR)")
 	fs.Bool("password-stdin", true, "read the password from standard input (the default unless LATCHKEY_USER_PASSWORD is set)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -58,10 +58,10 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer database.Close(db)
-	if err := web.MigrateAccounts(ctx, db); err != nil {
+	if err := accounts.Migrate(ctx, db); err != nil {
 		return err
 	}
-	accts := web.NewAccounts(db)
+	accts := accounts.NewStore(db)
 	if sub == "list" {
 		us, err := accts.Users(ctx)
 		if err != nil {
@@ -86,7 +86,7 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "password of %s changed; their sessions were ended\n", strings.ToLower(strings.TrimSpace(*email)))
 		return nil
 	}
-	r, err := web.ParseRole(*role)
+	r, err := accounts.ParseRole(*role)
 	if err != nil {
 		return fmt.Errorf("users create: --role: %w", err)
 	}

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/web"
 )
 
 // TestUsersCommand creates a user from the password on stdin, changes it
@@ -62,11 +62,11 @@ func TestUsersCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer database.Close(db)
-	accts := web.NewAccounts(db)
+	accts := accounts.NewStore(db)
 	if _, err := accts.Authenticate(ctx, "desk@example.com", "correct horse battery"); err == nil {
 		t.Fatal("the old password still works after `users password`")
 	}
-	if u, err := accts.Authenticate(ctx, "desk@example.com", "a new long passphrase"); err != nil || u.Role != web.RoleFrontDesk {
+	if u, err := accts.Authenticate(ctx, "desk@example.com", "a new long passphrase"); err != nil || u.Role != accounts.RoleFrontDesk {
 		t.Fatalf("sign in with the new password: %+v, %v", u, err)
 	}
 }

@@ -96,6 +96,21 @@ func publicMessage(k latchkey.Kind, c call, detail string) string {
 	return withDetail("unexpected controller answer for " + c.subject)
 }
 
+// refusals translates Kisi's unlock error codes (lockctl sends the same).
+var refusals = map[string]connector.Refusal{
+	"f358de": connector.RefusedNotStarted,
+	"f35ade": connector.RefusedEnded,
+	"f29aef": connector.RefusedRevoked,
+	"f297ef": connector.RefusedRevoked,
+	"f298ef": connector.RefusedEnded,
+	"fac001": connector.RefusedDoorOffline,
+	"fac002": connector.RefusedDoorOffline,
+	"ff420a": connector.RefusedNoAnswer,
+	"fad001": connector.RefusedDoorLockedDown,
+	"fad002": connector.RefusedBuildingLockedDown,
+	"34ffaa": connector.RefusedTooMany,
+}
+
 // parseControllerError reads Kisi's error bodies: {"error","code"} and
 // {"errors":{field:[messages]}}. Anything else yields the status text.
 func parseControllerError(status int, body []byte) *connector.ControllerError {
@@ -123,6 +138,7 @@ func parseControllerError(status int, body []byte) *connector.ControllerError {
 		}
 		ce.Message = strings.Join(parts, "; ")
 	}
+	ce.Refusal = refusals[ce.Code]
 	if ce.Message == "" {
 		ce.Message = strings.ToLower(http.StatusText(status))
 	}

@@ -85,7 +85,7 @@ func TestUnlock(t *testing.T) {
 		cl := newTestClient(t, srv.URL, Options{})
 		err := cl.Unlock(context.Background(), testSecret, 7)
 		checkKind(t, err, latchkey.Forbidden)
-		want := &connector.ControllerError{Status: 403, Code: "f358de", Message: "Your access is not yet valid."}
+		want := &connector.ControllerError{Status: 403, Code: "f358de", Message: "Your access is not yet valid.", Refusal: connector.RefusedNotStarted}
 		if d := cmp.Diff(want, controllerErr(t, err)); d != "" {
 			t.Errorf("controller error (-want +got):\n%s", d)
 		}

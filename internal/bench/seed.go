@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/lockctl"
@@ -54,7 +52,7 @@ func Seed(ctx context.Context, dsn, sqlitePath string, n int, progress io.Writer
 			v.PassHash, v.PassSalt = randomHex(32), randomHex(16)
 			v.CreatedAt, v.UpdatedAt = at, until
 		}
-		err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := db.WithContext(ctx).Transaction(func(tx *database.DB) error {
 			if err := tx.CreateInBatches(visits, 500).Error; err != nil {
 				return fmt.Errorf("visits: %w", err)
 			}

@@ -22,6 +22,10 @@ import (
 	"gorm.io/gorm/logger"
 )
 
+// DB is an open database. Packages outside the stores name it by this
+// alias, so that gorm stays in the stores and here.
+type DB = gorm.DB
+
 // IsPostgres reports whether dsn names a PostgreSQL database.
 func IsPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")

@@ -1,4 +1,4 @@
-package web
+package accounts
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"github.com/latchkey/latchkey/internal/testenv"
 )
 
-func newAccounts(t *testing.T) *Accounts {
+func newAccounts(t *testing.T) *Store {
 	t.Helper()
 	db := testenv.DB(t)
-	if err := MigrateAccounts(context.Background(), db); err != nil {
+	if err := Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	return NewAccounts(db)
+	return NewStore(db)
 }
 
 // TestConcurrentSetupsMakeOneAdmin: first-run setups submitted at once
