@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/web"
 )
@@ -25,7 +25,7 @@ import (
 // requests by method, route template and status, and their durations) and
 // one log line per request. Forwarding headers count only from trusted
 // peers.
-func lockctlHandler(log *slog.Logger, lc *lockctl.Controller, db *gorm.DB, trusted []*net.IPNet) http.Handler {
+func lockctlHandler(log *slog.Logger, lc *lockctl.Controller, db *database.DB, trusted []*net.IPNet) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -55,7 +55,7 @@ func lockctlHandler(log *slog.Logger, lc *lockctl.Controller, db *gorm.DB, trust
 
 // lockctlReadyz answers 200 while the database answers within 3 s, else 503
 // naming it.
-func lockctlReadyz(c echo.Context, db *gorm.DB) error {
+func lockctlReadyz(c echo.Context, db *database.DB) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	err := lockctlPing(ctx, db)
@@ -66,7 +66,7 @@ func lockctlReadyz(c echo.Context, db *gorm.DB) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": map[string]string{"database": "ok"}})
 }
 
-func lockctlPing(ctx context.Context, db *gorm.DB) error {
+func lockctlPing(ctx context.Context, db *database.DB) error {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
