@@ -193,11 +193,7 @@ func (c lostAnswerIdem) CreateLink(ctx context.Context, spec connector.LinkSpec)
 // wait for a cut-off creation to settle, and no second link.
 func TestCutOffCreationIsSentAgainUnderItsKey(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	idem, err := kisi.New(e.srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, IdempotentCreates: true,
-		RatePerSecond: math.Inf(1), MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	idem := e.idempotentClient()
 	svc := e.service(idem)
 	id := e.ingest(svc, walkIn(t, e.clock.Now())).VisitID
 	if _, err := e.service(lostAnswerIdem{idem}).SyncVisit(e.ctx, id); err == nil {
@@ -297,11 +293,7 @@ func (c *stalledCreate) CreateLink(_ context.Context, spec connector.LinkSpec) (
 // stalled request finally arrives it makes nothing: no door opens again.
 func TestLateCreateAfterSignOutOpensNothing(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	idem, err := kisi.New(e.srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, IdempotentCreates: true,
-		RatePerSecond: math.Inf(1), MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	idem := e.idempotentClient()
 	svc := e.service(idem)
 	id := e.ingest(svc, walkIn(t, start)).VisitID
 	stalled := &stalledCreate{Client: idem}
@@ -320,4 +312,16 @@ func TestLateCreateAfterSignOutOpensNothing(t *testing.T) {
 		t.Errorf("controller holds %d links after the sign-out, want none", len(links))
 	}
 	e.checkNoAccess(id, connector.StatusRevoked)
+}
+
+// idempotentClient is a client of the env's lockctl that sends creations
+// under an Idempotency-Key, as serve's does.
+func (e *env) idempotentClient() *kisi.Client {
+	e.t.Helper()
+	c, err := kisi.New(e.srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: true, IdempotentCreates: true,
+		RatePerSecond: math.Inf(1), MaxRetries: -1})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
 }
