@@ -8,7 +8,6 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,30 +49,7 @@ func linkFields(fe fieldErrors, l *GroupLink, name, email, phone, from, until *s
 			fe.add("phone", "is invalid (E.164, e.g. +11234567890)")
 		}
 	}
-	for field, src := range map[string]struct {
-		s   *string
-		dst **time.Time
-	}{"valid_from": {from, &l.ValidFrom}, "valid_until": {until, &l.ValidUntil}} {
-		if src.s == nil {
-			continue
-		}
-		if *src.s == "" {
-			*src.dst = nil
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, *src.s)
-		switch {
-		case err != nil:
-			fe.add(field, "is not a valid RFC 3339 time")
-		case !inTimeRange(t):
-			fe.add(field, "must lie in the years 1970 to 9999 (UTC)")
-		default:
-			*src.dst = &t
-		}
-	}
-	if l.ValidFrom != nil && l.ValidUntil != nil && !l.ValidUntil.After(*l.ValidFrom) {
-		fe.add("valid_until", "must be after valid_from")
-	}
+	parseWindow(fe, from, until, &l.ValidFrom, &l.ValidUntil)
 }
 
 // checkEmail adds an error on field unless s is empty or a bare, storable
