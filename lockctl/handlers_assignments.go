@@ -426,15 +426,22 @@ func (c *Controller) updateAssignment(ec echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return c.applyAssignmentChange(ec, id, ch, EventAssignmentUpdate)
+}
+
+// applyAssignmentChange applies ch to assignment id with its event of type
+// typ (a role assignment's or a share's) in one transaction, and mails the
+// person when ch asks to; it answers 204.
+func (c *Controller) applyAssignmentChange(ec echo.Context, id int64, ch assignmentChange, typ string) error {
 	ctx := ec.Request().Context()
 	var after RoleAssignment
-	err = c.store.tx(ctx, func(ts *store) error {
+	err := c.store.tx(ctx, func(ts *store) error {
 		_, a, err := ts.updateAssignment(ctx, id, ch.apply)
 		if err != nil {
 			return err
 		}
 		after = a
-		return c.addAssignmentEvent(ec, ts, EventAssignmentUpdate, after)
+		return c.addAssignmentEvent(ec, ts, typ, after)
 	})
 	if err != nil {
 		return err

@@ -215,26 +215,10 @@ func (c *Controller) updateShare(ec echo.Context) error {
 		}
 		ch.RoleID = &role
 	}
-	ctx := ec.Request().Context()
-	if _, err := c.share(ctx, id); err != nil {
+	if _, err := c.share(ec.Request().Context(), id); err != nil {
 		return err
 	}
-	var after RoleAssignment
-	err = c.store.tx(ctx, func(ts *store) error {
-		_, a, err := ts.updateAssignment(ctx, id, ch.apply)
-		if err != nil {
-			return err
-		}
-		after = a
-		return c.addAssignmentEvent(ec, ts, EventShareUpdate, after)
-	})
-	if err != nil {
-		return err
-	}
-	if ch.Notify != nil && *ch.Notify {
-		c.notifyAssignment(ec, after, nil)
-	}
-	return ec.NoContent(http.StatusNoContent)
+	return c.applyAssignmentChange(ec, id, ch, EventShareUpdate)
 }
 
 func (c *Controller) deleteShare(ec echo.Context) error {
