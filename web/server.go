@@ -323,7 +323,7 @@ func newHTTPMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 			if route == "" {
 				route = "unmatched"
 			}
-			method := metricMethod(c.Request().Method)
+			method := MetricMethod(c.Request().Method)
 			reqs.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 			dur.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 			return err
@@ -331,9 +331,9 @@ func newHTTPMetrics(reg prometheus.Registerer) echo.MiddlewareFunc {
 	}
 }
 
-// metricMethod keeps the method label to a fixed set: any method name is
-// a valid request, and each would otherwise mint a series.
-func metricMethod(m string) string {
+// MetricMethod keeps a method label to a fixed set: any method name is a
+// valid request, and each would otherwise mint a series.
+func MetricMethod(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
 		return m

@@ -92,7 +92,7 @@ func lockctlObserve(log *slog.Logger, reqs *prometheus.CounterVec, dur *promethe
 			if route == "" || route == "/*" {
 				route = "unmatched"
 			}
-			method := lockctlMethod(c.Request().Method)
+			method := web.MetricMethod(c.Request().Method)
 			reqs.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 			dur.WithLabelValues(method, route).Observe(took.Seconds())
 			level := slog.LevelInfo
@@ -107,13 +107,4 @@ func lockctlObserve(log *slog.Logger, reqs *prometheus.CounterVec, dur *promethe
 			return nil
 		}
 	}
-}
-
-// lockctlMethod keeps the method label to a fixed set.
-func lockctlMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
-		return m
-	}
-	return "other"
 }
