@@ -25,6 +25,10 @@ const (
 	MaxPhoneLen = 64
 	// MaxApprovalLen bounds an approval status.
 	MaxApprovalLen = 64
+	// MaxAddressLen bounds a location's address.
+	MaxAddressLen = 300
+	// MaxLocaleLen bounds a location's locale tag.
+	MaxLocaleLen = 35
 	// MaxLinkNameLen bounds the name latchkey gives a controller link.
 	MaxLinkNameLen = 300
 )
@@ -69,6 +73,10 @@ func truncateText(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
 }
+
+// TruncateText shortens s to at most n characters as truncateText does,
+// for parsers that keep a shortened value rather than refuse it.
+func TruncateText(s string, n int) string { return truncateText(s, n) }
 
 // maxZones bounds the zone cache: zone names come from webhooks.
 const maxZones = 512

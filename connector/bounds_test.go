@@ -30,7 +30,12 @@ func TestFieldsAtTheirBoundsAreStored(t *testing.T) {
 		attr("full-name", long(connector.MaxNameLen)), attr("flow-name", long(connector.MaxNameLen)),
 		attr("email", strings.Repeat("a", connector.MaxEmailLen-12)+"@example.com"),
 		attr("phone-number", strings.Repeat("1", connector.MaxPhoneLen)),
-		zone("America/Argentina/ComodRivadavia"))
+		zone("America/Argentina/ComodRivadavia"),
+		attr("host", long(connector.MaxNameLen)), attr("host-email", strings.Repeat("h", connector.MaxEmailLen-12)+"@example.com"),
+		func(t testing.TB, doc map[string]any) {
+			a := obj(t, doc, "meta", "location", "attributes")
+			a["name"], a["address"], a["locale"] = long(connector.MaxNameLen), long(connector.MaxAddressLen), "de-CH-x-"+strings.Repeat("a", connector.MaxLocaleLen-8)
+		})
 	res := e.process(body)
 	if res.Status != connector.StatusActive {
 		t.Fatalf("got status %s (%s), want active", res.Status, res.Reason)
@@ -38,6 +43,12 @@ func TestFieldsAtTheirBoundsAreStored(t *testing.T) {
 	v := e.visit(res.VisitID)
 	if v.Name != long(connector.MaxNameLen) {
 		t.Errorf("name not stored whole: got %d characters", len([]rune(v.Name)))
+	}
+	if v.HostName != long(connector.MaxNameLen) || len(v.HostEmail) != connector.MaxEmailLen ||
+		v.LocationName != long(connector.MaxNameLen) || v.LocationAddress != long(connector.MaxAddressLen) ||
+		len(v.Locale) != connector.MaxLocaleLen {
+		t.Errorf("host or location not stored whole: host %d, host email %d, location %d, address %d, locale %q",
+			len([]rune(v.HostName)), len(v.HostEmail), len([]rune(v.LocationName)), len([]rune(v.LocationAddress)), v.Locale)
 	}
 	l := e.onlyLink(res.VisitID)
 	if n := len([]rune(l.Name)); n > connector.MaxLinkNameLen {

@@ -62,6 +62,17 @@ type Event struct {
 	// ApprovalStatus is the entry's approval-status.status ("approved",
 	// "pending", "denied", …), "" when absent.
 	ApprovalStatus string
+
+	// What the guest is told about the visit, "" when the platform sent
+	// nothing: the host (an entry's host, an invite's inviter), and the
+	// location's name, address and locale (a BCP 47 tag such as "de" or
+	// "fr-CA"). They never change access, so they are not part of a
+	// delivery's dedupe key.
+	HostName        string
+	HostEmail       string
+	LocationName    string
+	LocationAddress string
+	Locale          string
 }
 
 // SourceID returns the key of the visit the event belongs to: "invite:<id>"

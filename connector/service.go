@@ -252,6 +252,17 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 	if ev.FlowName != "" {
 		v.FlowName = ev.FlowName
 	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{
+		{&v.HostName, ev.HostName}, {&v.HostEmail, ev.HostEmail}, {&v.LocationName, ev.LocationName},
+		{&v.LocationAddress, ev.LocationAddress}, {&v.Locale, ev.Locale},
+	} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
 	var zoneNote string
 	if ev.TimeZone != "" {
 		if _, ok := s.zones.load(ev.TimeZone); ok {

@@ -30,6 +30,13 @@ type Visit struct {
 	// it is not a known IANA zone ("" otherwise); the window is then
 	// computed in TimeZone, or UTC. The operations view lists them.
 	BadTimeZone string `gorm:"size:64;not null;default:''"`
+	// What the guest is told, the latest non-empty values the platform
+	// sent: the host, and the location's name, address and locale.
+	HostName        string `gorm:"size:200;not null;default:''"`
+	HostEmail       string `gorm:"size:320;not null;default:''"`
+	LocationName    string `gorm:"size:200;not null;default:''"`
+	LocationAddress string `gorm:"size:300;not null;default:''"`
+	Locale          string `gorm:"size:35;not null;default:''"`
 
 	Status     Status     `gorm:"size:16;not null;index:visits_status_until,priority:1"`
 	Reason     string     `gorm:"size:500;not null"`

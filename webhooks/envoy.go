@@ -2,12 +2,14 @@ package webhooks
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -55,8 +57,11 @@ type meta struct {
 	Location *struct {
 		ID         string `json:"id"`
 		Attributes *struct {
-			Timezone string `json:"timezone"`
-			TimeZone string `json:"time-zone"`
+			Timezone string      `json:"timezone"`
+			TimeZone string      `json:"time-zone"`
+			Name     looseString `json:"name"`
+			Address  looseString `json:"address"`
+			Locale   looseString `json:"locale"`
 		} `json:"attributes"`
 	} `json:"location"`
 }
@@ -83,6 +88,55 @@ type attributes struct {
 	ApprovalStatus  *struct {
 		Status string `json:"status"`
 	} `json:"approval-status"`
+	// The host: an entry's, an invite's inviter.
+	Host         looseString `json:"host"`
+	HostEmail    looseString `json:"host-email"`
+	InviterName  looseString `json:"inviter-name"`
+	InviterEmail looseString `json:"inviter-email"`
+}
+
+// looseString is a display-only attribute: a JSON string, or anything
+// else (a number, an object, null) read as "", so a field latchkey only
+// shows never makes a delivery unreadable.
+type looseString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *looseString) UnmarshalJSON(b []byte) error {
+	var v string
+	if json.Unmarshal(b, &v) == nil {
+		*s = looseString(v)
+	} else {
+		*s = ""
+	}
+	return nil
+}
+
+// display cleans a display-only value: control characters become spaces,
+// surrounding space goes, and a value longer than max is shortened (with
+// "…") rather than refused.
+func display(v looseString, max int) string {
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, string(v))
+	return connector.TruncateText(strings.TrimSpace(s), max)
+}
+
+// locale keeps a location's locale when it reads as a language tag
+// ("de", "fr-CA", "en_US"), "" otherwise.
+func locale(v looseString) string {
+	s := strings.ReplaceAll(strings.TrimSpace(string(v)), "_", "-")
+	if s == "" || len(s) > connector.MaxLocaleLen {
+		return ""
+	}
+	for _, r := range s {
+		if !(r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return ""
+		}
+	}
+	return s
 }
 
 // Payload types per event family.
@@ -151,6 +205,9 @@ func Parse(body []byte) (Delivery, error) {
 			if err := bounded(field, d.Event.TimeZone, connector.MaxTimeZoneLen); err != nil {
 				return Delivery{}, err
 			}
+			d.Event.LocationName = display(a.Name, connector.MaxNameLen)
+			d.Event.LocationAddress = display(a.Address, connector.MaxAddressLen)
+			d.Event.Locale = locale(a.Locale)
 		}
 	}
 
@@ -249,6 +306,14 @@ func fillEvent(ev *connector.Event, r resource) error {
 	ev.Phone = a.Phone
 	if a.ApprovalStatus != nil {
 		ev.ApprovalStatus = a.ApprovalStatus.Status
+	}
+	host, hostEmail := a.Host, a.HostEmail
+	if ev.Kind.IsInvite() || host == "" {
+		host, hostEmail = cmp.Or(a.InviterName, host), cmp.Or(a.InviterEmail, hostEmail)
+	}
+	ev.HostName = display(host, connector.MaxNameLen)
+	if e := display(hostEmail, connector.MaxEmailLen); strings.Contains(e, "@") && !strings.ContainsAny(e, " <>") {
+		ev.HostEmail = e
 	}
 	for _, f := range []struct {
 		name string
@@ -408,6 +473,9 @@ const dedupeKeyVersion = "v1"
 
 // eventFields are the fields latchkey reads from an event, by name, in a
 // fixed order. A renamed Go field cannot change a key: only this list can.
+// The display-only fields (host, location name, address, locale) are left
+// out on purpose: they change no access, and keys stored before latchkey
+// read them must still match a retry that carries them.
 func eventFields(ev connector.Event) []field {
 	stamp := func(t time.Time) string {
 		if t.IsZero() {

@@ -42,17 +42,20 @@ func TestParseFixtures(t *testing.T) {
 			Kind: connector.EventSignIn, InstallID: "65699", LocationID: "177837", TimeZone: "Asia/Dhaka",
 			FlowID: "359435", FlowName: "Visitor", EntryID: id, FullName: "Jane Visitor",
 			Email: "visitor@example.com", ApprovalStatus: "approved",
+			LocationName: "Head Office", LocationAddress: "1 Example Street, Example City", Locale: "en",
 		}
 	}
 	walkIn := dhakaEntry("141649852")
 	walkIn.SignedInAt = sqlUTC("2022-09-22 10:07:07")
 	invited := dhakaEntry("140873360")
 	invited.InviteID = "43335901"
+	invited.HostName, invited.HostEmail = "Harry Host", "host@example.com"
 	invited.SignedInAt = sqlUTC("2022-09-15 10:35:58")
 	out := dhakaEntry("140353831")
 	out.Kind = connector.EventSignOut
 	out.SignedInAt = sqlUTC("2022-09-12 10:49:36")
 	out.SignedOutAt = sqlUTC("2022-09-12 10:57:53")
+	out.HostName, out.HostEmail = "Harry Host", "host@example.com"
 
 	tests := []struct {
 		file    string
@@ -83,6 +86,8 @@ func TestParseFixtures(t *testing.T) {
 					TimeZone: "Asia/Dhaka", FlowID: "359435", FlowName: "Visitor", InviteID: "43116507",
 					FullName: "Jane Visitor", Email: "visitor@example.com",
 					ExpectedArrival: time.Date(2022, 9, 13, 7, 15, 0, 0, time.UTC), ApprovalStatus: "approved",
+					HostName: "Harry Host", HostEmail: "host@example.com",
+					LocationName: "Head Office", LocationAddress: "1 Example Street, Example City", Locale: "en",
 				},
 				Kind: "invite_created", Known: true,
 				JobID: "001871d5-30ad-4dc1-bd67-56a028a939af", DedupeKey: "001871d5-30ad-4dc1-bd67-56a028a939af",
@@ -229,6 +234,7 @@ func TestParseFallbacks(t *testing.T) {
 			}),
 			want: func(d *Delivery) {
 				d.JobID, d.Event.InstallID, d.Event.TimeZone = "", "", ""
+				d.Event.LocationName, d.Event.LocationAddress, d.Event.Locale = "", "", ""
 				d.DedupeKey = dedupeKey("", "invite_created", eventFields(d.Event)) // see TestDedupeKey
 				d.LegacyKey, _ = legacyEventKey("", "invite_created", d.Event)
 			},
@@ -418,13 +424,16 @@ func TestDedupeKeyIsPinned(t *testing.T) {
 	if !strings.HasPrefix(d.DedupeKey, wantKey) || len(d.DedupeKey) != len(wantKey)+64 {
 		t.Errorf("key %q, want %s and a SHA-256", d.DedupeKey, wantKey)
 	}
-	// The release before hashed the JSON of connector.Event as it was.
-	raw, err := json.Marshal(d.Event)
-	if err != nil {
-		t.Fatal(err)
+	// The release before hashed the JSON of connector.Event as it was
+	// then; the value it stored for this delivery is written down here,
+	// so no later field of connector.Event can move it.
+	const storedLegacy = wantLegacy + "1ab9b7d92ccdf1742646a16bdf7da4c7adf6b8bce043879cc6b70bbafac57e50"
+	if d.LegacyKey != storedLegacy {
+		t.Errorf("legacy key %q, want %q", d.LegacyKey, storedLegacy)
 	}
-	if want := legacyKey("", d.Kind, raw); d.LegacyKey != want || !strings.HasPrefix(want, wantLegacy) {
-		t.Errorf("legacy key %q, want %q", d.LegacyKey, want)
+	const stored = "v1:sha256:770071458b26805218652c1d592a2b28a93557b5cc860c237ba9b2f48cd3f132"
+	if d.DedupeKey != stored {
+		t.Errorf("key %q, want the stored %q", d.DedupeKey, stored)
 	}
 	if got := dedupeKey("", d.Kind, eventFields(d.Event)); got != d.DedupeKey {
 		t.Errorf("key %q is not the one of the named fields, %q", d.DedupeKey, got)
@@ -476,5 +485,57 @@ func TestDedupeKey(t *testing.T) {
 	}
 	if got := key(readFixture(t, "envoy-plugin-event-entry_sign_out.json")); got != "081d84a9-5540-445f-b4c7-2a14a8675cff" {
 		t.Errorf("with a job id: key %q, want the job id", got)
+	}
+}
+
+// TestDisplayFieldsLeaveTheDedupeKey: the host and the location's name,
+// address and locale are read, but a delivery's key is what it was before
+// latchkey read them, so a retry of a delivery stored then is still a
+// duplicate; junk in them (too long, control characters, not a string)
+// is cleaned or dropped instead of refusing the delivery.
+func TestDisplayFieldsLeaveTheDedupeKey(t *testing.T) {
+	strip := func(b map[string]any) {
+		delete(obj(b, "meta"), "job")
+		a := obj(b, "meta", "location", "attributes")
+		delete(a, "name")
+		delete(a, "address")
+		delete(a, "locale")
+		pa := obj(b, "payload", "attributes")
+		delete(pa, "host")
+		delete(pa, "host-email")
+	}
+	bare, err := Parse(mutateFixture(t, "envoy-plugin-event-entry_sign_out.json", strip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Parse(mutateFixture(t, "envoy-plugin-event-entry_sign_out.json", func(b map[string]any) { delete(obj(b, "meta"), "job") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Event.HostName != "Harry Host" || full.Event.LocationName != "Head Office" {
+		t.Fatalf("display fields not read: %+v", full.Event)
+	}
+	if bare.DedupeKey != full.DedupeKey || bare.LegacyKey != full.LegacyKey {
+		t.Errorf("keys moved with display fields: %q/%q vs %q/%q", bare.DedupeKey, bare.LegacyKey, full.DedupeKey, full.LegacyKey)
+	}
+
+	junk, err := Parse(mutateFixture(t, "envoy-plugin-event-entry_sign_out.json", func(b map[string]any) {
+		a := obj(b, "meta", "location", "attributes")
+		a["name"] = "Head\nOffice"
+		a["address"] = strings.Repeat("é", 400)
+		a["locale"] = map[string]any{"x": 1}
+		pa := obj(b, "payload", "attributes")
+		pa["host"] = 42
+		pa["host-email"] = "not an address"
+	}))
+	if err != nil {
+		t.Fatalf("junk display fields refused the delivery: %v", err)
+	}
+	ev := junk.Event
+	if ev.LocationName != "Head Office" || ev.Locale != "" || ev.HostName != "" || ev.HostEmail != "" {
+		t.Errorf("junk not cleaned: %+v", ev)
+	}
+	if n := len([]rune(ev.LocationAddress)); n != connector.MaxAddressLen || !strings.HasSuffix(ev.LocationAddress, "…") {
+		t.Errorf("address of %d characters, want %d ending in …", n, connector.MaxAddressLen)
 	}
 }
