@@ -10,6 +10,7 @@ import (
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/guesttext"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/qr"
 	"github.com/latchkey/latchkey/mappings"
@@ -205,47 +206,78 @@ func (s *Service) qrCode(v *Visit, links []VisitLink, image bool) (string, []byt
 	return "", nil, nil
 }
 
+// emailData is what the guest email shows; every string is already in
+// the guest's language.
 type emailData struct {
-	Name, PassURL, From, Until, Zone, Heading, Intro string
-	Doors                                            []Door
-	HasQR                                            bool
+	Lang, Heading, Greeting, Intro, Host, PassURL        string
+	WhenLabel, When, WhereLabel, Place, Address          string
+	DoorsLabel, Open, QRNote, QRNoteText, Personal, Safe string
+	Doors                                                []Door
+	HasQR                                                bool
 }
 
+// The email's HTML works in clients that drop <style>: every style is
+// inline. Long words (a 200-character name, the fallback URL) wrap, so
+// the card holds at 390 px.
 var emailHTML = template.Must(template.New("email").Parse(`<!doctype html>
-<html><body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111;background:#f6f6f6;margin:0;padding:24px">
-<div style="max-width:520px;margin:0 auto;background:#fff;border-radius:12px;padding:24px">
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{{.Heading}}</title></head>
+<body style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111;background:#f6f6f6;margin:0;padding:16px">
+<div style="max-width:520px;margin:0 auto;background:#fff;border-radius:12px;padding:20px;overflow-wrap:anywhere;word-break:break-word">
 <h1 style="font-size:22px;margin:0 0 12px">{{.Heading}}</h1>
-<p>Hello {{.Name}},</p>
+<p>{{.Greeting}}</p>
 <p>{{.Intro}}</p>
-<p><strong>When:</strong> {{.From}} – {{.Until}} ({{.Zone}})</p>
-{{if .Doors}}<p><strong>Doors:</strong></p><ul>{{range .Doors}}<li>{{.Name}}</li>{{end}}</ul>{{end}}
-<p style="margin:24px 0"><a href="{{.PassURL}}" style="background:#0b57d0;color:#fff;padding:14px 22px;border-radius:8px;text-decoration:none;font-weight:600;display:inline-block">Open your pass</a></p>
-{{if .HasQR}}<p>At a door reader, show this code:</p><p><img src="cid:qr.png" alt="QR code for the door reader" width="220" height="220"></p>{{end}}
-<p style="color:#555;font-size:13px">This link is personal: it opens the doors above during your visit only. If the button does not work, copy this address into your browser: {{.PassURL}}</p>
+{{if .Host}}<p>{{.Host}}</p>{{end}}
+<p><strong>{{.WhenLabel}}:</strong> {{.When}}</p>
+<p><strong>{{.WhereLabel}}:</strong> {{.Place}}{{if .Address}}<br>{{.Address}}{{end}}</p>
+{{if .Doors}}<p><strong>{{.DoorsLabel}}:</strong></p><ul>{{range .Doors}}<li>{{.Name}}</li>{{end}}</ul>{{end}}
+<p style="margin:24px 0"><a href="{{.PassURL}}" style="background:#0b57d0;color:#fff;padding:14px 22px;border-radius:8px;text-decoration:none;font-weight:600;display:inline-block">{{.Open}}</a></p>
+{{if .HasQR}}<p><img src="cid:qr.png" alt="QR" width="220" height="220" style="max-width:100%;height:auto"></p><p style="font-size:14px">{{.QRNote}} <a href="{{.PassURL}}">{{.Open}}</a></p>{{end}}
+<p style="color:#555;font-size:13px">{{.Personal}}</p>
+<p style="color:#555;font-size:13px;overflow-wrap:anywhere;word-break:break-all"><a href="{{.PassURL}}" style="color:#0b57d0">{{.PassURL}}</a></p>
 </div></body></html>`))
 
-// renderEmail builds the guest email: doors, window in the location's local
-// time, the pass link, the reader QR inline, and an .ics for invites.
+// renderEmail builds the guest email in the location's language: the
+// place, its address and the host when known, the window in the
+// location's zone with each date once, the doors, the pass link, the
+// reader QR inline (explained as the door reader's), and an .ics with the
+// window.
 func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links []VisitLink) (mail.Message, error) {
 	doors, err := s.doors(ctx, v, links)
 	if err != nil {
 		return mail.Message{}, err
 	}
 	loc := s.location(v.TimeZone)
-	from, until := deref(v.ValidFrom).In(loc), deref(v.ValidUntil).In(loc)
-	data := emailData{
-		Name: v.Name, PassURL: s.PassURL(*v), Doors: doors, Zone: loc.String(),
-		From: from.Format("Mon 2 Jan 2006, 15:04"), Until: until.Format("Mon 2 Jan 2006, 15:04 MST"),
-		Heading: "Your door access", Intro: "Your visit pass is ready. Open it on your phone to unlock the doors below.",
+	txt := guesttext.For(v.Locale, "")
+	from, until := deref(v.ValidFrom), deref(v.ValidUntil)
+	place := v.LocationName
+	if place == "" {
+		place = txt.T("email.place.fallback", nil)
 	}
-	subject := "Your door access pass"
+	url := s.PassURL(*v)
+	data := emailData{
+		Lang: txt.Lang(), PassURL: url, Doors: doors, Place: place, Address: v.LocationAddress,
+		When: txt.Window(from, until, loc), WhenLabel: txt.T("email.when", nil), WhereLabel: txt.T("email.where", nil),
+		DoorsLabel: txt.T("email.doors", nil), Open: txt.T("email.open", nil),
+		Heading: txt.T("email.heading", nil), Intro: txt.T("email.intro", map[string]any{"Place": place}),
+		Greeting: txt.T("email.greeting.anonymous", nil),
+		QRNote:   txt.T("email.qr", nil), QRNoteText: txt.T("email.qr.text", nil),
+		Personal: txt.T("email.personal", nil), Safe: txt.T("email.personal.text", nil),
+	}
+	if name := strings.TrimSpace(v.Name); name != "" {
+		data.Greeting = txt.T("email.greeting", map[string]any{"Name": name})
+	}
+	if v.HostName != "" {
+		data.Host = txt.T("email.host", map[string]any{"Host": v.HostName})
+	}
+	subjectID := "email.subject"
 	switch kind {
 	case EmailUpdated:
-		subject, data.Heading = "Updated: your door access pass", "Your access has changed"
-		data.Intro = "Your access has changed: please check the times and doors below. Your pass link stays the same; if you saved the door reader code, use the new one below."
+		subjectID, data.Heading = "email.subject.updated", txt.T("email.heading.updated", nil)
+		data.Intro = txt.T("email.intro.updated", map[string]any{"Place": place})
 	case EmailResend:
-		subject = "Your door access pass (sent again)"
+		subjectID = "email.subject.resend"
 	}
+	subject := txt.T(subjectID, map[string]any{"Place": place, "Date": txt.Date(from, loc)})
 	msg := mail.Message{To: v.Email, Subject: subject}
 	tok, png, err := s.qrCode(v, links, true)
 	if err != nil {
@@ -261,40 +293,49 @@ func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links 
 	}
 	msg.HTML = html.String()
 	msg.Text = emailText(data)
-	if v.Facts.Invited {
+	if !from.IsZero() && !until.IsZero() {
 		msg.Attachments = append(msg.Attachments, mail.Attachment{
 			Filename: "visit.ics", ContentType: "text/calendar; method=PUBLISH; charset=utf-8",
-			Data: icsEvent(v, data.PassURL, s.now()),
+			Data: icsEvent(v, url, txt.T("ics.summary", map[string]any{"Place": place}),
+				txt.T("ics.description", map[string]any{"URL": url}), s.now()),
 		})
 	}
 	return msg, nil
 }
 
+// emailText is the plain-text part, complete on its own.
 func emailText(d emailData) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\nHello %s,\n\n%s\n\n", d.Heading, d.Name, d.Intro)
+	fmt.Fprintf(&b, "%s\n\n%s\n\n%s\n\n", d.Heading, d.Greeting, d.Intro)
+	if d.Host != "" {
+		fmt.Fprintf(&b, "%s\n\n", d.Host)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "When:\t%s – %s (%s)\n", d.From, d.Until, d.Zone)
+	fmt.Fprintf(tw, "%s:\t%s\n", d.WhenLabel, d.When)
+	fmt.Fprintf(tw, "%s:\t%s\n", d.WhereLabel, d.Place)
+	if d.Address != "" {
+		fmt.Fprintf(tw, "\t%s\n", d.Address)
+	}
 	for i, door := range d.Doors {
 		label := ""
 		if i == 0 {
-			label = "Doors:"
+			label = d.DoorsLabel + ":"
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", label, door.Name)
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "\nOpen your pass: %s\n", d.PassURL)
+	fmt.Fprintf(&b, "\n%s: %s\n", d.Open, d.PassURL)
 	if d.HasQR {
-		b.WriteString("\nAt a door reader, show the QR code attached to this email or shown on your pass.\n")
+		fmt.Fprintf(&b, "\n%s\n", d.QRNoteText)
 	}
-	b.WriteString("\nThis link is personal: it opens the doors above during your visit only.\n")
+	fmt.Fprintf(&b, "\n%s\n", d.Safe)
 	return b.String()
 }
 
 // icsEvent is a calendar entry for the visit window (RFC 5545). Its UID is
 // the visit's, and SEQUENCE grows with the visit's version, so the entry in
 // an "updated" email replaces the earlier one in the guest's calendar.
-func icsEvent(v *Visit, passURL string, now time.Time) []byte {
+func icsEvent(v *Visit, passURL, summary, description string, now time.Time) []byte {
 	const f = "20060102T150405Z"
 	esc := strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\n", `\n`)
 	lines := []string{
@@ -305,9 +346,10 @@ func icsEvent(v *Visit, passURL string, now time.Time) []byte {
 		"DTSTAMP:" + now.UTC().Format(f),
 		"DTSTART:" + deref(v.ValidFrom).UTC().Format(f),
 		"DTEND:" + deref(v.ValidUntil).UTC().Format(f),
-		"SUMMARY:" + esc.Replace("Visit: door access"),
-		"DESCRIPTION:" + esc.Replace("Your pass: "+passURL),
+		"SUMMARY:" + esc.Replace(summary),
+		"DESCRIPTION:" + esc.Replace(description),
 		"URL:" + passURL,
+		"LOCATION:" + esc.Replace(joinNonEmpty(", ", v.LocationName, v.LocationAddress)),
 		"END:VEVENT", "END:VCALENDAR",
 	}
 	var b strings.Builder
@@ -316,6 +358,17 @@ func icsEvent(v *Visit, passURL string, now time.Time) []byte {
 		b.WriteString("\r\n")
 	}
 	return []byte(b.String())
+}
+
+// joinNonEmpty joins the parts that are not empty with sep.
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
 }
 
 // foldICS folds a content line longer than 75 octets as RFC 5545 §3.1

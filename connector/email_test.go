@@ -23,6 +23,7 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/guesttext"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/mappings"
 )
@@ -155,7 +156,7 @@ func TestEmailQRThroughSMTP(t *testing.T) {
 
 // TestEmailContent checks both bodies of the access email: the doors, the
 // window in the location's local time and zone, the pass link, the inline
-// QR code, and an .ics only for invites.
+// QR code, and an .ics with the window.
 func TestEmailContent(t *testing.T) {
 	dhaka, err := time.LoadLocation("Asia/Dhaka") // the fixtures' location
 	if err != nil {
@@ -166,7 +167,7 @@ func TestEmailContent(t *testing.T) {
 		body    func(t *testing.T) []byte
 		wantICS bool
 	}{
-		{"walk-in", func(t *testing.T) []byte { return dlSignIn(t, time.Now()) }, false},
+		{"walk-in", func(t *testing.T) []byte { return dlSignIn(t, time.Now()) }, true},
 		{"invite", func(t *testing.T) []byte {
 			return dlInvite(t, "invite_created", time.Now().Add(3*time.Hour), "invite-1")
 		}, true},
@@ -181,11 +182,20 @@ func TestEmailContent(t *testing.T) {
 				t.Fatalf("captured %d emails, want 1", len(ms))
 			}
 			m := ms[0]
-			if m.To != dlGuest || m.Subject != "Your door access pass" {
-				t.Errorf("email to %q, subject %q; want to %q, subject %q", m.To, m.Subject, dlGuest, "Your door access pass")
+			wantSubject := "Your door pass for Head Office on " + v.ValidFrom.In(dhaka).Format("Mon 2 Jan 2006")
+			if m.To != dlGuest || m.Subject != wantSubject {
+				t.Errorf("email to %q, subject %q; want to %q, subject %q", m.To, m.Subject, dlGuest, wantSubject)
 			}
-			want := []string{"Front door", "Lobby", "Meeting room", "Asia/Dhaka", e.svc.PassURL(v),
-				v.ValidFrom.In(dhaka).Format("Mon 2 Jan 2006, 15:04"), v.ValidUntil.In(dhaka).Format("Mon 2 Jan 2006, 15:04 MST")}
+			until := v.ValidUntil.In(dhaka).Format("15:04") + " Asia/Dhaka"
+			if !sameDay(*v.ValidFrom, *v.ValidUntil, dhaka) {
+				until = v.ValidUntil.In(dhaka).Format("Mon 2 Jan 2006, ") + until
+			}
+			want := []string{"Front door", "Lobby", "Meeting room", e.svc.PassURL(v),
+				"Head Office", "1 Example Street, Example City",
+				v.ValidFrom.In(dhaka).Format("Mon 2 Jan 2006, 15:04") + " – " + until}
+			if tt.name == "invite" {
+				want = append(want, "Your host: Harry Host")
+			}
 			for _, body := range []struct{ name, s string }{{"text", m.Text}, {"HTML", html.UnescapeString(m.HTML)}} {
 				for _, w := range want {
 					if !strings.Contains(body.s, w) {
@@ -292,7 +302,10 @@ func TestEmailOncePerChange(t *testing.T) {
 	for _, m := range ms {
 		subjects = append(subjects, m.Subject)
 	}
-	if d := cmp.Diff([]string{"Your door access pass", "Updated: your door access pass"}, subjects); d != "" {
+	for i := range subjects {
+		subjects[i] = plainSubject(subjects[i])
+	}
+	if d := cmp.Diff([]string{"Your door pass", "Updated: your door pass"}, subjects); d != "" {
 		t.Fatalf("email subjects (-want +got):\n%s", d)
 	}
 	upd := ms[1]
@@ -349,4 +362,67 @@ func TestControllerDelivery(t *testing.T) {
 	if got := e.timelineKinds(res.VisitID); got[connector.KindEmailSent] != 0 {
 		t.Errorf("timeline records %d emails sent by latchkey, want 0", got[connector.KindEmailSent])
 	}
+}
+
+func sameDay(a, b time.Time, loc *time.Location) bool {
+	ay, am, ad := a.In(loc).Date()
+	by, bm, bd := b.In(loc).Date()
+	return ay == by && am == bm && ad == bd
+}
+
+// TestEmailInTheLocationsLanguage: a German location gets a German email
+// (subject with place and date, greeting, host, window in German with the
+// date once, lang="de"); an empty name greets without a name, and a
+// 200-character name is kept whole in both parts.
+func TestEmailInTheLocationsLanguage(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	de := guesttext.For("de", "")
+	german := func(name string) []byte {
+		return dlFixture(t, "envoy-plugin-event-entry_sign_in-invited.json", func(doc map[string]any) {
+			a := doc["meta"].(map[string]any)["location"].(map[string]any)["attributes"].(map[string]any)
+			a["locale"], a["timezone"], a["time-zone"], a["name"], a["address"] = "de-DE", "Europe/Berlin", "Europe/Berlin", "Zentrale", "Hauptstraße 1, Berlin"
+			pa := doc["payload"].(map[string]any)["attributes"].(map[string]any)
+			pa["signed-in-at"] = at.Format("2006-01-02 15:04:05 UTC")
+			pa["full-name"] = name
+		})
+	}
+	t.Run("german", func(t *testing.T) {
+		e := newDLEnv(t, dlOptions{})
+		v := e.deliver(german("Jana Gast"))
+		ms := e.captured()
+		if len(ms) != 1 {
+			t.Fatalf("captured %d emails, want 1", len(ms))
+		}
+		m := ms[0]
+		if want := "Ihr Türpass für Zentrale am " + de.Date(*v.ValidFrom, berlin); m.Subject != want {
+			t.Errorf("subject %q, want %q", m.Subject, want)
+		}
+		window := de.Window(*v.ValidFrom, *v.ValidUntil, berlin) // its form: guesttext.TestWindowNamesEachDateOnce
+		for _, body := range []struct{ name, s string }{{"text", m.Text}, {"HTML", html.UnescapeString(m.HTML)}} {
+			for _, w := range []string{"Hallo Jana Gast,", "Gastgeber: Harry Host", window, "Zentrale", "Hauptstraße 1, Berlin", "Türlesegerät", e.svc.PassURL(v)} {
+				if !strings.Contains(body.s, w) {
+					t.Errorf("%s body lacks %q:\n%s", body.name, w, body.s)
+				}
+			}
+		}
+		if !strings.Contains(m.HTML, `<html lang="de">`) {
+			t.Errorf("HTML is not marked German:\n%.300s", m.HTML)
+		}
+	})
+	t.Run("empty and long names", func(t *testing.T) {
+		for _, name := range []string{"", strings.Repeat("Ö", connector.MaxNameLen)} {
+			e := newDLEnv(t, dlOptions{})
+			e.deliver(german(name))
+			m := e.captured()[0]
+			for _, body := range []string{m.Text, html.UnescapeString(m.HTML)} {
+				if strings.Contains(body, "Hallo ,") || !strings.Contains(body, "Hallo"+map[bool]string{true: ",", false: " " + name + ","}[name == ""]) {
+					t.Errorf("name %d characters: greeting wrong:\n%s", len([]rune(name)), body)
+				}
+			}
+		}
+	})
 }

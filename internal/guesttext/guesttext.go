@@ -107,6 +107,9 @@ func (t Text) Clock(at time.Time, loc *time.Location) string { return at.In(loc)
 func (t Text) Window(from, until time.Time, loc *time.Location) string {
 	from, until = from.In(loc), until.In(loc)
 	zone := until.Format("MST")
+	if zone != "" && (zone[0] == '+' || zone[0] == '-') {
+		zone = loc.String() // no abbreviation for the zone: its name says more than "+06"
+	}
 	start := t.T("datetime", map[string]any{"Date": t.Date(from, loc), "Time": t.Clock(from, loc)})
 	end := t.Clock(until, loc)
 	fy, fm, fd := from.Date()
