@@ -119,6 +119,7 @@ type doorView struct {
 
 type passView struct {
 	Token, Name, From, Until, Zone, State, Message string
+	Place, Address, Host                           string
 	Countdown                                      string
 	MessageOK                                      bool
 	Doors                                          []doorView
@@ -183,7 +184,7 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 		loc = l
 	}
 	view := passView{Token: token, Name: v.Name, Zone: loc.String(), Message: msg, MessageOK: ok, Now: now,
-		State: passState(v, now)}
+		State: passState(v, now), Place: v.LocationName, Address: v.LocationAddress, Host: v.HostName}
 	if v.ValidFrom != nil && v.ValidUntil != nil {
 		view.From = v.ValidFrom.In(loc).Format("Mon 2 Jan, 15:04")
 		view.Until = v.ValidUntil.In(loc).Format("Mon 2 Jan, 15:04 MST")

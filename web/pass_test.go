@@ -128,7 +128,7 @@ func TestPassPage(t *testing.T) {
 				return tok
 			},
 			wantStatus: http.StatusOK,
-			wantText:   []string{"Hello Jane Visitor", "Times in Asia/Dhaka", "Your access is open until", "+06"},
+			wantText:   []string{"Hello Jane Visitor", "Times in Asia/Dhaka", "Your access is open until", "+06", "Head Office", "1 Example Street, Example City"},
 			wantDoors:  doors(true),
 			wantQR:     true,
 		},
@@ -142,7 +142,7 @@ func TestPassPage(t *testing.T) {
 				return tok
 			},
 			wantStatus: http.StatusOK,
-			wantText:   []string{"Hello Bob Guest", "Your access starts in 1h 29m", "The buttons work once your access starts"},
+			wantText:   []string{"Hello Bob Guest", "Your access starts in 1h 29m", "The buttons work once your access starts", "Head Office", "Your host: Harry Host"},
 			wantDoors:  doors(false),
 			wantQR:     true,
 		},
