@@ -212,6 +212,10 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if m.Delivery == mappings.DeliveryController {
 		spec.Email = v.Email
 	}
+	if err := s.retireLink(ctx, lease, v.ID, row); err != nil {
+		return err
+	}
+	var old int64 // a link the new one replaces, deleted once the new one is recorded
 	if row != nil && !row.Removed && row.LinkID != 0 {
 		if row.ValidFrom.Equal(spec.ValidFrom) && row.ValidUntil.Equal(spec.ValidUntil) && row.Name == spec.Name {
 			return nil
@@ -225,9 +229,9 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 			}
 			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, s.location(v.TimeZone))))
 		case errors.Is(err, ErrUpdateUnsupported):
-			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
-				return fmt.Errorf("replace link %d: %w", row.LinkID, err)
-			}
+			// Make before break: the old link keeps the guest's access
+			// until its replacement is made and recorded.
+			old = row.LinkID
 		case latchkey.KindOf(err) == latchkey.NotFound:
 			// Gone on the controller: create it again below.
 		default:
@@ -270,23 +274,16 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if err != nil {
 		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
 			row.Creating, row.CreatingAt = "", nil
-			if replaced == 0 { // else saved just below
-				if serr := lease.SaveLink(ctx, row); serr != nil {
-					return errors.Join(err, serr)
-				}
-			}
-		}
-		if replaced != 0 {
-			// The old link is gone; record that before failing.
-			row.LinkID, row.Removed = 0, true
 			if serr := lease.SaveLink(ctx, row); serr != nil {
 				return errors.Join(err, serr)
 			}
 		}
+		// A link being replaced is still the recorded one, and still live.
 		return fmt.Errorf("create link on group %d: %w", group, err)
 	}
 	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false
 	row.Creating, row.CreatingAt = "", nil
+	row.RetiredLinkID = old
 	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
 	row.QRToken, row.QRImage = nil, nil
 	if l.QRToken != "" {
@@ -314,7 +311,24 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if replaced != 0 {
 		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, s.location(v.TimeZone)))
 	}
-	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
+	if err := s.store.AddTimeline(ctx, v.ID, now, kind, msg); err != nil {
+		return err
+	}
+	return s.retireLink(ctx, lease, v.ID, row)
+}
+
+// retireLink deletes the link row's current one replaced (row.RetiredLinkID),
+// now that the replacement is recorded, and clears the mark; a delete that
+// fails is tried again by the visit's next sync.
+func (s *Service) retireLink(ctx context.Context, lease *Lease, visitID int64, row *VisitLink) error {
+	if row == nil || row.RetiredLinkID == 0 {
+		return nil
+	}
+	if err := s.ac.DeleteLink(ctx, row.RetiredLinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+		return fmt.Errorf("delete replaced link %d: %w", row.RetiredLinkID, err)
+	}
+	row.RetiredLinkID = 0
+	return lease.SaveLink(ctx, row)
 }
 
 // idempotencyKey names the creation of link key for visit id on group,
@@ -441,6 +455,9 @@ func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink
 }
 
 func (s *Service) removeLink(ctx context.Context, lease *Lease, v *Visit, row *VisitLink, d Decision, now time.Time) error {
+	if err := s.retireLink(ctx, lease, v.ID, row); err != nil {
+		return err
+	}
 	if row.LinkID != 0 {
 		err := s.ac.DeleteLink(ctx, row.LinkID)
 		if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
