@@ -1,13 +1,11 @@
 package connector
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -75,7 +73,6 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	}
 	wanted := map[int64]bool{}
 	var errs []error
-	var kept []*VisitLink // the wanted groups' rows, as ensureLink leaves them
 	if d.Status.WantsLinks() && m != nil {
 		for _, g := range m.GroupIDs {
 			if wanted[g] {
@@ -85,7 +82,6 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			if byGroup[g] == nil {
 				byGroup[g] = &VisitLink{VisitID: v.ID, GroupID: g}
 			}
-			kept = append(kept, byGroup[g])
 			if err := s.ensureLink(ctx, lease, &v, m, g, byGroup[g], d, now); err != nil {
 				errs = append(errs, err)
 			}
@@ -111,14 +107,7 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	var res SyncResult
 	emailDue := ""
 	if d.Status.WantsLinks() && m != nil && m.Delivery == mappings.DeliveryLatchkey && v.Email != "" {
-		// Every other row was removed above, so the kept rows are the
-		// links behind the pass, in group order as the store lists them.
-		final := make([]VisitLink, len(kept))
-		for i, l := range kept {
-			final[i] = *l
-		}
-		slices.SortFunc(final, func(a, b VisitLink) int { return cmp.Compare(a.GroupID, b.GroupID) })
-		if k := accessKey(d, final); k != v.EmailedWindow {
+		if k := accessKey(d); k != v.EmailedWindow {
 			res.EmailKind, res.WindowKey = EmailAccess, k
 			if v.EmailedWindow != "" {
 				res.EmailKind = EmailUpdated
