@@ -124,11 +124,7 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, error) {
 		if err := tx.setResendCount(ctx, id, v.ResendCount); err != nil {
 			return err
 		}
-		links, err := tx.Links(ctx, id)
-		if err != nil {
-			return err
-		}
-		key = accessKey(decisionOf(&v), links) + ":r" + strconv.Itoa(v.ResendCount)
+		key = accessKey(decisionOf(&v)) + ":r" + strconv.Itoa(v.ResendCount)
 		out = v
 		return tx.AddTimeline(ctx, id, now, KindAction, "email resend requested at the front desk")
 	})

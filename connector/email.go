@@ -49,7 +49,7 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 	if err != nil {
 		return err
 	}
-	latest := accessKey(decisionOf(&v), links)
+	latest := accessKey(decisionOf(&v))
 	switch {
 	case !v.Status.WantsLinks():
 		return nil // access ended before the mail went out

@@ -1,13 +1,11 @@
 package connector
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -75,7 +73,6 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	}
 	wanted := map[int64]bool{}
 	var errs []error
-	var kept []*VisitLink // the wanted groups' rows, as ensureLink leaves them
 	if d.Status.WantsLinks() && m != nil {
 		for _, g := range m.GroupIDs {
 			if wanted[g] {
@@ -85,7 +82,6 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			if byGroup[g] == nil {
 				byGroup[g] = &VisitLink{VisitID: v.ID, GroupID: g}
 			}
-			kept = append(kept, byGroup[g])
 			if err := s.ensureLink(ctx, lease, &v, m, g, byGroup[g], d, now); err != nil {
 				errs = append(errs, err)
 			}
@@ -111,14 +107,7 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	var res SyncResult
 	emailDue := ""
 	if d.Status.WantsLinks() && m != nil && m.Delivery == mappings.DeliveryLatchkey && v.Email != "" {
-		// Every other row was removed above, so the kept rows are the
-		// links behind the pass, in group order as the store lists them.
-		final := make([]VisitLink, len(kept))
-		for i, l := range kept {
-			final[i] = *l
-		}
-		slices.SortFunc(final, func(a, b VisitLink) int { return cmp.Compare(a.GroupID, b.GroupID) })
-		if k := accessKey(d, final); k != v.EmailedWindow {
+		if k := accessKey(d); k != v.EmailedWindow {
 			res.EmailKind, res.WindowKey = EmailAccess, k
 			if v.EmailedWindow != "" {
 				res.EmailKind = EmailUpdated
@@ -212,6 +201,10 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if m.Delivery == mappings.DeliveryController {
 		spec.Email = v.Email
 	}
+	if err := s.retireLink(ctx, lease, v.ID, row); err != nil {
+		return err
+	}
+	var old int64 // a link the new one replaces, deleted once the new one is recorded
 	if row != nil && !row.Removed && row.LinkID != 0 {
 		if row.ValidFrom.Equal(spec.ValidFrom) && row.ValidUntil.Equal(spec.ValidUntil) && row.Name == spec.Name {
 			return nil
@@ -225,9 +218,9 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 			}
 			return s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("link %d on group %d updated in place: %s", row.LinkID, group, spanText(spec, s.location(v.TimeZone))))
 		case errors.Is(err, ErrUpdateUnsupported):
-			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
-				return fmt.Errorf("replace link %d: %w", row.LinkID, err)
-			}
+			// Make before break: the old link keeps the guest's access
+			// until its replacement is made and recorded.
+			old = row.LinkID
 		case latchkey.KindOf(err) == latchkey.NotFound:
 			// Gone on the controller: create it again below.
 		default:
@@ -270,23 +263,16 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if err != nil {
 		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
 			row.Creating, row.CreatingAt = "", nil
-			if replaced == 0 { // else saved just below
-				if serr := lease.SaveLink(ctx, row); serr != nil {
-					return errors.Join(err, serr)
-				}
-			}
-		}
-		if replaced != 0 {
-			// The old link is gone; record that before failing.
-			row.LinkID, row.Removed = 0, true
 			if serr := lease.SaveLink(ctx, row); serr != nil {
 				return errors.Join(err, serr)
 			}
 		}
+		// A link being replaced is still the recorded one, and still live.
 		return fmt.Errorf("create link on group %d: %w", group, err)
 	}
 	row.LinkID, row.Name, row.ValidFrom, row.ValidUntil, row.Removed = l.ID, spec.Name, spec.ValidFrom, spec.ValidUntil, false
 	row.Creating, row.CreatingAt = "", nil
+	row.RetiredLinkID = old
 	row.SecretEnc = s.box.Seal([]byte(l.Secret), linkAD(v.ID, group))
 	row.QRToken, row.QRImage = nil, nil
 	if l.QRToken != "" {
@@ -314,7 +300,24 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if replaced != 0 {
 		kind, msg = KindLinkUpdated, fmt.Sprintf("link %d replaced by link %d on group %d (controller cannot update in place): %s", replaced, l.ID, group, spanText(spec, s.location(v.TimeZone)))
 	}
-	return s.store.AddTimeline(ctx, v.ID, now, kind, msg)
+	if err := s.store.AddTimeline(ctx, v.ID, now, kind, msg); err != nil {
+		return err
+	}
+	return s.retireLink(ctx, lease, v.ID, row)
+}
+
+// retireLink deletes the link row's current one replaced (row.RetiredLinkID),
+// now that the replacement is recorded, and clears the mark; a delete that
+// fails is tried again by the visit's next sync.
+func (s *Service) retireLink(ctx context.Context, lease *Lease, visitID int64, row *VisitLink) error {
+	if row == nil || row.RetiredLinkID == 0 {
+		return nil
+	}
+	if err := s.ac.DeleteLink(ctx, row.RetiredLinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+		return fmt.Errorf("delete replaced link %d: %w", row.RetiredLinkID, err)
+	}
+	row.RetiredLinkID = 0
+	return lease.SaveLink(ctx, row)
 }
 
 // idempotencyKey names the creation of link key for visit id on group,
@@ -441,6 +444,9 @@ func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink
 }
 
 func (s *Service) removeLink(ctx context.Context, lease *Lease, v *Visit, row *VisitLink, d Decision, now time.Time) error {
+	if err := s.retireLink(ctx, lease, v.ID, row); err != nil {
+		return err
+	}
 	if row.LinkID != 0 {
 		err := s.ac.DeleteLink(ctx, row.LinkID)
 		if err != nil && latchkey.KindOf(err) != latchkey.NotFound {

@@ -129,10 +129,15 @@ type VisitLink struct {
 	// link is recorded. When a sync finds it set, the creation was cut off
 	// (a crash, a timeout whose answer was lost) and may have left a link
 	// nobody knows; the next creation deletes such links first.
-	Creating   string `gorm:"size:400;not null;default:''"`
-	CreatingAt *time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// RetiredLinkID is a link this row's current one replaced (on a
+	// controller that cannot update links in place), set when the new link
+	// is recorded and cleared once the old one is deleted: the old link
+	// keeps the guest's access until its replacement exists.
+	RetiredLinkID int64  `gorm:"not null;default:0"`
+	Creating      string `gorm:"size:400;not null;default:''"`
+	CreatingAt    *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // TableName is the visit links table.

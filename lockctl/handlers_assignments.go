@@ -250,15 +250,16 @@ func (c *Controller) createAssignment(ec echo.Context) error {
 	key := ec.Request().Header.Get(idempotencyHeader)
 	if key != "" {
 		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
-		ra.IdempotencyKey = &key
 	}
 	if err := fe.err(); err != nil {
 		return err
 	}
+	p, _ := who(ec)
+	caller := callerOf(p)
 	replayed := false
 	err = c.store.tx(ctx, func(ts *store) error {
 		if key != "" {
-			prev, found, err := ts.assignmentByIdempotencyKey(ctx, key)
+			prev, found, err := keyedAssignment(ctx, ts, key, caller)
 			if err != nil {
 				return err
 			}
@@ -273,7 +274,13 @@ func (c *Controller) createAssignment(ec echo.Context) error {
 				return nil
 			}
 		}
-		return c.assign(ec, ts, &ra, EventAssignmentCreate)
+		if err := c.assign(ec, ts, &ra, EventAssignmentCreate); err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		return recordAssignmentKey(ctx, ts, key, caller, ra)
 	})
 	if err != nil {
 		return err

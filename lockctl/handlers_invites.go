@@ -95,7 +95,8 @@ func (c *Controller) destroyAccessKey(ec echo.Context, ts *store, k AccessKey, g
 // access key in the answer carries its secret (and QR token when
 // qr_code_enabled), which opens the guest's doors as "KISI-ACCESS-KEY
 // <secret>"; Idempotency-Key makes a repeated invite return the first one,
-// with a fresh access key secret.
+// with a fresh access key secret, and one sent after the invite's role
+// assignment was deleted or its key voided answers 410 and makes nothing.
 func (c *Controller) createInvite(ec echo.Context) error {
 	var req struct {
 		Invite inviteInput `json:"invite"`
@@ -110,9 +111,11 @@ func (c *Controller) createInvite(ec echo.Context) error {
 	}
 	var ik *issuedKey
 	replayed := false
+	p, _ := who(ec)
+	caller := callerOf(p)
 	err = c.store.tx(ctx, func(ts *store) error {
 		if inv.key != "" {
-			prev, found, err := ts.assignmentByIdempotencyKey(ctx, inv.key)
+			prev, found, err := keyedAssignment(ctx, ts, inv.key, caller)
 			if err != nil {
 				return err
 			}
@@ -125,8 +128,10 @@ func (c *Controller) createInvite(ec echo.Context) error {
 			}
 		}
 		var err error
-		ik, err = c.storeInvite(ec, ts, &inv)
-		return err
+		if ik, err = c.storeInvite(ec, ts, &inv); err != nil || inv.key == "" {
+			return err
+		}
+		return recordAssignmentKey(ctx, ts, inv.key, caller, inv.ra)
 	})
 	if err != nil {
 		return err
@@ -217,7 +222,6 @@ func (c *Controller) parseInvite(ctx context.Context, in inviteInput, key string
 	}
 	if key != "" {
 		checkText(fe, "idempotency_key", key, maxIdempotencyKey)
-		inv.ra.IdempotencyKey = &key
 	}
 	return inv, fe.err()
 }

@@ -139,7 +139,7 @@ func (c *Controller) createLink(ec echo.Context) error {
 			return err
 		}
 		if key != "" {
-			r := IdempotencyRecord{Key: key, Caller: caller, GroupID: l.GroupID, LinkID: &l.ID}
+			r := IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID, LinkID: &l.ID}
 			if err := ts.createIdempotency(ctx, &r); err != nil {
 				return err
 			}

@@ -34,16 +34,25 @@ const CodeGone = "f41000" // lockctl's own code
 // idempotencyRetention is how long a key is remembered.
 const idempotencyRetention = 7 * 24 * time.Hour
 
-// IdempotencyRecord is what a key made: its link, while it lives.
+// IdempotencyRecord is what a key made: its link or its role assignment
+// (a role assignment's create, or an invite's), while it lives.
 type IdempotencyRecord struct {
 	Key string `gorm:"primaryKey;size:128"`
 	// Caller is who used the key ("admin", or "login:<id>"); another caller
 	// cannot use it.
-	Caller  string `gorm:"size:32;not null"`
-	GroupID int64  `gorm:"not null"`
+	Caller string `gorm:"size:32;not null"`
+	// Kind is what the key creates: kindLink or kindAssignment. A key of
+	// one kind cannot create the other.
+	Kind string `gorm:"size:16;not null;default:'link'"`
+	// GroupID is the link's group, or the id of what the role assignment
+	// applies to.
+	GroupID int64 `gorm:"not null"`
 	// LinkID is the link made under the key; nil when the key was voided
 	// before any create arrived.
 	LinkID *int64 `gorm:"index"`
+	// AssignmentID is the role assignment made under the key; nil for a
+	// link's key, or when the key was voided before any create arrived.
+	AssignmentID *int64 `gorm:"index"`
 	// Gone is set once the link is deleted or the key voided.
 	Gone      bool      `gorm:"not null"`
 	CreatedAt time.Time `gorm:"not null;index;autoCreateTime:false"`
@@ -51,6 +60,12 @@ type IdempotencyRecord struct {
 
 // TableName implements gorm's tabler.
 func (IdempotencyRecord) TableName() string { return "lockctl_idempotency_keys" }
+
+// Kinds of idempotency record.
+const (
+	kindLink       = "link"
+	kindAssignment = "role_assignment"
+)
 
 // callerOf names the principal p for idempotency records.
 func callerOf(p *principal) string {
@@ -125,6 +140,8 @@ func replayedLink(ctx context.Context, ts *store, r IdempotencyRecord, caller st
 	switch {
 	case r.Caller != caller:
 		return GroupLink{}, latchkey.Errorf(latchkey.Conflict, "this Idempotency-Key was used by another caller")
+	case r.Kind == kindAssignment:
+		return GroupLink{}, latchkey.Errorf(latchkey.Conflict, "this Idempotency-Key was used for a role assignment")
 	case r.Gone || r.LinkID == nil:
 		return GroupLink{}, &apiError{Status: http.StatusGone, Code: CodeGone, Message: "The link made under this Idempotency-Key was deleted"}
 	case r.GroupID != group:
@@ -171,11 +188,14 @@ func (c *Controller) voidLink(ec echo.Context) error {
 			return err
 		}
 		if !found {
-			r = IdempotencyRecord{Key: req.IdempotencyKey, Caller: caller, Gone: true}
+			r = IdempotencyRecord{Key: req.IdempotencyKey, Caller: caller, Kind: kindLink, Gone: true}
 			return ts.createIdempotency(ctx, &r)
 		}
 		if r.Caller != caller {
 			return latchkey.Errorf(latchkey.Conflict, "this Idempotency-Key was used by another caller")
+		}
+		if r.Kind == kindAssignment {
+			return latchkey.Errorf(latchkey.Conflict, "this Idempotency-Key was used for a role assignment")
 		}
 		if r.Gone || r.LinkID == nil {
 			return nil

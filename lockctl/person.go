@@ -73,19 +73,21 @@ const (
 // [ValidFrom, ValidUntil). A person holds at most one role per place, group
 // or organization (the unique index).
 type RoleAssignment struct {
-	ID             int64      `gorm:"primaryKey"`
-	RoleID         string     `gorm:"size:64;not null"`
-	AppliesToType  string     `gorm:"size:16;not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:3;index:idx_lockctl_role_assignments_target,priority:1"`
-	AppliesToID    int64      `gorm:"not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:4;index:idx_lockctl_role_assignments_target,priority:2"`
-	AssigneeType   string     `gorm:"size:16;not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:1"`
-	AssigneeID     int64      `gorm:"not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:2"`
-	ValidFrom      *time.Time ``
-	ValidUntil     *time.Time ``
-	Notify         bool       `gorm:"not null"`
-	CreatedByID    *int64     ``
-	IdempotencyKey *string    `gorm:"size:128;uniqueIndex:idx_lockctl_role_assignments_idempotency"`
-	CreatedAt      time.Time  `gorm:"not null;autoCreateTime:false"`
-	UpdatedAt      time.Time  `gorm:"not null;autoUpdateTime:false"`
+	ID            int64      `gorm:"primaryKey"`
+	RoleID        string     `gorm:"size:64;not null"`
+	AppliesToType string     `gorm:"size:16;not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:3;index:idx_lockctl_role_assignments_target,priority:1"`
+	AppliesToID   int64      `gorm:"not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:4;index:idx_lockctl_role_assignments_target,priority:2"`
+	AssigneeType  string     `gorm:"size:16;not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:1"`
+	AssigneeID    int64      `gorm:"not null;uniqueIndex:idx_lockctl_role_assignments_one,priority:2"`
+	ValidFrom     *time.Time ``
+	ValidUntil    *time.Time ``
+	Notify        bool       `gorm:"not null"`
+	CreatedByID   *int64     ``
+	// IdempotencyKey is only set on assignments made before keys were
+	// IdempotencyRecords; it is read, never written.
+	IdempotencyKey *string   `gorm:"size:128;uniqueIndex:idx_lockctl_role_assignments_idempotency"`
+	CreatedAt      time.Time `gorm:"not null;autoCreateTime:false"`
+	UpdatedAt      time.Time `gorm:"not null;autoUpdateTime:false"`
 }
 
 // TableName implements gorm's tabler.

@@ -73,6 +73,7 @@ func (c *Controller) Register(g *echo.Group) {
 
 	g.GET("/role_assignments", c.listAssignments, requireAdmin)
 	g.POST("/role_assignments", c.createAssignment, requireAdmin)
+	g.POST("/role_assignments/void", c.voidAssignment, requireAdmin)
 	g.GET("/role_assignments/:id", c.getAssignment, requireAdmin)
 	g.PATCH("/role_assignments/:id", c.updateAssignment, requireAdmin)
 	g.PUT("/role_assignments/:id", c.updateAssignment, requireAdmin)

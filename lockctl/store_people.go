@@ -130,6 +130,10 @@ func (s *store) deleteUser(ctx context.Context, id int64) (User, error) {
 		if err := tx.Where("id = ?", id).Take(&u).Error; err != nil {
 			return translate(err, fmt.Sprintf("get user %d", id), "user")
 		}
+		if err := assignmentsGone(tx, tx.Model(&RoleAssignment{}).Select("id").
+			Where("assignee_type = ? AND assignee_id = ?", assigneeUser, id)); err != nil {
+			return err
+		}
 		if err := tx.Where("assignee_type = ? AND assignee_id = ?", assigneeUser, id).Delete(&RoleAssignment{}).Error; err != nil {
 			return translate(err, fmt.Sprintf("delete role assignments of user %d", id), "role assignment")
 		}
@@ -170,6 +174,10 @@ func (s *store) deleteGuest(ctx context.Context, id int64) (Guest, error) {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("id = ?", id).Take(&g).Error; err != nil {
 			return translate(err, fmt.Sprintf("get guest %d", id), "guest")
+		}
+		if err := assignmentsGone(tx, tx.Model(&RoleAssignment{}).Select("id").
+			Where("assignee_type = ? AND assignee_id = ?", assigneeGuest, id)); err != nil {
+			return err
 		}
 		if err := tx.Where("assignee_type = ? AND assignee_id = ?", assigneeGuest, id).Delete(&RoleAssignment{}).Error; err != nil {
 			return translate(err, fmt.Sprintf("delete role assignments of guest %d", id), "role assignment")
@@ -288,12 +296,16 @@ func (s *store) updateAssignment(ctx context.Context, id int64, change func(*Rol
 	return before, after, err
 }
 
-// deleteAssignment removes assignment id and returns it as it was.
+// deleteAssignment removes assignment id and returns it as it was; the key
+// that made it, if any, is gone from then on.
 func (s *store) deleteAssignment(ctx context.Context, id int64) (RoleAssignment, error) {
 	var ra RoleAssignment
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("id = ?", id).Take(&ra).Error; err != nil {
 			return translate(err, fmt.Sprintf("get role assignment %d", id), "role assignment")
+		}
+		if err := assignmentsGone(tx, tx.Model(&RoleAssignment{}).Select("id").Where("id = ?", id)); err != nil {
+			return err
 		}
 		err := tx.Where("id = ?", id).Delete(&RoleAssignment{}).Error
 		return translate(err, fmt.Sprintf("delete role assignment %d", id), "role assignment")
