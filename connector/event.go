@@ -62,6 +62,9 @@ type Event struct {
 	// ApprovalStatus is the entry's approval-status.status ("approved",
 	// "pending", "denied", …), "" when absent.
 	ApprovalStatus string
+	// Config is the install's configuration as Envoy sent it with the
+	// event (meta.config), nil when it sent none that configures access.
+	Config *InstallConfig
 }
 
 // SourceID returns the key of the visit the event belongs to: "invite:<id>"
