@@ -36,7 +36,7 @@ func (s *Service) changeUnless(ctx context.Context, id int64, what string, fn fu
 		if err != nil {
 			return err
 		}
-		m, err := tx.Mapping(ctx, v.LocationID, v.FlowID)
+		m, err := tx.Mapping(ctx, v.InstallID, v.LocationID, v.FlowID)
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, error) {
 		if v.Email == "" {
 			return latchkey.Errorf(latchkey.Invalid, "visit %d has no email address", id)
 		}
-		m, err := tx.Mapping(ctx, v.LocationID, v.FlowID)
+		m, err := tx.Mapping(ctx, v.InstallID, v.LocationID, v.FlowID)
 		if err != nil {
 			return err
 		}
@@ -241,11 +241,14 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 			live = append(live, l)
 		}
 	}
+	if ctx, err = s.bindController(ctx, v.InstallID); err != nil {
+		return err
+	}
 	secret, err := s.linkFor(ctx, &v, live, lockID)
 	if err != nil {
 		return err
 	}
-	if err := s.ac.Unlock(ctx, secret, lockID); err != nil {
+	if err := s.ctl(ctx).Unlock(ctx, secret, lockID); err != nil {
 		return err
 	}
 	if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
@@ -266,7 +269,7 @@ func (s *Service) linkFor(ctx context.Context, v *Visit, live []VisitLink, lockI
 		if len(live) == 1 {
 			return string(secret), nil
 		}
-		locks, err := s.ac.LinkLocks(ctx, string(secret))
+		locks, err := s.ctl(ctx).LinkLocks(ctx, string(secret))
 		if err != nil {
 			return "", fmt.Errorf("doors of link %d: %w", l.LinkID, err)
 		}

@@ -64,7 +64,7 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 	case v.Email == "":
 		return s.store.moveEmailDue(ctx, id, key, v.EmailedWindow)
 	}
-	m, err := s.store.Mapping(ctx, v.LocationID, v.FlowID)
+	m, err := s.store.Mapping(ctx, v.InstallID, v.LocationID, v.FlowID)
 	if err != nil {
 		return err
 	}
@@ -150,6 +150,10 @@ func (d Door) Available() bool { return d.Online && !d.LockedDown }
 // doors lists the doors behind the visit's links, asking the controller as
 // each link's holder.
 func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Door, error) {
+	ctx, err := s.bindController(ctx, v.InstallID)
+	if err != nil {
+		return nil, err
+	}
 	var out []Door
 	seen := map[int64]bool{}
 	for _, l := range links {
@@ -160,7 +164,7 @@ func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Doo
 		if err != nil {
 			return nil, fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
 		}
-		locks, err := s.ac.LinkLocks(ctx, string(secret))
+		locks, err := s.ctl(ctx).LinkLocks(ctx, string(secret))
 		if err != nil {
 			return nil, fmt.Errorf("doors of link %d: %w", l.LinkID, err)
 		}

@@ -73,6 +73,10 @@ type Event struct {
 	LocationName    string
 	LocationAddress string
 	Locale          string
+
+	// Config is the install's configuration as Envoy sent it with the
+	// event (meta.config), nil when it sent none that configures access.
+	Config *InstallConfig
 }
 
 // SourceID returns the key of the visit the event belongs to: "invite:<id>"

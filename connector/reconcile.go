@@ -58,7 +58,10 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	if err != nil {
 		return SyncResult{}, err
 	}
-	m, err := s.store.Mapping(ctx, v.LocationID, v.FlowID)
+	if ctx, err = s.bindController(ctx, v.InstallID); err != nil {
+		return SyncResult{}, err
+	}
+	m, err := s.store.Mapping(ctx, v.InstallID, v.LocationID, v.FlowID)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -209,7 +212,7 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 		if row.ValidFrom.Equal(spec.ValidFrom) && row.ValidUntil.Equal(spec.ValidUntil) && row.Name == spec.Name {
 			return nil
 		}
-		_, err := s.ac.UpdateLink(ctx, row.LinkID, spec)
+		_, err := s.ctl(ctx).UpdateLink(ctx, row.LinkID, spec)
 		switch {
 		case err == nil:
 			row.Name, row.ValidFrom, row.ValidUntil = spec.Name, spec.ValidFrom, spec.ValidUntil
@@ -239,7 +242,7 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	// first recorded, so a creation cut off half way is sent again under
 	// its own name, and a later one never meets an earlier one's.
 	at := s.opts.Now().UTC().Truncate(time.Microsecond)
-	ic, idempotent := s.idempotentCreator()
+	ic, idempotent := s.idempotentCreator(ctx)
 	switch {
 	case idempotent && row.Creating == key && row.CreatingAt != nil:
 		at = *row.CreatingAt // the same creation again: the controller hands back its link
@@ -259,7 +262,7 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 	if err := lease.SaveLink(ctx, row); err != nil {
 		return err
 	}
-	l, err := s.ac.CreateLink(ctx, spec)
+	l, err := s.ctl(ctx).CreateLink(ctx, spec)
 	if err != nil {
 		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
 			row.Creating, row.CreatingAt = "", nil
@@ -289,7 +292,7 @@ func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *map
 			// gets back, with the same secret: it is left to that one.)
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if derr := s.ac.DeleteLink(dctx, l.ID); derr != nil && latchkey.KindOf(derr) != latchkey.NotFound {
+			if derr := s.ctl(ctx).DeleteLink(dctx, l.ID); derr != nil && latchkey.KindOf(derr) != latchkey.NotFound {
 				s.log.Warn("delete a link made after the sync lease was lost", "visit_id", v.ID, "link_id", l.ID, "err", derr)
 			}
 		}
@@ -313,7 +316,7 @@ func (s *Service) retireLink(ctx context.Context, lease *Lease, visitID int64, r
 	if row == nil || row.RetiredLinkID == 0 {
 		return nil
 	}
-	if err := s.ac.DeleteLink(ctx, row.RetiredLinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+	if err := s.ctl(ctx).DeleteLink(ctx, row.RetiredLinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 		return fmt.Errorf("delete replaced link %d: %w", row.RetiredLinkID, err)
 	}
 	row.RetiredLinkID = 0
@@ -329,8 +332,8 @@ func idempotencyKey(visitID, group int64, key string, at time.Time) string {
 
 // idempotentCreator returns the controller as an IdempotentCreator when it
 // recognises creates sent again (lockctl does, Kisi does not).
-func (s *Service) idempotentCreator() (IdempotentCreator, bool) {
-	ic, ok := s.ac.(IdempotentCreator)
+func (s *Service) idempotentCreator(ctx context.Context) (IdempotentCreator, bool) {
+	ic, ok := s.ctl(ctx).(IdempotentCreator)
 	return ic, ok && ic.IdempotentCreates()
 }
 
@@ -407,7 +410,7 @@ func (s *Service) settleCreation(ctx context.Context, visitID int64, row *VisitL
 // creation, under way now, may have made with the same name and window is
 // left alone (and not counted): its own visit records it or settles it.
 func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink, now time.Time) (int, error) {
-	links, err := s.ac.ListLinks(ctx, row.GroupID)
+	links, err := s.ctl(ctx).ListLinks(ctx, row.GroupID)
 	if err != nil {
 		return 0, fmt.Errorf("look for links left by an interrupted creation on group %d: %w", row.GroupID, err)
 	}
@@ -433,7 +436,7 @@ func (s *Service) dropOrphans(ctx context.Context, visitID int64, row *VisitLink
 			continue
 		}
 		found++
-		if err := s.ac.DeleteLink(ctx, id); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+		if err := s.ctl(ctx).DeleteLink(ctx, id); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 			return found, fmt.Errorf("delete link %d left by an interrupted creation: %w", id, err)
 		}
 		if err := s.store.AddTimeline(ctx, visitID, now, KindLinkRevoked, fmt.Sprintf("link %d on group %d, left by an interrupted creation, deleted", id, row.GroupID)); err != nil {
@@ -448,12 +451,12 @@ func (s *Service) removeLink(ctx context.Context, lease *Lease, v *Visit, row *V
 		return err
 	}
 	if row.LinkID != 0 {
-		err := s.ac.DeleteLink(ctx, row.LinkID)
+		err := s.ctl(ctx).DeleteLink(ctx, row.LinkID)
 		if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 			return fmt.Errorf("delete link %d: %w", row.LinkID, err)
 		}
 	}
-	if ic, ok := s.idempotentCreator(); ok {
+	if ic, ok := s.idempotentCreator(ctx); ok {
 		if err := s.voidCreation(ctx, ic, v.ID, row, now); err != nil {
 			return err
 		}
@@ -482,11 +485,56 @@ func spanText(spec LinkSpec, loc *time.Location) string {
 // alone. Each visit is repaired under its sync lease, re-read after the
 // lease is taken; a visit that a sync holds is left for the next repair.
 func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
+	installs, err := s.store.Installs(ctx, 1000)
+	if err != nil {
+		return DriftReport{}, err
+	}
+	ids := []string{""}
+	for _, in := range installs {
+		ids = append(ids, in.ID)
+	}
 	var rep DriftReport
+	var errs []error
+	for _, id := range ids {
+		r, err := s.repairInstall(ctx, id)
+		rep.Checked += r.Checked
+		rep.Deleted += r.Deleted
+		rep.Created += r.Created
+		rep.Emails = append(rep.Emails, r.Emails...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("install %q: %w", id, err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// repairInstall is RepairDrift for the visits of one install, against its
+// own controller. The install "" also covers installs that never went
+// through setup: they share the process's controller.
+func (s *Service) repairInstall(ctx context.Context, install string) (DriftReport, error) {
+	var rep DriftReport
+	ctx, err := s.bindController(ctx, install)
+	if err != nil {
+		return rep, err
+	}
+	separate, err := s.store.Installs(ctx, 1000)
+	if err != nil {
+		return rep, err
+	}
+	own := map[string]bool{}
+	for _, in := range separate {
+		own[in.ID] = true
+	}
+	mine := func(visitInstall string) bool {
+		if install == "" {
+			return !own[visitInstall]
+		}
+		return visitInstall == install
+	}
 	// Link rows are stamped by this process's clock (gorm's update time),
 	// so the margin is measured on the same clock.
 	listed := time.Now()
-	remote, err := s.ac.ListLinks(ctx)
+	remote, err := s.ctl(ctx).ListLinks(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("list controller links: %w", err)
 	}
@@ -497,13 +545,32 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 		ids = append(ids, l.ID)
 		present[l.ID] = true
 	}
-	ours, err := s.store.linksByControllerID(ctx, ids)
+	all, err := s.store.linksByControllerID(ctx, ids)
 	if err != nil {
 		return rep, err
 	}
-	visitIDs := make([]int64, 0, len(ours))
-	for _, row := range ours {
+	visitIDs := make([]int64, 0, len(all))
+	for _, row := range all {
 		visitIDs = append(visitIDs, row.VisitID)
+	}
+	active, err := s.store.activeLinks(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, row := range active {
+		visitIDs = append(visitIDs, row.VisitID)
+	}
+	installOf, err := s.store.installsOf(ctx, visitIDs)
+	if err != nil {
+		return rep, err
+	}
+	// Link ids are only unique on one controller: only this install's
+	// visits are compared with its listing.
+	ours := map[int64]VisitLink{}
+	for id, row := range all {
+		if mine(installOf[row.VisitID]) {
+			ours[id] = row
+		}
 	}
 	statuses, err := s.store.statuses(ctx, visitIDs)
 	if err != nil {
@@ -518,12 +585,11 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 			suspects[row.VisitID] = true
 		}
 	}
-	active, err := s.store.activeLinks(ctx)
-	if err != nil {
-		return rep, err
-	}
 	before := listed.Add(-s.opts.DriftMargin)
 	for _, row := range active {
+		if !mine(installOf[row.VisitID]) {
+			continue
+		}
 		if (row.LinkID == 0 || !present[row.LinkID]) && row.UpdatedAt.Before(before) {
 			suspects[row.VisitID] = true
 		}
@@ -560,7 +626,7 @@ func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, prese
 	for _, row := range links {
 		switch {
 		case row.LinkID != 0 && present[row.LinkID] && (row.Removed || !v.Status.WantsLinks()):
-			if err := s.ac.DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			if err := s.ctl(ctx).DeleteLink(ctx, row.LinkID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 				return fmt.Errorf("delete stray link %d: %w", row.LinkID, err)
 			}
 			rep.Deleted++
@@ -575,7 +641,7 @@ func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, prese
 			if row.LinkID != 0 {
 				inGroup, ok := groups[row.GroupID]
 				if !ok {
-					fresh, err := s.ac.ListLinks(ctx, row.GroupID)
+					fresh, err := s.ctl(ctx).ListLinks(ctx, row.GroupID)
 					if err != nil {
 						return fmt.Errorf("list links of group %d: %w", row.GroupID, err)
 					}

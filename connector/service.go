@@ -52,6 +52,10 @@ type Options struct {
 	// the listing began (by a sync on this or another replica, whose clock
 	// may differ a little) and is left for the next repair.
 	DriftMargin time.Duration
+	// Dialer opens clients on the controller accounts of Envoy installs
+	// (default none: every install uses the process's controller, and
+	// installs cannot be connected).
+	Dialer Dialer
 }
 
 // Service applies visitor events to visits and makes the access controller
@@ -65,6 +69,10 @@ type Service struct {
 	opts  Options
 	queue Queue
 	zones zoneCache
+	// controllers resolves each visit's install to its controller; every
+	// controller call goes through it.
+	controllers Controllers
+	dialer      Dialer
 }
 
 // NewService returns a Service.
@@ -90,7 +98,13 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 	if opts.DriftMargin <= 0 {
 		opts.DriftMargin = 5 * time.Second
 	}
-	return &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue}
+	svc := &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue, dialer: opts.Dialer}
+	svc.controllers = processOnly{ac}
+	if opts.Dialer != nil {
+		svc.controllers = &installControllers{store: store, dialer: opts.Dialer, def: ac, cache: map[string]cachedController{},
+			open: func(sealed []byte, id string) ([]byte, error) { return box.Open(sealed, installAD(id)) }}
+	}
+	return svc
 }
 
 // Store returns the service's store, for read-only views.
@@ -184,7 +198,11 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		// The visit's flow is the latest one known, as its sync decides
 		// by; an event without one (some sign-outs) uses it. The mapping
 		// is read in this transaction, on its connection.
-		m, err := tx.Mapping(ctx, ev.LocationID, merged.FlowID)
+		note, err := s.adoptConfig(ctx, tx, ev.InstallID, ev.Config)
+		if err != nil {
+			return err
+		}
+		m, err := tx.Mapping(ctx, ev.InstallID, ev.LocationID, merged.FlowID)
 		if err != nil {
 			return err
 		}
@@ -201,6 +219,11 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 				d.VisitID, d.Outcome, d.Reason = &v.ID, string(r.Status), r.Reason
 				if err := tx.createDelivery(ctx, &d); err != nil {
 					return err
+				}
+				if note != "" {
+					if err := tx.AddTimeline(ctx, v.ID, now, KindAction, note); err != nil {
+						return err
+					}
 				}
 				res = r
 				continue

@@ -26,6 +26,9 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}); err != nil {
 		return fmt.Errorf("migrate connector: %w", err)
 	}
+	if err := migrateInstalls(ctx, db); err != nil {
+		return fmt.Errorf("migrate connector: installs: %w", err)
+	}
 	// The sweep for lost work looks only at visits with work owed: a
 	// partial index keeps it from reading every visit ever stored.
 	err := db.WithContext(ctx).Exec(`CREATE INDEX IF NOT EXISTS visits_owed ON visits (updated_at)
@@ -64,9 +67,15 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 
 // Mapping returns the flow mapping for (location, flow), read on this
 // Store's connection, or nil when there is none (or flow is empty).
-func (s *Store) Mapping(ctx context.Context, location, flow string) (*mappings.Mapping, error) {
+func (s *Store) Mapping(ctx context.Context, install, location, flow string) (*mappings.Mapping, error) {
 	if flow == "" {
 		return nil, nil
+	}
+	if in, found, err := s.Install(ctx, install); err != nil || (found && in.Configured) {
+		if err != nil {
+			return nil, err
+		}
+		return in.Config.mapping(location, flow), nil
 	}
 	m, err := mappings.NewStore(s.db).Find(ctx, location, flow)
 	if latchkey.KindOf(err) == latchkey.NotFound {
