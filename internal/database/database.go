@@ -59,6 +59,12 @@ func SQLitePath(dataDir string) string { return filepath.Join(dataDir, "latchkey
 // busy timeout, immediate write transactions and foreign keys, so concurrent
 // writers wait instead of failing with SQLITE_BUSY.
 func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.DB, error) {
+	logCfg := logger.Config{
+		SlowThreshold:             500 * time.Millisecond,
+		LogLevel:                  logger.Warn,
+		IgnoreRecordNotFoundError: true,
+		ParameterizedQueries:      true,
+	}
 	cfg := &gorm.Config{
 		TranslateError: true,
 		// gorm's prepared-statement cache re-prepares inside every
@@ -66,12 +72,7 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 		// SQLite (webhooks BenchmarkWebhookIngest), so it stays off.
 		PrepareStmt: false,
 		NowFunc:     func() time.Time { return time.Now().UTC() },
-		Logger: expectedErrors{logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{
-			SlowThreshold:             500 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true,
-		})},
+		Logger:      newLogger(logger.NewSlogLogger(log.With("component", "gorm"), logCfg), logCfg),
 	}
 	var (
 		db  *gorm.DB
