@@ -76,7 +76,7 @@ type Event struct {
 
 	// Config is the install's configuration as Envoy sent it with the
 	// event (meta.config), nil when it sent none that configures access.
-	Config *InstallConfig
+	Config *InstallConfig `json:"-"`
 }
 
 // SourceID returns the key of the visit the event belongs to: "invite:<id>"

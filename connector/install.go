@@ -515,13 +515,15 @@ type unresolved struct{}
 
 var errUnresolved = latchkey.Errorf(latchkey.Internal, "no controller was resolved for this work")
 
-func (unresolved) CreateLink(context.Context, LinkSpec) (Link, error)        { return Link{}, errUnresolved }
-func (unresolved) UpdateLink(context.Context, int64, LinkSpec) (Link, error) { return Link{}, errUnresolved }
-func (unresolved) DeleteLink(context.Context, int64) error                   { return errUnresolved }
-func (unresolved) ListLinks(context.Context, ...int64) ([]Link, error)       { return nil, errUnresolved }
-func (unresolved) ListGroups(context.Context) ([]Group, error)               { return nil, errUnresolved }
-func (unresolved) LinkLocks(context.Context, string) ([]Lock, error)         { return nil, errUnresolved }
-func (unresolved) Unlock(context.Context, string, int64) error               { return errUnresolved }
+func (unresolved) CreateLink(context.Context, LinkSpec) (Link, error) { return Link{}, errUnresolved }
+func (unresolved) UpdateLink(context.Context, int64, LinkSpec) (Link, error) {
+	return Link{}, errUnresolved
+}
+func (unresolved) DeleteLink(context.Context, int64) error             { return errUnresolved }
+func (unresolved) ListLinks(context.Context, ...int64) ([]Link, error) { return nil, errUnresolved }
+func (unresolved) ListGroups(context.Context) ([]Group, error)         { return nil, errUnresolved }
+func (unresolved) LinkLocks(context.Context, string) ([]Lock, error)   { return nil, errUnresolved }
+func (unresolved) Unlock(context.Context, string, int64) error         { return errUnresolved }
 
 // SetupRefusal is a setup step or event latchkey refuses for a reason the
 // Envoy user can act on (a refused key, an unknown group); Envoy shows Msg.

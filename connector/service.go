@@ -125,7 +125,10 @@ type Inbound struct {
 	EventName string
 	JobID     string
 	Known     bool
-	Event     Event
+	// IgnoreReason, when set, records the delivery as ignored for this
+	// reason (an Envoy Protect employee screening entry).
+	IgnoreReason string
+	Event        Event
 }
 
 // IngestResult says what a delivery did.
@@ -163,8 +166,8 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 		if in.Known && ev.LocationID == "" {
 			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
 		}
-		if !in.Known {
-			d.Outcome, d.Reason = "ignored", fmt.Sprintf("event %q is not handled", in.EventName)
+		if !in.Known || in.IgnoreReason != "" {
+			d.Outcome, d.Reason = "ignored", cmp.Or(in.IgnoreReason, fmt.Sprintf("event %q is not handled", in.EventName))
 			res = IngestResult{Ignored: true, Reason: d.Reason}
 			return tx.createDelivery(ctx, &d)
 		}

@@ -90,8 +90,8 @@ func (s *Store) saveInstallKey(ctx context.Context, id, url string, sealed []byt
 // saveInstallConfig stores install id's configuration (its mappings and
 // customisation).
 func (s *Store) saveInstallConfig(ctx context.Context, id string, c InstallConfig) error {
-	err := s.db.WithContext(ctx).Model(&installRow{}).Where("id = ?", id).
-		Updates(map[string]any{"config": c, "configured": true, "updated_at": time.Now().UTC()}).Error
+	err := s.db.WithContext(ctx).Model(&installRow{ID: id}).Select("config", "configured", "updated_at").
+		Updates(installRow{Config: c, Configured: true, UpdatedAt: time.Now().UTC()}).Error
 	if err != nil {
 		return latchkey.Wrap(latchkey.Unavailable, "could not store the install's configuration", err)
 	}

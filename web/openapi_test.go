@@ -162,7 +162,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		Status  string `json:"status"`
 		VisitID int64  `json:"visit_id"`
 	}
-	if err := json.Unmarshal(k.do(call{method: http.MethodPost, path: "/webhooks/envoy", body: string(signIn), header: signed(signIn), wantStatus: 200, checkRequest: true}), &accepted); err != nil || accepted.VisitID == 0 {
+	if err := json.Unmarshal(k.do(call{method: http.MethodPost, path: "/webhooks/envoy", body: string(signIn), header: signed(signIn), wantStatus: 202, checkRequest: true}), &accepted); err != nil || accepted.VisitID == 0 {
 		t.Fatalf("webhook answer: %+v %v", accepted, err)
 	}
 	k.do(call{method: http.MethodPost, path: "/webhooks/envoy", body: string(signIn), header: signed(signIn), wantStatus: 200, checkRequest: true})

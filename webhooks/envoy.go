@@ -37,6 +37,9 @@ type Delivery struct {
 	LegacyKey string
 	// Known reports whether Kind is an event latchkey acts on.
 	Known bool
+	// Ignore, when set, is why a known event gets no access (an Envoy
+	// Protect employee screening entry).
+	Ignore string
 }
 
 // envelope is the top level of a delivery. Plugin workers get
@@ -49,8 +52,9 @@ type envelope struct {
 }
 
 type meta struct {
-	Event     string `json:"event"`
-	InstallID string `json:"install_id"`
+	Event     string          `json:"event"`
+	InstallID string          `json:"install_id"`
+	Config    json.RawMessage `json:"config"`
 	Job       *struct {
 		ID string `json:"id"`
 	} `json:"job"`
@@ -85,6 +89,7 @@ type attributes struct {
 	SignedInAt      string          `json:"signed-in-at"`
 	SignedOutAt     string          `json:"signed-out-at"`
 	ExpectedArrival string          `json:"expected-arrival-time"`
+	ScreeningFlow   bool            `json:"employee-screening-flow"`
 	ApprovalStatus  *struct {
 		Status string `json:"status"`
 	} `json:"approval-status"`
@@ -233,6 +238,14 @@ func Parse(body []byte) (Delivery, error) {
 	}
 	if err := fillEvent(&d.Event, r); err != nil {
 		return Delivery{}, err
+	}
+	if r.Attributes != nil && r.Attributes.ScreeningFlow {
+		d.Ignore = "employee screening entries (Envoy Protect) get no door access"
+	}
+	if len(m.Config) > 0 && bytes.Contains(m.Config, []byte(`"visitor_access"`)) {
+		if c, err := parseConfig(m.Config); err == nil {
+			d.Event.Config = &c
+		}
 	}
 	d.DedupeKey = dedupeKey(d.JobID, name, eventFields(d.Event))
 	legacy, err := legacyEventKey(d.JobID, name, d.Event)

@@ -31,6 +31,14 @@ type Handler struct {
 	ing     Ingester
 	secrets []string
 	outcome *prometheus.CounterVec
+	inst    Installer
+}
+
+// WithInstaller enables the Envoy setup routes and plugin_uninstalled, and
+// answers 412 to events of an install whose controller key was refused.
+func (h *Handler) WithInstaller(inst Installer) *Handler {
+	h.inst = inst
+	return h
 }
 
 // NewHandler returns a Handler that accepts signatures made with any of
@@ -50,6 +58,8 @@ func (h *Handler) Register(g *echo.Group) {
 }
 
 type response struct {
+	Message     string           `json:"message"`
+	DebugInfo   any              `json:"debugInfo,omitempty"`
 	Status      string           `json:"status"`
 	VisitID     int64            `json:"visit_id,omitempty"`
 	VisitStatus connector.Status `json:"visit_status,omitempty"`
@@ -73,7 +83,8 @@ func (h *Handler) envoy(c echo.Context) error {
 	if !Verify(body, c.Request().Header.Get("X-Envoy-Signature"), h.secrets) {
 		h.outcome.WithLabelValues("bad_signature").Inc()
 		h.log.Warn("webhook signature rejected", "remote_ip", c.RealIP(), "has_header", c.Request().Header.Get("X-Envoy-Signature") != "")
-		return latchkey.Errorf(latchkey.Unauthorized, "missing or invalid X-Envoy-Signature")
+		return c.JSON(http.StatusUnauthorized, map[string]any{"message": "missing or invalid X-Envoy-Signature",
+			"error": map[string]string{"code": latchkey.Unauthorized.String(), "message": "missing or invalid X-Envoy-Signature"}})
 	}
 	d, err := Parse(body)
 	if err != nil {
@@ -81,7 +92,25 @@ func (h *Handler) envoy(c echo.Context) error {
 		return refuse(c, err)
 	}
 	ctx := c.Request().Context()
-	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	if h.inst != nil && d.Kind == "plugin_uninstalled" && d.Event.InstallID != "" {
+		if err := h.inst.Uninstall(ctx, d.Event.InstallID); err != nil {
+			h.outcome.WithLabelValues("unavailable").Inc()
+			return h.fail(c, err)
+		}
+		h.outcome.WithLabelValues("uninstalled").Inc()
+		return c.JSON(http.StatusOK, response{Message: "every access of this install was revoked and its controller key deleted", Status: "uninstalled"})
+	}
+	if h.inst != nil && d.Known && d.Event.InstallID != "" {
+		off, err := h.inst.InstallDisconnected(ctx, d.Event.InstallID)
+		if err != nil {
+			return h.fail(c, err)
+		}
+		if off {
+			h.outcome.WithLabelValues("failed").Inc()
+			return answer(c, http.StatusPreconditionFailed, "the controller refused this install's API key, or it was removed; connect it again in the integration's settings")
+		}
+	}
+	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, IgnoreReason: d.Ignore, Event: d.Event})
 	if latchkey.KindOf(err) == latchkey.Invalid {
 		h.outcome.WithLabelValues("malformed").Inc()
 		return refuse(c, err)
@@ -93,15 +122,28 @@ func (h *Handler) envoy(c echo.Context) error {
 		}
 		return err
 	}
+	// Envoy's job semantics: 200 done, 202 work continues in the queue,
+	// 400 ignored (with the reason Envoy shows).
 	out := response{Status: "accepted", VisitID: res.VisitID, VisitStatus: res.Status, Reason: res.Reason}
+	code := http.StatusOK
 	switch {
 	case res.Duplicate:
-		out.Status = "duplicate"
-	case !d.Known:
-		out.Status = "ignored"
+		out.Status, out.Message = "duplicate", "already received"
+	case !d.Known || d.Ignore != "" || res.Ignored:
+		out.Status, code = "ignored", http.StatusBadRequest
+		out.Message = res.Reason
+		if out.Message == "" {
+			out.Message = "event " + d.Kind + " is not handled"
+		}
+	case res.Changed || len(res.Also) > 0:
+		code = http.StatusAccepted
+		out.Message = "access is being set up on the controller"
+		out.DebugInfo = map[string]any{"visit_id": res.VisitID, "visit_status": res.Status}
+	default:
+		out.Message = "nothing changed: " + string(res.Status)
 	}
 	h.outcome.WithLabelValues(out.Status).Inc()
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(code, out)
 }
 
 // refuse answers a delivery latchkey will never accept with 400. Envoy

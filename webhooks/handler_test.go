@@ -85,8 +85,8 @@ func TestWebhookAcceptsAndDeduplicates(t *testing.T) {
 	e := newEnv(t)
 	body := fixture(t, "envoy-plugin-event-entry_sign_in.json")
 	code, out := e.post(t, body, webhooks.Sign(body, secret))
-	if code != http.StatusOK || out["status"] != "accepted" {
-		t.Fatalf("first delivery: got %d %v, want 200 accepted", code, out)
+	if code != http.StatusAccepted || out["status"] != "accepted" || out["message"] == "" {
+		t.Fatalf("first delivery: got %d %v, want 202 accepted with a message", code, out)
 	}
 	if e.q.count() != 1 {
 		t.Fatalf("got %d syncs enqueued, want 1", e.q.count())
@@ -131,7 +131,7 @@ func TestWebhookRejections(t *testing.T) {
 		{"tampered body", append([]byte(" "), body...), webhooks.Sign(body, secret), http.StatusUnauthorized, "X-Envoy-Signature"},
 		{"over 1 MiB", big, webhooks.Sign(big, secret), http.StatusRequestEntityTooLarge, "larger than 1MB"},
 		{"malformed JSON", malformed, webhooks.Sign(malformed, secret), http.StatusBadRequest, ""},
-		{"unknown event", unknown, webhooks.Sign(unknown, secret), http.StatusOK, "ignored"},
+		{"unknown event", unknown, webhooks.Sign(unknown, secret), http.StatusBadRequest, `"message":"event`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,8 +224,8 @@ func TestWebhookUnknownTimeZone(t *testing.T) {
 		doc["meta"].(map[string]any)["location"].(map[string]any)["attributes"].(map[string]any)["timezone"] = "Mars/Olympus"
 	})
 	code, out := e.post(t, body, webhooks.Sign(body, secret))
-	if code != http.StatusOK {
-		t.Fatalf("got %d %v, want 200", code, out)
+	if code != http.StatusAccepted {
+		t.Fatalf("got %d %v, want 202", code, out)
 	}
 	id := int64(out["visit_id"].(float64))
 	v, err := e.svc.Store().Visit(context.Background(), id)

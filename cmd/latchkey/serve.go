@@ -232,10 +232,13 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
 	}
 	maps := mappings.NewStore(a.db)
-	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client})
+	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client,
+		Dialer: kisi.Dialer{URL: ctrlURL, Options: kopts}})
 
 	if ln != nil {
-		webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).Register(a.srv.Group("/webhooks"))
+		wh := webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).WithInstaller(svc)
+		wh.Register(a.srv.Group("/webhooks"))
+		wh.RegisterRoutes(a.srv.Group("/envoy/routes"))
 		accts := accounts.NewStore(a.db)
 		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accts).Register(a.srv)
 		setupToken, err := prepareSetup(ctx, accts, cfg.DataDir)

@@ -93,7 +93,7 @@ func TestServeFreshStart(t *testing.T) {
 		"\ngo_goroutines ", "\nprocess_resident_memory_bytes ", "\nprocess_cpu_seconds_total ",
 		"# TYPE latchkey_http_requests_total counter",
 		`latchkey_http_requests_total{method="GET",route="/healthz",status="200"}`,
-		`latchkey_http_requests_total{method="POST",route="/webhooks/envoy",status="200"}`,
+		`latchkey_http_requests_total{method="POST",route="/webhooks/envoy",status="202"}`,
 	} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)

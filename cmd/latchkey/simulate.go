@@ -217,7 +217,10 @@ func postSigned(ctx context.Context, url string, body []byte, secret string) (po
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	res.raw = strings.TrimSpace(string(b))
-	if resp.StatusCode != http.StatusOK {
+	// Envoy's job semantics: 200 done, 202 continuing, 400 ignored (with
+	// the visit and its reason).
+	ignored := resp.StatusCode == http.StatusBadRequest && strings.Contains(res.raw, `"status":"ignored"`)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted && !ignored {
 		return res, fmt.Errorf("webhook answered %s: %s", resp.Status, res.raw)
 	}
 	if err := json.Unmarshal(b, &res); err != nil {

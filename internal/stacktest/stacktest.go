@@ -161,13 +161,18 @@ func Start(t testing.TB, o Options) *Stack {
 		q = s.Queue
 	}
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
-		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q})
+		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q,
+			Dialer: kisi.Dialer{URL: "http://lockctl.internal", Options: kisi.Options{SupportsUpdate: true,
+				RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1,
+				HTTPClient: &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(s.Controller.Handler())}}}})
 	s.Accounts = accounts.NewStore(s.DB)
 	s.Server = web.New(log, nil, web.Options{})
 	if len(o.EnvoySecrets) == 0 {
 		o.EnvoySecrets = []string{EnvoySecret}
 	}
-	webhooks.NewHandler(log, s.Service, o.EnvoySecrets, prometheus.NewRegistry()).Register(s.Server.Group("/webhooks"))
+	wh := webhooks.NewHandler(log, s.Service, o.EnvoySecrets, prometheus.NewRegistry()).WithInstaller(s.Service)
+	wh.Register(s.Server.Group("/webhooks"))
+	wh.RegisterRoutes(s.Server.Group("/envoy/routes"))
 	web.NewAPI(log, s.Service, s.Mappings, s.Kisi, s.Outbox, AdminKey).WithKeys(s.Accounts).Register(s.Server)
 	o.UI.Controller = s.Kisi
 	if o.UI.Now == nil {
