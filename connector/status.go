@@ -40,3 +40,9 @@ func (s Status) Final() bool {
 func (s Status) WantsLinks() bool {
 	return s == StatusScheduled || s == StatusActive
 }
+
+// StatusNames lists every visit status, in lifecycle order.
+func StatusNames() []string {
+	return []string{string(StatusHeld), string(StatusScheduled), string(StatusActive), string(StatusRevoked),
+		string(StatusExpired), string(StatusIgnored), string(StatusFailed)}
+}

@@ -747,3 +747,20 @@ func (s *Store) openVisitIDs(ctx context.Context, locationID, flowID string, cut
 	}
 	return ids, nil
 }
+
+// CountByStatus returns how many visits there are in each status (one
+// grouped count).
+func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
+	var rows []struct {
+		Status string
+		N      int64
+	}
+	if err := s.db.WithContext(ctx).Model(&Visit{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count visits by status: %w", err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}

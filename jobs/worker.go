@@ -12,6 +12,7 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/metrics"
 )
 
 // Domain is what the worker needs from the connector.
@@ -58,6 +59,8 @@ type WorkerOptions struct {
 	// ToLocal converts a time on Now's clock to this process's own clock,
 	// which asynq fires delayed tasks by (default: unchanged).
 	ToLocal func(time.Time) time.Time
+	// Metrics counts sync and email outcomes (nil: not counted).
+	Metrics *metrics.Metrics
 }
 
 // Worker processes tasks. Build it with NewWorker, then Start and Shutdown.
@@ -157,6 +160,7 @@ func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return classify(err)
 	}
+	w.opts.Metrics.Sync(metrics.OK)
 	if res.EmailKind != "" {
 		if err := w.client.EnqueueEmail(ctx, p.VisitID, res.EmailKind, res.WindowKey); err != nil {
 			return err
@@ -176,7 +180,11 @@ func (w *Worker) handleEmailSend(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	return classify(w.d.SendVisitEmail(ctx, p.VisitID, p.Kind, p.WindowKey))
+	if err := w.d.SendVisitEmail(ctx, p.VisitID, p.Kind, p.WindowKey); err != nil {
+		return classify(err)
+	}
+	w.opts.Metrics.Email(metrics.OK)
+	return nil
 }
 
 func (w *Worker) handleSweepExpire(ctx context.Context, t *asynq.Task) error {
@@ -285,6 +293,16 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
 	final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
 	log := w.log.With("task_type", t.Type(), "task_id", id, "retry", retried, "max_retry", maxRetry, "err", err)
+	outcome := metrics.Retry
+	if final {
+		outcome = metrics.Failed
+	}
+	switch t.Type() {
+	case TypeVisitSync:
+		w.opts.Metrics.Sync(outcome)
+	case TypeEmailSend:
+		w.opts.Metrics.Email(outcome)
+	}
 	if !final {
 		log.Warn("task failed, will retry")
 		return

@@ -16,6 +16,7 @@ import (
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -39,6 +40,8 @@ type API struct {
 	// failures counts wrong keys per client address.
 	failures *limiterTable
 	now      func() time.Time
+	// metrics counts pass unlock outcomes (nil: not counted).
+	metrics *metrics.Metrics
 }
 
 // Wrong API keys: 10 per address, then one every 2 s; at most
@@ -47,6 +50,12 @@ var (
 	keyFailureRate, keyFailureBurst = rate.Every(2 * time.Second), 10
 	keyFailureTableSize             = 10_000
 )
+
+// WithMetrics counts pass unlock outcomes in m.
+func (a *API) WithMetrics(m *metrics.Metrics) *API {
+	a.metrics = m
+	return a
+}
 
 // KeyChecker tells whether a bearer key is a valid API key.
 type KeyChecker interface {

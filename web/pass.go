@@ -15,6 +15,7 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/metrics"
 )
 
 // The guest pass page, GET /v/{pass}, and its unlock action,
@@ -277,6 +278,14 @@ func (a *API) passUnlock(c echo.Context) error {
 		if status >= 500 {
 			a.log.Warn("pass unlock", "lock_id", lockID, "err", err)
 		}
+	}
+	switch {
+	case err == nil:
+		a.metrics.Unlock(metrics.OK)
+	case status >= 500:
+		a.metrics.Unlock(metrics.Failed)
+	default:
+		a.metrics.Unlock(metrics.Refused)
 	}
 	if status == http.StatusTooManyRequests {
 		c.Response().Header().Set("Retry-After", "5")

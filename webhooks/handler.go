@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/metrics"
 )
 
 // MaxBody is the largest webhook body accepted (1 MiB).
@@ -32,6 +34,25 @@ type Handler struct {
 	secrets []string
 	outcome *prometheus.CounterVec
 	inst    Installer
+	metrics *metrics.Metrics
+}
+
+// WithMetrics records each event's lag (receive time − event time) in m.
+func (h *Handler) WithMetrics(m *metrics.Metrics) *Handler {
+	h.metrics = m
+	return h
+}
+
+// eventTime is when the reported event happened, zero when the payload
+// does not say (invites).
+func eventTime(ev connector.Event) time.Time {
+	switch ev.Kind {
+	case connector.EventSignIn:
+		return ev.SignedInAt
+	case connector.EventSignOut:
+		return ev.SignedOutAt
+	}
+	return time.Time{}
 }
 
 // WithInstaller enables the Envoy setup routes and plugin_uninstalled, and
@@ -86,11 +107,13 @@ func (h *Handler) envoy(c echo.Context) error {
 		return c.JSON(http.StatusUnauthorized, map[string]any{"message": "missing or invalid X-Envoy-Signature",
 			"error": map[string]string{"code": latchkey.Unauthorized.String(), "message": "missing or invalid X-Envoy-Signature"}})
 	}
+	received := time.Now()
 	d, err := Parse(body)
 	if err != nil {
 		h.outcome.WithLabelValues("malformed").Inc()
 		return refuse(c, err)
 	}
+	h.metrics.WebhookLag(received, eventTime(d.Event))
 	ctx := c.Request().Context()
 	if h.inst != nil && d.Kind == "plugin_uninstalled" && d.Event.InstallID != "" {
 		if err := h.inst.Uninstall(ctx, d.Event.InstallID); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/internal/redisserver"
 	"github.com/latchkey/latchkey/internal/schema"
 	"github.com/latchkey/latchkey/internal/secretbox"
@@ -227,6 +228,11 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(http.StripPrefix("/lockctl", lc.Handler()))}
 		}
 	}
+	var m *metrics.Metrics
+	if a.srv != nil {
+		m = metrics.New(a.srv.Registry())
+		kopts.WrapTransport = m.Transport
+	}
 	ac, err := kisi.New(ctrlURL, kopts)
 	if err != nil {
 		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
@@ -236,11 +242,12 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		Dialer: kisi.Dialer{URL: ctrlURL, Options: kopts}})
 
 	if ln != nil {
-		wh := webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).WithInstaller(svc)
+		metrics.RegisterVisits(a.srv.Registry(), connector.StatusNames(), 10*time.Second, svc.Store().CountByStatus)
+		wh := webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).WithInstaller(svc).WithMetrics(m)
 		wh.Register(a.srv.Group("/webhooks"))
 		wh.RegisterRoutes(a.srv.Group("/envoy/routes"))
 		accts := accounts.NewStore(a.db)
-		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accts).Register(a.srv)
+		web.NewAPI(log, svc, maps, ac, outbox, cfg.AdminAPIKey).WithKeys(accts).WithMetrics(m).Register(a.srv)
 		setupToken, err := prepareSetup(ctx, accts, cfg.DataDir)
 		if err != nil {
 			return err
@@ -271,7 +278,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		a.worker = jobs.NewWorker(log, a.redis, svc, client, jobs.WorkerOptions{
 			Concurrency: cfg.Concurrency, PollInterval: cfg.PollInterval, LostAfter: cfg.LostAfter,
 			ShutdownTimeout: max(cfg.ShutdownTimeout-time.Second, time.Second),
-			Now:             a.clock.Now, ToLocal: a.clock.ToLocal,
+			Now:             a.clock.Now, ToLocal: a.clock.ToLocal, Metrics: m,
 		})
 		if err := a.worker.Start(); err != nil {
 			return err

@@ -80,6 +80,28 @@ func TestServeFreshStart(t *testing.T) {
 	}
 	waitOutbox(t, p.URL, d.AdminKey, "visitor@example.com", 15*time.Second)
 
+	// One refused unlock (a door that does not exist) and one that opens.
+	var locks []struct {
+		ID int64 `json:"id"`
+	}
+	kisiGet(t, p.URL, d.AdminKey, "/locks", &locks)
+	if len(locks) == 0 {
+		t.Fatal("the demo has no doors")
+	}
+	if code, raw := do(t, http.MethodPost, fmt.Sprintf("%s/locks/%d/unlock", v.PassURL, 999999), "", nil); code == http.StatusOK {
+		t.Fatalf("unlock of a door that does not exist: %d %s", code, raw)
+	}
+	opened := false
+	for _, l := range locks {
+		if code, _ := do(t, http.MethodPost, fmt.Sprintf("%s/locks/%d/unlock", v.PassURL, l.ID), "", nil); code == http.StatusOK {
+			opened = true
+			break
+		}
+	}
+	if !opened {
+		t.Fatal("no door opened through the pass")
+	}
+
 	resp, err := http.Get(p.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -94,15 +116,42 @@ func TestServeFreshStart(t *testing.T) {
 		"# TYPE latchkey_http_requests_total counter",
 		`latchkey_http_requests_total{method="GET",route="/healthz",status="200"}`,
 		`latchkey_http_requests_total{method="POST",route="/webhooks/envoy",status="202"}`,
+		// The product metrics, each with what this sign-in did.
+		`latchkey_visits{status="active"} 1`,
+		`latchkey_visits{status="revoked"} 0`,
+		`latchkey_unlocks_total{outcome="ok"} 1`,
+		`latchkey_unlocks_total{outcome="refused"} `,
+		`latchkey_webhook_lag_seconds_count 1`,
+		`latchkey_controller_request_duration_seconds_count{code="200",op="create_link"} 1`,
+		`latchkey_controller_request_duration_seconds_count{code="200",op="unlock"} 1`,
 	} {
 		if !bytes.Contains(metrics, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, series := range []string{"latchkey_syncs_total{outcome=\"ok\"}", "latchkey_emails_total{outcome=\"ok\"}"} {
+		if n := metricValue(metrics, series); n < 1 {
+			t.Errorf("%s = %v, want ≥ 1", series, n)
 		}
 	}
 	p.stop(t)
 	if !strings.Contains(p.out.String(), `"msg":"stopped"`) {
 		t.Errorf("no stopped line after SIGTERM")
 	}
+}
+
+// metricValue returns the value of series in a Prometheus text exposition,
+// -1 when it is absent.
+func metricValue(exposition []byte, series string) float64 {
+	for _, line := range strings.Split(string(exposition), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // waitOutbox waits until the captured mail holds a message to addr.

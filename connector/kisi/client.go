@@ -36,6 +36,9 @@ type Options struct {
 	APIKey string
 	// HTTPClient makes the requests; nil means a client with a 30 s timeout.
 	HTTPClient *http.Client
+	// WrapTransport, when set, wraps the transport every request goes
+	// through (to time controller calls).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// RatePerSecond is the client-side request rate (default 5, Kisi's
 	// per-user limit). math.Inf(1) disables the limit; negative is invalid.
 	RatePerSecond float64
@@ -120,6 +123,11 @@ func New(baseURL string, opts Options) (*Client, error) {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns, t.MaxIdleConnsPerHost = 256, 128
 		hc = &http.Client{Timeout: DefaultTimeout, Transport: t}
+	}
+	if opts.WrapTransport != nil {
+		wrapped := *hc
+		wrapped.Transport = opts.WrapTransport(hc.Transport)
+		hc = &wrapped
 	}
 	limit := rate.Limit(opts.RatePerSecond)
 	if math.IsInf(opts.RatePerSecond, 1) {
