@@ -71,6 +71,8 @@ func (s *Service) Revoke(ctx context.Context, id int64) (Visit, error) {
 			return latchkey.Errorf(latchkey.Conflict, "visit %d is already revoked", id)
 		}
 		v.ManuallyRevoked = true
+		at := s.now().UTC().Truncate(time.Second)
+		v.RevokedAt = &at
 		return nil
 	})
 }

@@ -490,6 +490,8 @@ func (s *Service) Uninstall(ctx context.Context, id string) error {
 			for _, vid := range ids {
 				if _, err := s.change(ctx, vid, "the integration was uninstalled in Envoy", func(v *Visit, _ *mappings.Mapping) error {
 					v.ManuallyRevoked = true
+					at := s.now().UTC().Truncate(time.Second)
+					v.RevokedAt = &at
 					return nil
 				}); err != nil {
 					return err

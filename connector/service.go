@@ -405,6 +405,14 @@ func (s *Service) decideRaw(v *Visit, m *mappings.Mapping, now time.Time) Decisi
 	if v.ManuallyRevoked && d.Status != StatusRevoked {
 		d.Status, d.Reason = StatusRevoked, "revoked at the front desk"
 	}
+	if v.ManuallyRevoked && v.RevokedAt != nil && !d.ValidUntil.IsZero() && v.RevokedAt.Before(d.ValidUntil) {
+		// The window ends at the revoke; revoked before it opened, it
+		// is empty.
+		d.ValidUntil = *v.RevokedAt
+		if d.ValidFrom.After(d.ValidUntil) {
+			d.ValidFrom = d.ValidUntil
+		}
+	}
 	d.ValidFrom = d.ValidFrom.UTC().Truncate(time.Second)
 	d.ValidUntil = d.ValidUntil.UTC().Truncate(time.Second)
 	return d

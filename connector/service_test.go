@@ -546,12 +546,18 @@ func TestFrontDeskActions(t *testing.T) {
 		id := e.process(walkIn(t, start)).VisitID
 		token := e.svc.PassToken(e.visit(id))
 		doors := e.doors(token)
+		e.clock.Advance(37 * time.Minute)
+		revokedAt := start.Add(37 * time.Minute)
 		v, err := e.svc.Revoke(e.ctx, id)
 		if err != nil {
 			t.Fatalf("revoke: %v", err)
 		}
 		if v.Status != connector.StatusRevoked {
 			t.Errorf("revoked visit: got status %s, want revoked", v.Status)
+		}
+		// The window ends when the desk revoked it, not when it would have.
+		if v.ValidUntil == nil || !v.ValidUntil.Equal(revokedAt) || v.ValidFrom == nil || !v.ValidFrom.Equal(start) {
+			t.Errorf("revoked visit's window: %v – %v, want %v – %v", v.ValidFrom, v.ValidUntil, start, revokedAt)
 		}
 		e.sync(id)
 		if got := e.visit(id); got.Status != connector.StatusRevoked || got.Reason != "revoked at the front desk" {

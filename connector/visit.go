@@ -53,8 +53,11 @@ type Visit struct {
 
 	// Front-desk actions.
 	ManuallyRevoked bool
-	ExtendMinutes   int
-	ResendCount     int
+	// RevokedAt is when the front desk (or an uninstall) revoked the
+	// visit; the window ends then.
+	RevokedAt     *time.Time
+	ExtendMinutes int
+	ResendCount   int
 
 	// Version counts changes to the desired state; SyncedVersion is the
 	// last version the reconciler applied.
