@@ -3,7 +3,6 @@ package faults
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -40,7 +39,7 @@ func (l *crashLoad) start(post func([]byte) (int, int64), rate int, stop <-chan 
 	l.run = fmt.Sprint(time.Now().UnixNano() % 1e9)
 	deliver := func(body []byte) (int64, bool) {
 		for {
-			if st, id := post(body); st == http.StatusOK {
+			if st, id := post(body); acknowledged(st) {
 				l.acked.Add(1)
 				return id, true
 			}
