@@ -26,6 +26,16 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}); err != nil {
 		return fmt.Errorf("migrate connector: %w", err)
 	}
+	// An event finds its visit by install, location and entry or invite
+	// (visits_entry, visits_invite); the single-column indexes of earlier
+	// releases only cost every insert.
+	for _, old := range []string{"idx_visits_entry_id", "idx_visits_invite_id"} {
+		if db.Migrator().HasIndex(&Visit{}, old) {
+			if err := db.WithContext(ctx).Migrator().DropIndex(&Visit{}, old); err != nil {
+				return fmt.Errorf("migrate connector: drop index %s: %w", old, err)
+			}
+		}
+	}
 	if err := migrateInstalls(ctx, db); err != nil {
 		return fmt.Errorf("migrate connector: installs: %w", err)
 	}
@@ -135,20 +145,33 @@ var errDuplicateDelivery = errors.New("duplicate delivery")
 // visitsFor returns the visits an event belongs to, oldest first: the one
 // keyed by source, and those that recorded its entry or invite id.
 func (s *Store) visitsFor(ctx context.Context, install, location, source, entry, invite string) ([]Visit, error) {
-	cond := s.db.Where("source_id = ?", source)
-	if entry != "" {
-		cond = cond.Or("entry_id = ?", entry).Or("source_id = ?", "entry:"+entry)
-	}
-	if invite != "" {
-		cond = cond.Or("invite_id = ?", invite).Or("source_id = ?", "invite:"+invite)
-	}
 	var vs []Visit
-	err := s.visits(ctx).Where("install_id = ? AND location_id = ?", install, location).Where(cond).
-		Order("id").Find(&vs).Error
-	if err != nil {
+	if err := visitsForQuery(s.visits(ctx), install, location, source, entry, invite).Find(&vs).Error; err != nil {
 		return nil, fmt.Errorf("find visits of %s: %w", source, err)
 	}
 	return vs, nil
+}
+
+// visitsForQuery selects the visits of visitsFor. Each alternative names
+// the install and location with the column it looks up, so each is one
+// index lookup: with the install and location outside the OR, SQLite
+// (which has no statistics to go by) reads every visit of the location.
+func visitsForQuery(q *gorm.DB, install, location, source, entry, invite string) *gorm.DB {
+	sources := []string{source}
+	cond := "(install_id = ? AND location_id = ? AND source_id IN ?)"
+	args := []any{install, location, nil}
+	if entry != "" {
+		sources = append(sources, "entry:"+entry)
+		cond += " OR (install_id = ? AND location_id = ? AND entry_id = ?)"
+		args = append(args, install, location, entry)
+	}
+	if invite != "" {
+		sources = append(sources, "invite:"+invite)
+		cond += " OR (install_id = ? AND location_id = ? AND invite_id = ?)"
+		args = append(args, install, location, invite)
+	}
+	args[2] = sources
+	return q.Model(&Visit{}).Where(cond, args...).Order("id")
 }
 
 // identityKeys are the identities an event may find or create a visit

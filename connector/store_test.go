@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,29 @@ func TestPassUnlockGoesStraightToTheDoorsLink(t *testing.T) {
 	}
 	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), 9999); latchkey.KindOf(err) != latchkey.NotFound {
 		t.Errorf("unlock of a door the pass does not open: %v, want NotFound", err)
+	}
+}
+
+// TestEventLookupUsesItsIndexes: the lookup an event makes for its visit
+// is an index search on each identity it carries, not a read of every
+// visit at the location (which SQLite, with no statistics, chose when the
+// install and location stood outside the alternatives).
+func TestEventLookupUsesItsIndexes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	plan, err := e.store.ExplainVisitsFor("1", "loc", "entry:e1", "e1", "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "SEARCH") {
+		t.Skipf("not SQLite; plan:\n%s", plan) // PostgreSQL plans by its statistics
+	}
+	for _, want := range []string{"visits_source (install_id=? AND location_id=? AND source_id=?)",
+		"visits_entry (install_id=? AND location_id=? AND entry_id=?)", "visits_invite (install_id=? AND location_id=? AND invite_id=?)"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+	if strings.Contains(plan, "location_id=?)\n") || strings.Contains(plan, "SCAN visits") {
+		t.Errorf("plan reads the location's visits:\n%s", plan)
 	}
 }

@@ -1,8 +1,10 @@
 package faults
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"strconv"
 	"sync"
@@ -129,7 +131,10 @@ func (l *crashLoad) check(t *testing.T, s *server, since, d time.Duration) {
 			}
 		}
 		if len(doubled) > 0 {
-			t.Fatalf("%d guests got more than one email, e.g. guest %d", len(doubled), doubled[0])
+			g := l.guests[doubled[0]-1]
+			t.Errorf("%d guests got more than one email, e.g. guest %d (visit %d)", len(doubled), g.n, g.visitID)
+			s.dumpGuest(t, g)
+			t.FailNow()
 		}
 		if len(missing) == 0 {
 			t.Logf("every staying guest emailed once %s after the last kill", (since + time.Since(begin)).Round(time.Millisecond))
@@ -145,19 +150,27 @@ func (l *crashLoad) check(t *testing.T, s *server, since, d time.Duration) {
 	}
 }
 
-// outboxCounts counts the captured emails by recipient.
+// outboxCounts counts the captured emails by recipient. The outbox lists
+// newest first, so a message sent while the pages are read moves the
+// others one place on and one may be listed twice: each is counted once,
+// by its id (one missed is seen on the next call).
 func (s *server) outboxCounts(t *testing.T) map[string]int {
 	t.Helper()
 	counts := map[string]int{}
+	seen := map[int64]bool{}
 	for offset := 0; ; offset += 500 {
 		var page []struct {
+			ID int64  `json:"id"`
 			To string `json:"to"`
 		}
 		if _, err := s.getJSON(t, "/api/v1/outbox?limit=500&offset="+strconv.Itoa(offset), "Bearer "+s.apiKey, &page); err != nil {
 			t.Fatalf("outbox: %v", err)
 		}
 		for _, m := range page {
-			counts[m.To]++
+			if !seen[m.ID] {
+				seen[m.ID] = true
+				counts[m.To]++
+			}
 		}
 		if len(page) < 500 {
 			return counts
@@ -235,4 +248,30 @@ func TestCrashSplitRoles(t *testing.T) {
 	load.wg.Wait()
 	t.Logf("%d worker kills; load ended %s after the last", kills, time.Since(lastKill).Round(time.Millisecond))
 	load.check(t, web, time.Since(lastKill), 15*time.Second-time.Since(lastKill))
+}
+
+// dumpGuest logs what a guest was sent and what its visit went through,
+// for a failure to explain itself.
+func (s *server) dumpGuest(t *testing.T, g *crashGuest) {
+	t.Helper()
+	var msgs []struct {
+		Subject string    `json:"subject"`
+		SentAt  time.Time `json:"sent_at"`
+		Text    string    `json:"text"`
+	}
+	if _, err := s.getJSON(t, "/api/v1/outbox?to="+url.QueryEscape(g.email), "Bearer "+s.apiKey, &msgs); err != nil {
+		t.Logf("outbox of %s: %v", g.email, err)
+	}
+	for _, m := range msgs {
+		text := m.Text
+		if len(text) > 600 {
+			text = text[:600]
+		}
+		t.Logf("email at %s: %q\n%s", m.SentAt.Format(time.RFC3339Nano), m.Subject, text)
+	}
+	var v json.RawMessage
+	if _, err := s.getJSON(t, "/api/v1/visits/"+strconv.FormatInt(g.visitID, 10), "Bearer "+s.apiKey, &v); err != nil {
+		t.Logf("visit %d: %v", g.visitID, err)
+	}
+	t.Logf("visit %d: %s", g.visitID, v)
 }
