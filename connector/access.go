@@ -137,6 +137,9 @@ type AccessControl interface {
 	ListGroups(ctx context.Context) ([]Group, error)
 	// LinkLocks lists the locks a link holder with secret may open.
 	LinkLocks(ctx context.Context, secret string) ([]Lock, error)
+	// GroupDoors returns the doors (locks) of every group, as the
+	// controller's admin sees them: the doors each group's links open.
+	GroupDoors(ctx context.Context) (map[int64][]Lock, error)
 	// Unlock unlocks lock id as the holder of secret. A refusal is an
 	// error whose cause is a *ControllerError with the controller's code.
 	Unlock(ctx context.Context, secret string, lockID int64) error

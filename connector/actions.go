@@ -222,8 +222,7 @@ var ErrPassEnded = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "this pass no 
 
 // PassUnlock unlocks lockID with the link behind token that opens it: with
 // one link, that link; with several, the one whose group holds the door
-// (asked of the controller as the link holder), so no other link is tried
-// and refused. A refusal carries the controller's reason (a
+// (see linkFor), so no other link is tried and refused. A refusal carries the controller's reason (a
 // *ControllerError cause with its Refusal).
 func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) error {
 	v, err := s.PassByToken(ctx, token)
@@ -260,28 +259,33 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 }
 
 // linkFor returns the secret of the link among live that opens lockID, or
-// a NotFound error when none does.
+// a NotFound error when none does: with one link, that link; with several,
+// the one whose group holds the door, by the install's group doors.
 func (s *Service) linkFor(ctx context.Context, v *Visit, live []VisitLink, lockID int64) (string, error) {
-	notFound := latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
-	for _, l := range live {
+	open := func(l VisitLink) (string, error) {
 		secret, err := s.box.Open(l.SecretEnc, linkAD(v.ID, l.GroupID))
 		if err != nil {
 			return "", fmt.Errorf("open link secret of visit %d: %w", v.ID, err)
 		}
-		if len(live) == 1 {
-			return string(secret), nil
-		}
-		locks, err := s.ctl(ctx).LinkLocks(ctx, string(secret))
+		return string(secret), nil
+	}
+	if len(live) == 1 {
+		return open(live[0])
+	}
+	for _, age := range []time.Duration{doorsTTL, doorsRecheck} {
+		byGroup, err := s.groupDoors(ctx, v.InstallID, age)
 		if err != nil {
-			return "", fmt.Errorf("doors of link %d: %w", l.LinkID, err)
+			return "", err
 		}
-		for _, lk := range locks {
-			if lk.ID == lockID {
-				return string(secret), nil
+		for _, l := range live {
+			for _, lk := range byGroup[l.GroupID] {
+				if lk.ID == lockID {
+					return open(l)
+				}
 			}
 		}
 	}
-	return "", notFound
+	return "", latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
 }
 
 // ignoredRecheck is how far back a mapping change looks for ignored visits

@@ -227,19 +227,19 @@ func TestCutOffCreationIsSentAgainUnderItsKey(t *testing.T) {
 	}
 }
 
-// gatedLocks is the controller whose LinkLocks (which an email's rendering
-// calls) waits for gate: a sender held between reading the visit and
-// claiming its email.
+// gatedLocks is the controller whose GroupDoors (which an email's
+// rendering calls) waits for gate: a sender held between reading the visit
+// and claiming its email.
 type gatedLocks struct {
 	connector.AccessControl
 	entered chan struct{}
 	gate    chan struct{}
 }
 
-func (g gatedLocks) LinkLocks(ctx context.Context, secret string) ([]connector.Lock, error) {
+func (g gatedLocks) GroupDoors(ctx context.Context) (map[int64][]connector.Lock, error) {
 	g.entered <- struct{}{}
 	<-g.gate
-	return g.AccessControl.LinkLocks(ctx, secret)
+	return g.AccessControl.GroupDoors(ctx)
 }
 
 // A sender that read the visit before another's send was recorded, and

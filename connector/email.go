@@ -148,7 +148,7 @@ type Door struct {
 func (d Door) Available() bool { return d.Online && !d.LockedDown }
 
 // doors lists the doors behind the visit's links, asking the controller as
-// each link's holder.
+// each link's holder: what the pass page shows, live.
 func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Door, error) {
 	ctx, err := s.bindController(ctx, v.InstallID)
 	if err != nil {
@@ -246,7 +246,7 @@ var emailHTML = template.Must(template.New("email").Parse(`<!doctype html>
 // reader QR inline (explained as the door reader's), and an .ics with the
 // window.
 func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links []VisitLink) (mail.Message, error) {
-	doors, err := s.doors(ctx, v, links)
+	doors, err := s.emailDoors(ctx, v, links)
 	if err != nil {
 		return mail.Message{}, err
 	}

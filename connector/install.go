@@ -287,6 +287,7 @@ func (s *Service) ConnectInstall(ctx context.Context, id, controllerURL, apiKey 
 	if ic, ok := s.controllers.(*installControllers); ok {
 		ic.forget(id)
 	}
+	s.forgetDoors(id)
 	in, _, err := s.store.Install(ctx, id)
 	return in, err
 }
@@ -508,6 +509,7 @@ func (s *Service) Uninstall(ctx context.Context, id string) error {
 	if ic, ok := s.controllers.(*installControllers); ok {
 		ic.forget(id)
 	}
+	s.forgetDoors(id)
 	return nil
 }
 
@@ -521,11 +523,12 @@ func (unresolved) CreateLink(context.Context, LinkSpec) (Link, error) { return L
 func (unresolved) UpdateLink(context.Context, int64, LinkSpec) (Link, error) {
 	return Link{}, errUnresolved
 }
-func (unresolved) DeleteLink(context.Context, int64) error             { return errUnresolved }
-func (unresolved) ListLinks(context.Context, ...int64) ([]Link, error) { return nil, errUnresolved }
-func (unresolved) ListGroups(context.Context) ([]Group, error)         { return nil, errUnresolved }
-func (unresolved) LinkLocks(context.Context, string) ([]Lock, error)   { return nil, errUnresolved }
-func (unresolved) Unlock(context.Context, string, int64) error         { return errUnresolved }
+func (unresolved) DeleteLink(context.Context, int64) error              { return errUnresolved }
+func (unresolved) ListLinks(context.Context, ...int64) ([]Link, error)  { return nil, errUnresolved }
+func (unresolved) ListGroups(context.Context) ([]Group, error)          { return nil, errUnresolved }
+func (unresolved) LinkLocks(context.Context, string) ([]Lock, error)    { return nil, errUnresolved }
+func (unresolved) GroupDoors(context.Context) (map[int64][]Lock, error) { return nil, errUnresolved }
+func (unresolved) Unlock(context.Context, string, int64) error          { return errUnresolved }
 
 // SetupRefusal is a setup step or event latchkey refuses for a reason the
 // Envoy user can act on (a refused key, an unknown group); Envoy shows Msg.

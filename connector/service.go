@@ -69,6 +69,8 @@ type Service struct {
 	opts  Options
 	queue Queue
 	zones zoneCache
+	// doorCache holds each install's group doors for the emails.
+	doorCache doorCache
 	// controllers resolves each visit's install to its controller; every
 	// controller call goes through it.
 	controllers Controllers

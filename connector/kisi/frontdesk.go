@@ -71,36 +71,18 @@ type Door struct {
 	Online bool
 }
 
-type groupLockJSON struct {
-	GroupID int64 `json:"group_id"`
-	LockID  int64 `json:"lock_id"`
-}
-
-// DoorsByGroup returns each group's doors with their state (GET /locks and
-// GET /group_locks, all pages). Errors as for ListGroups. Safe for
-// concurrent use.
+// DoorsByGroup returns each group's doors with their state, as the front
+// desk shows them (see GroupDoors). Safe for concurrent use.
 func (cl *Client) DoorsByGroup(ctx context.Context) (map[int64][]Door, error) {
-	locks, err := listAll[lockJSON](ctx, cl, call{method: http.MethodGet, path: []string{"locks"}, policy: retryIdempotent,
-		op: "list locks", subject: "the lock list"})
+	byGroup, err := cl.GroupDoors(ctx)
 	if err != nil {
 		return nil, err
 	}
-	gls, err := listAll[groupLockJSON](ctx, cl, call{method: http.MethodGet, path: []string{"group_locks"}, policy: retryIdempotent,
-		op: "list group locks", subject: "the group-lock list"})
-	if err != nil {
-		return nil, err
-	}
-	byID := make(map[int64]lockJSON, len(locks))
-	for _, l := range locks {
-		byID[l.ID] = l
-	}
-	out := map[int64][]Door{}
-	for _, gl := range gls {
-		l, ok := byID[gl.LockID]
-		if !ok {
-			continue
+	out := make(map[int64][]Door, len(byGroup))
+	for g, locks := range byGroup {
+		for _, l := range locks {
+			out[g] = append(out[g], Door{ID: l.ID, Name: l.Name, Online: l.Online && !l.LockedDown})
 		}
-		out[gl.GroupID] = append(out[gl.GroupID], Door{ID: l.ID, Name: l.Name, Online: l.Online != nil && *l.Online && !l.LockedDown})
 	}
 	return out, nil
 }

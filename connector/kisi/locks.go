@@ -71,6 +71,38 @@ func (cl *Client) LinkLocks(ctx context.Context, secret string) ([]connector.Loc
 	return locks, nil
 }
 
+type groupLockJSON struct {
+	GroupID int64 `json:"group_id"`
+	LockID  int64 `json:"lock_id"`
+}
+
+// GroupDoors returns the doors of every group, as the admin sees them
+// (GET /locks and GET /group_locks, all pages): the locks each group's
+// links open. Errors as for ListGroups. Safe for concurrent use.
+func (cl *Client) GroupDoors(ctx context.Context) (map[int64][]connector.Lock, error) {
+	locks, err := listAll[lockJSON](ctx, cl, call{method: http.MethodGet, path: []string{"locks"}, policy: retryIdempotent,
+		op: "list locks", subject: "the lock list"})
+	if err != nil {
+		return nil, err
+	}
+	gls, err := listAll[groupLockJSON](ctx, cl, call{method: http.MethodGet, path: []string{"group_locks"}, policy: retryIdempotent,
+		op: "list group locks", subject: "the group-lock list"})
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]lockJSON, len(locks))
+	for _, l := range locks {
+		byID[l.ID] = l
+	}
+	out := map[int64][]connector.Lock{}
+	for _, gl := range gls {
+		if l, ok := byID[gl.LockID]; ok {
+			out[gl.GroupID] = append(out[gl.GroupID], l.toLock())
+		}
+	}
+	return out, nil
+}
+
 // Unlock unlocks lock lockID as the holder of secret
 // (POST /locks/{id}/unlock). Any 2xx answer (Kisi's is
 // {"message":"Unlocked!"}) means unlocked. A refusal is an error whose cause
