@@ -52,6 +52,7 @@ func newFakeKisi(t testing.TB, createDelay time.Duration) *fakeKisi {
 	mux.HandleFunc("GET /group_links", f.admin(f.listLinks))
 	mux.HandleFunc("DELETE /group_links/{id}", f.admin(f.deleteLink))
 	mux.HandleFunc("GET /locks", f.locks)
+	mux.HandleFunc("GET /group_locks", f.admin(f.groupLocks))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not found: " + r.Method + " " + r.URL.Path, "code": "000404"})
 	})
@@ -173,10 +174,11 @@ func (f *fakeKisi) deleteLink(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// locks lists the one door, to the admin and to a link's holder alike.
 func (f *fakeKisi) locks(w http.ResponseWriter, r *http.Request) {
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "KISI-GROUP-LINK ")
 	f.mu.Lock()
-	known := false
+	known := r.Header.Get("Authorization") == "KISI-LOGIN "+f.Key
 	for _, l := range f.links {
 		known = known || (ok && l.secret == secret)
 	}
@@ -202,6 +204,13 @@ func (f *fakeKisi) locks(w http.ResponseWriter, r *http.Request) {
 		"id": 1, "name": "Front door", "online": true, "locked_down": false,
 		"place_id": 1, "place": map[string]any{"id": 1, "name": "HQ"},
 	}})
+}
+
+// groupLocks puts the one door in group 1.
+func (f *fakeKisi) groupLocks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Collection-Range", "0-0/1")
+	writeJSON(w, http.StatusOK, []map[string]any{{"id": 1, "group_id": 1, "lock_id": 1,
+		"created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z"}})
 }
 
 // answeredTimes returns when each create was answered.

@@ -312,17 +312,22 @@ func (d *deployment) env(extra map[string]string) map[string]string {
 	return env
 }
 
-// serve starts `latchkey serve args...` on a free port and waits until it
-// logged "ready" and, when it has the web role, answers /healthz.
+// serve starts `latchkey serve args...` on a port of the kernel's choosing
+// (LATCHKEY_ADDR 127.0.0.1:0, so no other process can take it between
+// choosing and listening) and waits until it logged "ready" with the
+// address it listens on and, when it has the web role, answers /healthz.
 func (d *deployment) serve(t testing.TB, name string, extra map[string]string, args ...string) *proc {
 	t.Helper()
 	env := d.env(extra)
-	port := freePort(t)
-	env["LATCHKEY_ADDR"] = fmt.Sprintf("127.0.0.1:%d", port)
+	env["LATCHKEY_ADDR"] = "127.0.0.1:0"
 	p := startProc(t, name, env, append([]string{"serve"}, args...)...)
 	ready := p.waitLog(t, "ready", 30*time.Second)
 	if roles, _ := ready["roles"].(string); roles == "all" || strings.Contains(roles, "web") {
-		p.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+		addr, _ := ready["addr"].(string)
+		if addr == "" {
+			t.Fatalf("%s logged ready without its address: %v", name, ready)
+		}
+		p.URL = "http://" + addr
 		waitHTTP(t, p.URL+"/healthz", http.StatusOK, 10*time.Second)
 	}
 	return p

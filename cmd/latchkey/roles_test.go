@@ -199,7 +199,7 @@ func TestGuestEmailSurvivesLostQueue(t *testing.T) {
 
 	p := d.serve(t, "serve", nil)
 	createMapping(t, p.URL, d.AdminKey, mappingBody("359435", []int64{1}))
-	release := fake.blockLocks() // the email task lists the link's locks
+	release := fake.blockLocks() // the email task lists the doors
 	res := signIn(t, p.URL, d.EnvoySecret, walkInBody(t, nil))
 	select {
 	case <-fake.locksSeen:
