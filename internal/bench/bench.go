@@ -16,8 +16,9 @@ import (
 )
 
 // Phases in the order they run. The unlock phase uses the passes the
-// signin phase made usable, and signout then revokes them.
-var Phases = []string{"ceiling", "ingest", "signin", "unlock", "signout"}
+// signin phase made usable, and signout then revokes them; burst is the
+// front desk's busy moment (see Bench.burst).
+var Phases = []string{"ceiling", "ingest", "signin", "unlock", "signout", "burst"}
 
 // Config says what to drive and how hard. The zero value of a field means
 // its default.
@@ -143,7 +144,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 			r.InsertRate = ins.Rate
 		}
 	}
-	needsServer := b.has("ingest") || b.has("signin") || b.has("unlock") || b.has("signout")
+	needsServer := b.has("ingest") || b.has("signin") || b.has("unlock") || b.has("signout") || b.has("burst")
 	if !needsServer {
 		b.finish(r)
 		return r, nil
@@ -202,6 +203,16 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		}
 		b.section(fmt.Sprintf("signout: sign-out -> first refused unlock through the pass, %.0f/s", b.cfg.EventRate))
 		r.Phases = append(r.Phases, b.signout(ctx))
+	}
+	if b.has("burst") {
+		if b.cfg.APIKey == "" {
+			return nil, fmt.Errorf("the burst phase needs the admin API key (--api-key) for its front-desk actions")
+		}
+		if err := b.settle(ctx); err != nil {
+			return nil, err
+		}
+		b.section(fmt.Sprintf("burst: %d front-desk actions and %d sign-ins at once, round after round", burstSize, burstSize))
+		r.Phases = append(r.Phases, b.burst(ctx))
 	}
 	b.finish(r)
 	return r, nil
