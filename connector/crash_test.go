@@ -16,7 +16,6 @@ import (
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
-	"github.com/latchkey/latchkey/internal/testenv"
 )
 
 // crashOnEmailDue makes every write that records a guest email as owed fail,
@@ -119,8 +118,8 @@ func (r *recordingSender) sent() []string {
 func TestEmailSentOnceByConcurrentSenders(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, rec, e.box,
-		connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute})
+	svc := e.serviceWith(e.client, rec,
+		connector.Options{Now: e.clock.Now, EmailClaim: time.Minute})
 	res := e.ingest(svc, walkIn(t, e.clock.Now()))
 	sr, err := svc.SyncVisit(e.ctx, res.VisitID)
 	if err != nil || sr.EmailKind == "" {
@@ -164,8 +163,8 @@ func TestSkewedWorkerKeepsTheWindowByTheDatabaseClock(t *testing.T) {
 	if _, err := clock.Measure(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc := connector.NewService(testenv.Logger(t), e.store, e.client, e.outbox, e.box,
-		connector.Options{PublicURL: publicURL, Now: clock.Now})
+	svc := e.serviceWith(e.client, nil,
+		connector.Options{Now: clock.Now})
 	// Signed in 4 h minus 10 s ago: the 4-hour window ends in 10 s.
 	res := e.ingest(svc, walkIn(t, time.Now().Add(-4*time.Hour+10*time.Second)))
 	if _, err := svc.SyncVisit(e.ctx, res.VisitID); err != nil {
@@ -247,10 +246,10 @@ func (g gatedLocks) GroupDoors(ctx context.Context) (map[int64][]connector.Lock,
 func TestEmailNotSentAgainByASenderThatReadBeforeTheFirstWasRecorded(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
-	opts := connector.Options{PublicURL: publicURL, Now: e.clock.Now, EmailClaim: time.Minute}
-	first := connector.NewService(testenv.Logger(t), e.store, e.client, rec, e.box, opts)
+	opts := connector.Options{Now: e.clock.Now, EmailClaim: time.Minute}
+	first := e.serviceWith(e.client, rec, opts)
 	gated := gatedLocks{AccessControl: e.client, entered: make(chan struct{}, 4), gate: make(chan struct{})}
-	late := connector.NewService(testenv.Logger(t), e.store, gated, rec, e.box, opts)
+	late := e.serviceWith(gated, rec, opts)
 	res := e.ingest(first, walkIn(t, e.clock.Now()))
 	sr, err := first.SyncVisit(e.ctx, res.VisitID)
 	if err != nil || sr.EmailKind == "" {

@@ -1,11 +1,9 @@
 package connector_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http/httptest"
 	"slices"
@@ -19,14 +17,10 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/mail"
-	"github.com/latchkey/latchkey/internal/schema"
-	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/internal/testenv"
 	"github.com/latchkey/latchkey/jobs"
-	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/mappings"
 	"github.com/latchkey/latchkey/webhooks"
 )
@@ -36,7 +30,6 @@ import (
 // stopped and started on the same port.
 
 const (
-	dlAdminKey = "delivery-test-admin-key-0123456789"
 	dlPublic   = "http://pass.latchkey.test"
 	dlGuest    = "visitor@example.com"
 	dlLinkName = "Jane Visitor (Visitor)"
@@ -160,48 +153,21 @@ type dlOptions struct {
 
 func newDLEnv(t *testing.T, o dlOptions) *dlEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	log := testenv.Logger(t)
-	outbox := mail.NewOutbox(db)
-	sim := lockctl.NewSimDriver(nil)
-	t.Cleanup(sim.Close)
-	// The controller mails its own links into the outbox when asked to.
-	lc := lockctl.New(log, db, sim, outbox, lockctl.Options{AdminAPIKey: dlAdminKey, SimUnlockDuration: time.Hour})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatalf("seed controller: %v", err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
-	t.Cleanup(ctrl.Close)
-	client, err := kisi.New(ctrl.URL, kisi.Options{APIKey: dlAdminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1), MaxRetries: -1})
-	if err != nil {
-		t.Fatalf("kisi client: %v", err)
-	}
 	if o.delivery == "" {
 		o.delivery = mappings.DeliveryLatchkey
 	}
-	maps := mappings.NewStore(db)
-	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: "177837", FlowID: "359435", GroupIDs: []int64{1},
-		DurationMinutes: 240, AdvanceMinutes: 30, RevokeOnSignOut: true, Delivery: o.delivery}); err != nil {
-		t.Fatalf("create mapping: %v", err)
-	}
-	var sender mail.Sender = outbox
+	eo := envOptions{wallClock: true, publicURL: dlPublic, mapping: func(m *mappings.Mapping) { m.Delivery = o.delivery }}
 	if o.smtpURL != "" {
 		// A short timeout keeps a refused connection quick.
-		if sender, err = mail.NewSMTP(o.smtpURL, "latchkey <access@latchkey.test>", mail.SMTPOptions{Timeout: 3 * time.Second, HELO: "latchkey.test"}); err != nil {
+		sender, err := mail.NewSMTP(o.smtpURL, "latchkey <access@latchkey.test>", mail.SMTPOptions{Timeout: 3 * time.Second, HELO: "latchkey.test"})
+		if err != nil {
 			t.Fatalf("smtp sender: %v", err)
 		}
+		eo.sender = sender
 	}
-	box, err := secretbox.New(bytes.Repeat([]byte{5}, 32))
-	if err != nil {
-		t.Fatalf("secretbox: %v", err)
-	}
-	store := connector.NewStore(db)
-	svc := connector.NewService(log, store, client, sender, box, connector.Options{PublicURL: dlPublic})
-	return &dlEnv{t: t, ctx: ctx, db: db, ctrl: ctrl, outbox: outbox, store: store, svc: svc}
+	e := newEnv(t, eo)
+	e.svc = e.serviceWith(e.client, nil, connector.Options{})
+	return &dlEnv{t: t, ctx: e.ctx, db: e.db, ctrl: e.srv, outbox: e.outbox, store: e.store, svc: e.svc}
 }
 
 // dlFixture returns an Envoy fixture with changes applied to its document.

@@ -64,6 +64,12 @@ type envOptions struct {
 	mapping func(*mappings.Mapping)
 	// controller changes the bundled controller's options.
 	controller func(*lockctl.Options)
+	// sender, when set, is the guest mailer instead of the outbox.
+	sender mail.Sender
+	// wallClock makes the service use the wall clock, not e.clock.
+	wallClock bool
+	// publicURL replaces publicURL.
+	publicURL string
 }
 
 // env is one connector service wired to a bundled controller served over
@@ -82,6 +88,10 @@ type env struct {
 	box     *secretbox.Box
 	svc     *connector.Service
 	queue   *queue
+	// sender, now and publicURL are what serviceWith gives a Service.
+	sender    mail.Sender
+	now       func() time.Time
+	publicURL string
 }
 
 // queue records what the service queues; it runs nothing.
@@ -133,6 +143,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	t.Cleanup(sim.Close)
 	// Doors stay open for an hour, so no relay timer fires during a test.
 	lo := lockctl.Options{AdminAPIKey: adminKey, Now: clk.Now, SimUnlockDuration: time.Hour, SecretKey: bytes.Repeat([]byte{5}, 32)}
+	if o.wallClock {
+		lo.Now = time.Now
+	}
 	if o.controller != nil {
 		o.controller(&lo)
 	}
@@ -160,7 +173,16 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	store := connector.NewStore(db)
 	e := &env{t: t, ctx: ctx, db: db, clock: clk, lc: lc, srv: srv, client: client, outbox: outbox,
-		mapping: m, store: store, box: box, queue: &queue{}}
+		mapping: m, store: store, box: box, queue: &queue{}, sender: outbox, now: clk.Now, publicURL: publicURL}
+	if o.sender != nil {
+		e.sender = o.sender
+	}
+	if o.wallClock {
+		e.now = time.Now
+	}
+	if o.publicURL != "" {
+		e.publicURL = o.publicURL
+	}
 	e.svc = e.service(client)
 	return e
 }
@@ -179,10 +201,25 @@ func newClient(t testing.TB, baseURL string, supportsUpdate bool) *kisi.Client {
 
 // service returns a Service on e's store and mappings that drives ac.
 func (e *env) service(ac connector.AccessControl) *connector.Service {
-	return connector.NewService(testenv.Logger(e.t), e.store, ac, e.outbox, e.box,
-		// Rows written moments before a drift repair are looked into:
-		// nothing here races the repair.
-		connector.Options{PublicURL: publicURL, Now: e.clock.Now, DriftMargin: time.Nanosecond, Queue: e.queue})
+	// Rows written moments before a drift repair are looked into: nothing
+	// here races the repair.
+	return e.serviceWith(ac, nil, connector.Options{DriftMargin: time.Nanosecond, Queue: e.queue})
+}
+
+// serviceWith returns a Service on e's store that drives ac and mails
+// through sender (nil: e's sender), with opts; an unset PublicURL or Now
+// is e's. Every test's Service is made here.
+func (e *env) serviceWith(ac connector.AccessControl, sender mail.Sender, opts connector.Options) *connector.Service {
+	if sender == nil {
+		sender = e.sender
+	}
+	if opts.PublicURL == "" {
+		opts.PublicURL = e.publicURL
+	}
+	if opts.Now == nil {
+		opts.Now = e.now
+	}
+	return connector.NewService(testenv.Logger(e.t), e.store, ac, sender, e.box, opts)
 }
 
 // downService returns a Service whose controller cannot be reached.

@@ -11,7 +11,6 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/internal/testenv"
 )
 
 // stallingControl is the bundled controller with link creation held until
@@ -78,10 +77,10 @@ func TestSyncLeaseRenewedWhileWorking(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
 	const lease = 300 * time.Millisecond
-	svc := connector.NewService(testenv.Logger(t), e.store, ctl, e.outbox, e.box,
+	svc := e.serviceWith(ctl, nil,
 		// The cancelled creation never reached the controller; no need to
 		// wait for it to settle.
-		connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: lease, CreateSettle: time.Nanosecond})
+		connector.Options{Now: time.Now, SyncLease: lease, CreateSettle: time.Nanosecond})
 	id := e.ingest(svc, walkIn(t, time.Now())).VisitID
 
 	first := syncUntilStalled(t, e, svc, ctl, id)
@@ -272,9 +271,9 @@ func TestCutOffCreationSettles(t *testing.T) {
 func TestStalledReconcilerCannotOverwrite(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
-	opts := connector.Options{PublicURL: publicURL, Now: time.Now, SyncLease: time.Hour, CreateSettle: time.Nanosecond}
-	stalled := connector.NewService(testenv.Logger(t), e.store, ctl, e.outbox, e.box, opts)
-	other := connector.NewService(testenv.Logger(t), e.store, e.client, e.outbox, e.box, opts)
+	opts := connector.Options{Now: time.Now, SyncLease: time.Hour, CreateSettle: time.Nanosecond}
+	stalled := e.serviceWith(ctl, nil, opts)
+	other := e.serviceWith(e.client, nil, opts)
 	id := e.ingest(other, walkIn(t, time.Now())).VisitID
 
 	first := syncUntilStalled(t, e, stalled, ctl, id)
