@@ -353,6 +353,13 @@ func Decide(f Facts, m *mappings.Mapping, loc *time.Location, now time.Time) Dec
 	return d
 }
 
+// withoutStamps returns f without the stamps that order its merges: the
+// facts themselves, which alone decide a visit.
+func (f Facts) withoutStamps() Facts {
+	f.Stamps = FactStamps{}
+	return f
+}
+
 // truncated returns f with its times at Precision, for facts stored
 // before every time was truncated when applied.
 func (f Facts) truncated() Facts {

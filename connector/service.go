@@ -310,7 +310,10 @@ func (s *Service) applyTo(ctx context.Context, tx *Store, v *Visit, ev Event, ev
 	if !ok {
 		return IngestResult{}, latchkey.Errorf(latchkey.Invalid, "%s: the access window would fall outside the years %d to %d", timeField(ev), MinYear, MaxYear)
 	}
-	changed := !found || !factsEqual(before, merged) || !sameDecision(dec, prev)
+	// What an event changes is what the facts say, not when each was last
+	// heard: the same event again later moves only stamps, which are
+	// stored (they order later events) but need no sync.
+	changed := !found || !factsEqual(before.withoutStamps(), merged.withoutStamps()) || !sameDecision(dec, prev)
 	if changed && found {
 		v.Version++
 	}

@@ -843,3 +843,20 @@ func TestMappingChangeSkipsVisitsAlreadyDecidedWithIt(t *testing.T) {
 		t.Fatalf("MappingChanged after the sync = %v, %v; want the visit", refs, err)
 	}
 }
+
+// TestSameEventAgainLaterChangesNothing: the same sign-in delivered again
+// as a new job seconds later (Envoy re-sent it) records its receipt but
+// changes nothing to sync: the visit's version stays, so no sync is
+// queued and Envoy is told the job is done.
+func TestSameEventAgainLaterChangesNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	first := e.process(walkIn(t, start, jobID("first")))
+	e.clock.Advance(5 * time.Second)
+	again := e.ingest(e.svc, walkIn(t, start, jobID("again")))
+	if again.Duplicate || again.VisitID != first.VisitID {
+		t.Fatalf("again: %+v; want the same visit, not a duplicate delivery", again)
+	}
+	if again.Changed || again.Version != first.Version {
+		t.Errorf("again: changed %t, version %d; want unchanged at version %d", again.Changed, again.Version, first.Version)
+	}
+}
