@@ -181,22 +181,24 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, l *L
 	}
 }
 
-// linkName names a link after the guest, then the flow in brackets, so the
-// controller's audit log reads as the guest's own.
+// linkName names a link after the guest, then the flow in brackets, then
+// the mapping's guest indicator in brackets, so the controller's audit log
+// reads as the guest's own: "Ada Lovelace (Visitor) (Envoy Guest)".
 func linkName(v *Visit, m *mappings.Mapping) string {
-	name := v.Name
-	if name == "" {
-		name = "Visitor " + v.SourceID
-	}
 	flow := v.FlowName
 	if flow == "" {
 		flow = "flow " + v.FlowID
 	}
-	name += " (" + flow + ")"
-	if m.GuestIndicator != "" {
-		name += " " + m.GuestIndicator
+	return truncateText(m.WithIndicator(visitorName(v)+" ("+flow+")"), MaxLinkNameLen)
+}
+
+// visitorName is the visitor's full name, or one made of the visit's
+// source when the platform sent none.
+func visitorName(v *Visit) string {
+	if v.Name == "" {
+		return "Visitor " + v.SourceID
 	}
-	return truncateText(name, MaxLinkNameLen)
+	return v.Name
 }
 
 func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
