@@ -76,7 +76,7 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	}
 	wanted := map[int64]bool{}
 	var errs []error
-	if d.Status.WantsLinks() && m != nil {
+	if d.Status.WantsLinks() && m != nil && !m.Credential.Person() {
 		for _, g := range m.GroupIDs {
 			if wanted[g] {
 				continue
@@ -97,6 +97,11 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 		if err := s.removeLink(ctx, lease, &v, &l, d, now); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// A guest or member credential: the person and their role
+	// assignments (person.go).
+	if err := s.syncPerson(ctx, lease, &v, m, d, now); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		if terr := s.store.AddTimeline(ctx, id, now, KindError, "controller: "+latchkey.Message(err)+"; will retry"); terr != nil {
