@@ -1,0 +1,200 @@
+package connector_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/mappings"
+)
+
+// ctlRole is the part of a controller role assignment the tests compare.
+type ctlRole struct {
+	ID           int64      `json:"id"`
+	RoleID       string     `json:"role_id"`
+	AppliesToID  int64      `json:"applies_to_id"`
+	AssigneeType string     `json:"assignee_type"`
+	AssigneeID   int64      `json:"assignee_id"`
+	ValidFrom    *time.Time `json:"valid_from"`
+	ValidUntil   *time.Time `json:"valid_until"`
+}
+
+// controllerRoles lists every group role assignment on the controller,
+// by group.
+func (e *env) controllerRoles() []ctlRole {
+	e.t.Helper()
+	var rs []ctlRole
+	e.admin(http.MethodGet, "/role_assignments?applies_to_type=Group&limit=250", nil, http.StatusOK, &rs)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].AppliesToID < rs[j].AppliesToID })
+	return rs
+}
+
+// personEnv is an environment whose mapping gives cred on both demo
+// groups, with app access on the groups (a member's login opens doors only
+// where it is on), against lockctl or as against real Kisi.
+func personEnv(t *testing.T, cred mappings.Credential, realKisi bool) *env {
+	t.Helper()
+	e := newEnv(t, envOptions{realKisi: realKisi, mapping: func(m *mappings.Mapping) {
+		m.Credential, m.GroupIDs, m.GuestIndicator = cred, []int64{1, 2}, "Envoy Guest"
+	}})
+	for _, g := range []int64{1, 2} {
+		e.admin(http.MethodPatch, "/groups/"+strconv.FormatInt(g, 10), map[string]any{"group": map[string]any{"login_enabled": true}}, http.StatusNoContent, nil)
+	}
+	return e
+}
+
+// checkRoles fails unless the controller holds exactly one group_basic role
+// assignment per demo group, all of one person of type typ, each valid
+// exactly [from, until); it returns the person's id.
+func (e *env) checkRoles(typ string, from, until time.Time) int64 {
+	e.t.Helper()
+	rs := e.controllerRoles()
+	if len(rs) != 2 {
+		e.t.Fatalf("controller role assignments: %+v, want one on each of groups 1 and 2", rs)
+	}
+	for i, r := range rs {
+		switch {
+		case r.AppliesToID != int64(i+1), r.RoleID != "group_basic", r.AssigneeType != typ, r.AssigneeID != rs[0].AssigneeID:
+			e.t.Errorf("role assignment %+v: want group_basic on group %d for %s %d", r, i+1, typ, rs[0].AssigneeID)
+		case r.ValidFrom == nil || r.ValidUntil == nil || !r.ValidFrom.Equal(from) || !r.ValidUntil.Equal(until):
+			e.t.Errorf("role assignment %d on group %d valid %v – %v, want %v – %v", r.ID, r.AppliesToID, r.ValidFrom, r.ValidUntil, from, until)
+		}
+	}
+	return rs[0].AssigneeID
+}
+
+// refusal returns the domain refusal of a failed unlock.
+func refusal(err error) connector.Refusal {
+	var ce *connector.ControllerError
+	if errors.As(err, &ce) {
+		return ce.Refusal
+	}
+	return ""
+}
+
+// A guest and a member visitor, on lockctl and as against real Kisi: one
+// role assignment per mapped group whose window is the visit's, named
+// with the guest indicator; the pass lists the doors and unlocks through
+// the person's own credential until the last second of the window, and
+// is refused one second after it; a sign-out deletes the role assignments
+// and the person at once.
+func TestPersonCredentialLifecycle(t *testing.T) {
+	for _, realKisi := range []bool{false, true} {
+		for _, cred := range []mappings.Credential{mappings.CredentialGuest, mappings.CredentialMember} {
+			t.Run(fmt.Sprintf("%s/kisi=%v", cred, realKisi), func(t *testing.T) {
+				e := personEnv(t, cred, realKisi)
+				id := e.process(walkIn(t, start)).VisitID
+				v := e.visit(id)
+				if v.Status != connector.StatusActive {
+					t.Fatalf("visit status %s (%s), want active", v.Status, v.Reason)
+				}
+				from, until := *v.ValidFrom, *v.ValidUntil
+				if !from.Equal(start) || !until.Equal(start.Add(240*time.Minute)) {
+					t.Fatalf("window %v – %v", from, until)
+				}
+				typ, path := "Guest", "/guests/"
+				if cred == mappings.CredentialMember {
+					typ, path = "User", "/users/"
+				}
+				person := e.checkRoles(typ, from, until)
+				var got struct {
+					Name  string `json:"name"`
+					Email string `json:"email"`
+				}
+				e.admin(http.MethodGet, path+strconv.FormatInt(person, 10), nil, http.StatusOK, &got)
+				if got.Name != "Jane Visitor (Envoy Guest)" || got.Email != guestEmail {
+					t.Errorf("person on the controller: %+v, want \"Jane Visitor (Envoy Guest)\" <%s>", got, guestEmail)
+				}
+				if n := len(e.controllerLinks()); n != 0 {
+					t.Errorf("controller links: %d, want none", n)
+				}
+				if n := len(e.subjects()); n != 1 {
+					t.Errorf("emails: %v, want one", e.subjects())
+				}
+
+				token := e.svc.PassToken(v)
+				doors := e.doors(token)
+				sort.Slice(doors, func(i, j int) bool { return doors[i] < doors[j] })
+				if fmt.Sprint(doors) != "[1 2 3 4]" {
+					t.Errorf("pass doors %v, want [1 2 3 4] (both groups')", doors)
+				}
+				if err := e.svc.PassUnlock(e.ctx, token, 4); err != nil {
+					t.Fatalf("unlock in the window: %v", err)
+				}
+				e.clock.Set(until.Add(-time.Second))
+				if err := e.svc.PassUnlock(e.ctx, token, 1); err != nil {
+					t.Fatalf("unlock in the window's last second: %v", err)
+				}
+				e.clock.Set(until.Add(time.Second))
+				if err := e.svc.PassUnlock(e.ctx, token, 1); refusal(err) != connector.RefusedEnded {
+					t.Fatalf("unlock one second after the window: %v (refusal %q), want ended", err, refusal(err))
+				}
+
+				e.clock.Set(start.Add(time.Hour))
+				e.process(signOut(t, start, start.Add(time.Hour)))
+				if v := e.visit(id); v.Status != connector.StatusRevoked {
+					t.Fatalf("after sign-out: %s, want revoked", v.Status)
+				}
+				if rs := e.controllerRoles(); len(rs) != 0 {
+					t.Errorf("role assignments after sign-out: %+v, want none", rs)
+				}
+				e.admin(http.MethodGet, path+strconv.FormatInt(person, 10), nil, http.StatusNotFound, nil)
+				if err := e.svc.PassUnlock(e.ctx, token, 1); err == nil {
+					t.Errorf("unlock after sign-out succeeded")
+				}
+			})
+		}
+	}
+}
+
+// A reschedule moves the window of the person's role assignments: in place
+// on lockctl (same role assignments), and as against real Kisi by a new
+// guest made before the old one is deleted (a member's role is made
+// again); either way one role assignment per group with the new window,
+// and one email for the new window only.
+func TestPersonCredentialReschedule(t *testing.T) {
+	for _, realKisi := range []bool{false, true} {
+		for _, cred := range []mappings.Credential{mappings.CredentialGuest, mappings.CredentialMember} {
+			t.Run(fmt.Sprintf("%s/kisi=%v", cred, realKisi), func(t *testing.T) {
+				e := personEnv(t, cred, realKisi)
+				typ := "Guest"
+				if cred == mappings.CredentialMember {
+					typ = "User"
+				}
+				arrive := start.Add(2 * time.Hour)
+				id := e.process(inviteEvent(t, "invite_created", arrive, "job-created")).VisitID
+				first := e.checkRoles(typ, arrive.Add(-30*time.Minute), arrive.Add(240*time.Minute))
+				before := e.controllerRoles()
+
+				arrive2 := start.Add(3 * time.Hour)
+				e.process(inviteEvent(t, "invite_updated", arrive2, "job-updated"))
+				second := e.checkRoles(typ, arrive2.Add(-30*time.Minute), arrive2.Add(240*time.Minute))
+				after := e.controllerRoles()
+				switch {
+				case !realKisi && (before[0].ID != after[0].ID || before[1].ID != after[1].ID):
+					t.Errorf("role assignments on lockctl: %d,%d then %d,%d, want the same ones updated", before[0].ID, before[1].ID, after[0].ID, after[1].ID)
+				case realKisi && cred == mappings.CredentialGuest && first == second:
+					t.Errorf("guest %d kept on a controller that cannot update role assignments", first)
+				case cred == mappings.CredentialMember && first != second:
+					t.Errorf("member %d became %d: a user is one per email", first, second)
+				}
+				if realKisi && cred == mappings.CredentialGuest {
+					e.admin(http.MethodGet, "/guests/"+strconv.FormatInt(first, 10), nil, http.StatusNotFound, nil)
+				}
+				token := e.svc.PassToken(e.visit(id))
+				e.clock.Set(arrive2)
+				if err := e.svc.PassUnlock(e.ctx, token, 1); err != nil {
+					t.Errorf("unlock after the reschedule: %v", err)
+				}
+				if n := len(e.subjects()); n != 2 {
+					t.Errorf("emails: %v, want the access email and one for the new window", e.subjects())
+				}
+			})
+		}
+	}
+}
