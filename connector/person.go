@@ -240,7 +240,7 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 		return s.store.AddTimeline(ctx, v.ID, now, KindLinkCreated, fmt.Sprintf(what, u.ID, v.Email))
 	}
 	key := creationKey(name, &spec.ValidFrom, &spec.ValidUntil)
-	p.Kind, p.Creating, p.CreatingAt = PersonGuest, key, &at
+	p.Kind, p.Creating, p.CreatingAt, p.CreatingGroup = PersonGuest, key, &at, first
 	if err := lease.savePerson(ctx, p); err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 	grant, err := pa.InviteGuest(ctx, GuestSpec{Name: name, Email: v.Email, Role: spec, QR: true})
 	if err != nil {
 		if madeNothing(err) || errors.Is(err, ErrCreationGone) {
-			p.Creating, p.CreatingAt = "", nil
+			p.Creating, p.CreatingAt, p.CreatingGroup = "", nil, 0
 			if serr := lease.savePerson(ctx, p); serr != nil {
 				return errors.Join(err, serr)
 			}
@@ -256,7 +256,7 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 		return fmt.Errorf("invite the guest to group %d: %w", first, err)
 	}
 	p.PersonID, p.Created, p.Removed, p.Email = grant.Guest.ID, true, false, v.Email
-	p.Creating, p.CreatingAt = "", nil
+	p.Creating, p.CreatingAt, p.CreatingGroup = "", nil, 0
 	p.SecretEnc, p.QRToken, p.QRImage = nil, nil, nil
 	if grant.Secret != "" {
 		p.SecretEnc = s.box.Seal([]byte(grant.Secret), personAD(v.ID))
@@ -317,11 +317,55 @@ func (s *Service) settlePerson(ctx context.Context, pa PersonAccess, lease *Leas
 				return err
 			}
 		}
-	} else if s.opts.Now().Before(p.CreatingAt.Add(s.opts.CreateSettle)) {
-		return latchkey.Errorf(latchkey.Unavailable, "a guest invite was cut off and may still complete; retrying once it has settled")
+	} else {
+		found, err := s.dropOrphanGuests(ctx, pa, v, p, now)
+		if err != nil {
+			return err
+		}
+		if found == 0 && s.opts.Now().Before(p.CreatingAt.Add(s.opts.CreateSettle)) {
+			return latchkey.Errorf(latchkey.Unavailable, "a guest invite was cut off and may still complete; retrying once it has settled")
+		}
 	}
-	p.Creating, p.CreatingAt = "", nil
+	p.Creating, p.CreatingAt, p.CreatingGroup = "", nil, 0
 	return lease.savePerson(ctx, p)
+}
+
+// dropOrphanGuests deletes the guests an interrupted invite for p may have
+// left, on a controller without idempotency keys: guests holding a role on
+// the invite's group whose name and window match p.Creating and that no
+// visit records. One another visit's invite, under way now, may have made
+// is left to that visit.
+func (s *Service) dropOrphanGuests(ctx context.Context, pa PersonAccess, v *Visit, p *VisitPerson, now time.Time) (int, error) {
+	if p.CreatingGroup == 0 {
+		return 0, nil
+	}
+	ras, err := pa.ListRoles(ctx, RoleFilter{GroupID: p.CreatingGroup})
+	if err != nil {
+		return 0, fmt.Errorf("look for a guest left by an interrupted invite on group %d: %w", p.CreatingGroup, err)
+	}
+	if busy, err := s.store.guestCreatingElsewhere(ctx, v.ID, p.Creating); err != nil || busy {
+		return 0, err
+	}
+	found := 0
+	for _, ra := range ras {
+		if ra.Person.Kind != PersonGuest || creationKey(ra.PersonName, ra.ValidFrom, ra.ValidUntil) != p.Creating {
+			continue
+		}
+		if known, err := s.store.personKnown(ctx, ra.Person); err != nil || known {
+			if err != nil {
+				return found, err
+			}
+			continue
+		}
+		found++
+		if err := pa.DeletePerson(ctx, ra.Person); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			return found, fmt.Errorf("delete guest %d left by an interrupted invite: %w", ra.Person.ID, err)
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("guest %d, left by an interrupted invite, deleted", ra.Person.ID)); err != nil {
+			return found, err
+		}
+	}
+	return found, nil
 }
 
 // ensureRole makes row's group role assignment for the visit's person

@@ -44,9 +44,11 @@ type RoleSpec struct {
 
 // RoleAssignment is a group role assignment as the controller reports it.
 type RoleAssignment struct {
-	ID         int64
-	GroupID    int64
-	Person     PersonRef
+	ID      int64
+	GroupID int64
+	Person  PersonRef
+	// PersonName is the assignee's name, where the controller lists it.
+	PersonName string
 	ValidFrom  *time.Time
 	ValidUntil *time.Time
 }

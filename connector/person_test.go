@@ -1,15 +1,20 @@
 package connector_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -42,6 +47,11 @@ func personEnv(t *testing.T, cred mappings.Credential, realKisi bool) *env {
 	e := newEnv(t, envOptions{realKisi: realKisi, mapping: func(m *mappings.Mapping) {
 		m.Credential, m.GroupIDs, m.GuestIndicator = cred, []int64{1, 2}, "Envoy Guest"
 	}})
+	if !realKisi {
+		// As serve drives lockctl: updates in place, idempotency keys.
+		e.client = e.idempotentClient()
+		e.svc = e.service(e.client)
+	}
 	for _, g := range []int64{1, 2} {
 		e.admin(http.MethodPatch, "/groups/"+strconv.FormatInt(g, 10), map[string]any{"group": map[string]any{"login_enabled": true}}, http.StatusNoContent, nil)
 	}
@@ -196,5 +206,85 @@ func TestPersonCredentialReschedule(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// lostAnswers wraps a Kisi client: the first guest invite and the first
+// role assignment creation reach the controller, and their answers are
+// lost.
+type lostAnswers struct {
+	*kisi.Client
+	mu                 sync.Mutex
+	invites, roleMakes int
+}
+
+var errLost = latchkey.Errorf(latchkey.Unavailable, "controller unreachable: the answer was lost")
+
+func (c *lostAnswers) InviteGuest(ctx context.Context, spec connector.GuestSpec) (connector.GuestGrant, error) {
+	g, err := c.Client.InviteGuest(ctx, spec)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.invites++; c.invites == 1 && err == nil {
+		return connector.GuestGrant{}, errLost
+	}
+	return g, err
+}
+
+func (c *lostAnswers) CreateRole(ctx context.Context, spec connector.RoleSpec) (connector.RoleAssignment, error) {
+	r, err := c.Client.CreateRole(ctx, spec)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.roleMakes++; c.roleMakes == 1 && err == nil {
+		return connector.RoleAssignment{}, errLost
+	}
+	return r, err
+}
+
+// A guest invite and a role assignment creation that reached the
+// controller but whose answers were lost leave no orphan: the next syncs
+// void them under their idempotency keys (lockctl), or find and delete
+// them once they have settled (as against real Kisi), and the visit ends
+// with one guest and one role assignment per group.
+func TestPersonCreationCutOffLeavesNoOrphan(t *testing.T) {
+	for _, realKisi := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kisi=%v", realKisi), func(t *testing.T) {
+			e := personEnv(t, mappings.CredentialGuest, realKisi)
+			e.svc = e.service(&lostAnswers{Client: e.client})
+			id := e.ingest(e.svc, walkIn(t, start)).VisitID
+			for n := 0; n < 5; n++ {
+				if _, err := e.svc.SyncVisit(e.ctx, id); err == nil {
+					break
+				}
+				e.clock.Advance(40 * time.Second) // past the settling time of a cut-off creation
+			}
+			v := e.visit(id)
+			if v.SyncedVersion != v.Version {
+				t.Fatalf("visit not synced after 5 syncs: %+v", e.timeline(id))
+			}
+			guest := e.checkRoles("Guest", *v.ValidFrom, *v.ValidUntil)
+			var guests []struct {
+				ID int64 `json:"id"`
+			}
+			e.admin(http.MethodGet, "/guests?limit=250", nil, http.StatusOK, &guests)
+			if len(guests) != 1 || guests[0].ID != guest {
+				t.Errorf("guests on the controller: %+v, want only %d", guests, guest)
+			}
+			settled := 0
+			for _, te := range e.timeline(id) {
+				if strings.Contains(te.Message, "left by an interrupted") {
+					settled++
+				}
+			}
+			// Under idempotency keys the role creation is simply sent again
+			// and the controller hands back the one it made; the invite,
+			// whose key the next sync voids, is settled either way.
+			want := 1
+			if realKisi {
+				want = 2
+			}
+			if settled != want {
+				t.Errorf("timeline notes %d cut-off creations settled, want %d: %+v", settled, want, e.timeline(id))
+			}
+		})
 	}
 }

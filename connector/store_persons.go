@@ -29,6 +29,8 @@ type VisitPerson struct {
 	// (set before the controller is asked); CreatingAt names it.
 	Creating   string `gorm:"size:400;not null;default:''"`
 	CreatingAt *time.Time
+	// CreatingGroup is the group a guest invite under way gives a role on.
+	CreatingGroup int64 `gorm:"not null;default:0"`
 	// RetiredID is a guest this row's current one replaced (on a
 	// controller that cannot update role assignments in place), deleted
 	// once the replacement holds every role.
@@ -169,4 +171,25 @@ func (l *Lease) saveRole(ctx context.Context, r *VisitRole) error {
 		return errLeaseLost
 	}
 	return nil
+}
+
+// personKnown reports whether any visit's person row names p.
+func (s *Store) personKnown(ctx context.Context, p PersonRef) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("kind = ? AND (person_id = ? OR retired_id = ?)", p.Kind, p.ID, p.ID).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("visits of person %d: %w", p.ID, err)
+	}
+	return n > 0, nil
+}
+
+// guestCreatingElsewhere reports whether another visit has a guest invite
+// described by key under way.
+func (s *Store) guestCreatingElsewhere(ctx context.Context, visitID int64, key string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("creating = ? AND visit_id <> ?", key, visitID).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("guest invites under way: %w", err)
+	}
+	return n > 0, nil
 }

@@ -47,7 +47,10 @@ type roleJSON struct {
 	AssigneeType  string     `json:"assignee_type"`
 	AssigneeID    int64      `json:"assignee_id"`
 	GroupID       *int64     `json:"group_id"`
-	ValidFrom     *time.Time `json:"valid_from"`
+	Assignee      *struct {
+		Name string `json:"name"`
+	} `json:"assignee"`
+	ValidFrom *time.Time `json:"valid_from"`
 	ValidUntil    *time.Time `json:"valid_until"`
 }
 
@@ -56,6 +59,9 @@ func (j roleJSON) toRole() connector.RoleAssignment {
 		Person: connector.PersonRef{Kind: personKind(j.AssigneeType), ID: j.AssigneeID}}
 	if r.GroupID == 0 && j.GroupID != nil {
 		r.GroupID = *j.GroupID
+	}
+	if j.Assignee != nil {
+		r.PersonName = j.Assignee.Name
 	}
 	return r
 }
