@@ -41,17 +41,17 @@ func personKind(t string) connector.PersonKind {
 // roleJSON is a RoleAssignment as Kisi sends it (current and deprecated
 // field names).
 type roleJSON struct {
-	ID            int64      `json:"id"`
-	AppliesToType string     `json:"applies_to_type"`
-	AppliesToID   int64      `json:"applies_to_id"`
-	AssigneeType  string     `json:"assignee_type"`
-	AssigneeID    int64      `json:"assignee_id"`
-	GroupID       *int64     `json:"group_id"`
+	ID            int64  `json:"id"`
+	AppliesToType string `json:"applies_to_type"`
+	AppliesToID   int64  `json:"applies_to_id"`
+	AssigneeType  string `json:"assignee_type"`
+	AssigneeID    int64  `json:"assignee_id"`
+	GroupID       *int64 `json:"group_id"`
 	Assignee      *struct {
 		Name string `json:"name"`
 	} `json:"assignee"`
-	ValidFrom *time.Time `json:"valid_from"`
-	ValidUntil    *time.Time `json:"valid_until"`
+	ValidFrom  *time.Time `json:"valid_from"`
+	ValidUntil *time.Time `json:"valid_until"`
 }
 
 func (j roleJSON) toRole() connector.RoleAssignment {
