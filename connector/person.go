@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/internal/qr"
+	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -239,7 +241,9 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 		}
 		return s.store.AddTimeline(ctx, v.ID, now, KindLinkCreated, fmt.Sprintf(what, u.ID, v.Email))
 	}
-	key := creationKey(name, &spec.ValidFrom, &spec.ValidUntil)
+	// The nonce keeps a later creation of the same guest and window (after
+	// a deletion) from meeting this one's spent idempotency key.
+	key := creationKey(name, &spec.ValidFrom, &spec.ValidUntil) + "|" + secretbox.RandomHex(4)
 	p.Kind, p.Creating, p.CreatingAt, p.CreatingGroup = PersonGuest, key, &at, first
 	if err := lease.savePerson(ctx, p); err != nil {
 		return err
@@ -348,7 +352,7 @@ func (s *Service) dropOrphanGuests(ctx context.Context, pa PersonAccess, v *Visi
 	}
 	found := 0
 	for _, ra := range ras {
-		if ra.Person.Kind != PersonGuest || creationKey(ra.PersonName, ra.ValidFrom, ra.ValidUntil) != p.Creating {
+		if ra.Person.Kind != PersonGuest || !strings.HasPrefix(p.Creating, creationKey(ra.PersonName, ra.ValidFrom, ra.ValidUntil)+"|") {
 			continue
 		}
 		if known, err := s.store.personKnown(ctx, ra.Person); err != nil || known {
@@ -378,12 +382,15 @@ func (s *Service) ensureRole(ctx context.Context, pa PersonAccess, lease *Lease,
 		}
 	}
 	spec.Person = p.ref()
-	key := creationKey("role "+strconv.FormatInt(p.PersonID, 10), &spec.ValidFrom, &spec.ValidUntil)
+	base := creationKey("role "+strconv.FormatInt(p.PersonID, 10), &spec.ValidFrom, &spec.ValidUntil) + "|"
+	key := base + secretbox.RandomHex(4) // a nonce, as for a guest invite
 	at := s.opts.Now().UTC().Truncate(time.Microsecond)
 	_, idempotent := s.idempotentCreator(ctx)
 	switch {
-	case idempotent && row.Creating == key && row.CreatingAt != nil:
-		at = *row.CreatingAt // the same creation again: the controller hands back its role assignment
+	case idempotent && strings.HasPrefix(row.Creating, base) && row.CreatingAt != nil:
+		// The same creation again: the controller hands back its role
+		// assignment.
+		key, at = row.Creating, *row.CreatingAt
 	default:
 		if err := s.settleRole(ctx, pa, v, p, row, now); err != nil {
 			return err

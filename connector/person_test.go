@@ -288,3 +288,34 @@ func TestPersonCreationCutOffLeavesNoOrphan(t *testing.T) {
 		})
 	}
 }
+
+// Drift repair deletes a role assignment of a pass's guest that no visit
+// records, and makes again one the controller lost.
+func TestDriftRepairOfPersonRoles(t *testing.T) {
+	e := personEnv(t, mappings.CredentialGuest, false)
+	id := e.process(walkIn(t, start)).VisitID
+	v := e.visit(id)
+	guest := e.checkRoles("Guest", *v.ValidFrom, *v.ValidUntil)
+	var g struct {
+		ID int64 `json:"id"`
+	}
+	e.admin(http.MethodPost, "/groups", map[string]any{"group": map[string]any{"name": "Stray", "place_id": 1}}, http.StatusOK, &g)
+	var stray ctlRole
+	e.admin(http.MethodPost, "/role_assignments", map[string]any{"role_assignment": map[string]any{
+		"applies_to_type": "Group", "applies_to_id": g.ID, "assignee_type": "Guest", "assignee_id": guest, "role_id": "group_basic"}},
+		http.StatusOK, &stray)
+	lost := e.controllerRoles()[1]
+	e.admin(http.MethodDelete, "/role_assignments/"+strconv.FormatInt(lost.ID, 10), nil, http.StatusNoContent, nil)
+
+	rep, err := e.svc.RepairDrift(e.ctx)
+	if err != nil {
+		t.Fatalf("repair drift: %v", err)
+	}
+	if rep.Deleted != 1 || rep.Created != 1 {
+		t.Errorf("drift report %+v, want 1 deleted (the stray) and 1 created (the lost)", rep)
+	}
+	e.checkRoles("Guest", *v.ValidFrom, *v.ValidUntil)
+	if rep, err := e.svc.RepairDrift(e.ctx); err != nil || rep.Deleted != 0 || rep.Created != 0 {
+		t.Errorf("second repair: %+v, %v; want nothing to do", rep, err)
+	}
+}

@@ -504,6 +504,9 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	var errs []error
 	for _, id := range ids {
 		r, err := s.repairInstall(ctx, id)
+		if err == nil {
+			err = s.repairPersonRoles(ctx, id, &r) // person.go's role assignments
+		}
 		rep.Checked += r.Checked
 		rep.Deleted += r.Deleted
 		rep.Created += r.Created

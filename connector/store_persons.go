@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -184,12 +185,21 @@ func (s *Store) personKnown(ctx context.Context, p PersonRef) (bool, error) {
 }
 
 // guestCreatingElsewhere reports whether another visit has a guest invite
-// described by key under way.
+// for the same name and window (key, less its nonce) under way.
 func (s *Store) guestCreatingElsewhere(ctx context.Context, visitID int64, key string) (bool, error) {
+	if i := strings.LastIndex(key, "|"); i >= 0 {
+		key = key[:i+1]
+	}
 	var n int64
-	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("creating = ? AND visit_id <> ?", key, visitID).Count(&n).Error
+	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("creating LIKE ? ESCAPE '\\' AND visit_id <> ?", likePrefix(key), visitID).Count(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("guest invites under way: %w", err)
 	}
 	return n > 0, nil
+}
+
+// likePrefix is a LIKE pattern (ESCAPE '\\') matching strings that begin
+// with p.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
 }
