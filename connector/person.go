@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -80,12 +81,12 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 	}
 	if p != nil && p.live() && want && p.Kind != personKindOf(m.Credential) {
 		// The mapping's credential changed: the old person goes first.
-		if err := s.removePersonAccess(ctx, pa, lease, v, p, byGroup, nil, d, now); err != nil {
+		if err := s.removePersonAccess(ctx, pa, lease, v, p, byGroup, nil, true, d, now); err != nil {
 			return err
 		}
 	}
 	if !want {
-		return s.removePersonAccess(ctx, pa, lease, v, p, byGroup, nil, d, now)
+		return s.removePersonAccess(ctx, pa, lease, v, p, byGroup, nil, true, d, now)
 	}
 	if p == nil {
 		p = &VisitPerson{VisitID: v.ID}
@@ -112,8 +113,8 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 	if p.live() && p.RetiredID == 0 {
 		for _, g := range groups {
 			r := byGroup[g]
-			if r == nil || r.Removed || r.AssignmentID == 0 || r.PersonID != p.PersonID || sameWindow(r, d) {
-				continue
+			if kind == PersonMember || r == nil || r.Removed || r.AssignmentID == 0 || r.PersonID != p.PersonID || sameWindow(r, d) {
+				continue // a member's role is shared by their visits: ensureMemberRole
 			}
 			err := pa.UpdateRole(ctx, r.AssignmentID, spec(g))
 			switch {
@@ -174,14 +175,18 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 		if byGroup[g] == nil {
 			byGroup[g] = &VisitRole{VisitID: v.ID, GroupID: g}
 		}
-		if err := s.ensureRole(ctx, pa, lease, v, p, byGroup[g], spec(g), d, now); err != nil {
+		ensure := s.ensureRole
+		if kind == PersonMember {
+			ensure = s.ensureMemberRole
+		}
+		if err := ensure(ctx, pa, lease, v, p, byGroup[g], spec(g), d, now); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := s.removePersonAccess(ctx, pa, lease, v, nil, byGroup, wanted, d, now); err != nil {
+	if err := s.removePersonAccess(ctx, pa, lease, v, p, byGroup, wanted, false, d, now); err != nil {
 		return err
 	}
 	if p.RetiredID != 0 {
@@ -476,12 +481,24 @@ func (s *Service) settleRole(ctx context.Context, pa PersonAccess, v *Visit, p *
 }
 
 // removePersonAccess deletes the visit's role assignments on groups not in
-// keep (all when keep is nil) and, with p given (keep nil), the person:
-// a guest at once, a member's login, and the member once no access of
-// theirs remains and no other visit names them, if latchkey made them.
-func (s *Service) removePersonAccess(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, byGroup map[int64]*VisitRole, keep map[int64]bool, d Decision, now time.Time) error {
+// keep and, with person set, the person: a guest at once, a member's
+// login, and the member once no access of theirs remains and no other
+// visit names them, if latchkey made them. A member's role on a group
+// that another visit of theirs still wants is narrowed to that visit's
+// window instead of deleted.
+func (s *Service) removePersonAccess(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, byGroup map[int64]*VisitRole, keep map[int64]bool, person bool, d Decision, now time.Time) error {
 	for _, r := range byGroup {
 		if keep[r.GroupID] || (r.Removed && r.Creating == "") {
+			continue
+		}
+		if p != nil && p.Kind == PersonMember && r.PersonID != 0 {
+			r.Removed = true
+			if err := lease.saveRole(ctx, r); err != nil {
+				return err
+			}
+			if err := s.applyMemberRole(ctx, pa, lease, v, p, r, false, d, now); err != nil {
+				return err
+			}
 			continue
 		}
 		if r.AssignmentID != 0 && !r.Removed {
@@ -489,7 +506,7 @@ func (s *Service) removePersonAccess(ctx context.Context, pa PersonAccess, lease
 				return fmt.Errorf("delete role assignment %d: %w", r.AssignmentID, err)
 			}
 		}
-		if r.Creating != "" && p != nil {
+		if r.Creating != "" && p.live() {
 			if err := s.settleRole(ctx, pa, v, p, r, now); err != nil {
 				return err
 			}
@@ -502,7 +519,7 @@ func (s *Service) removePersonAccess(ctx context.Context, pa PersonAccess, lease
 			return err
 		}
 	}
-	if p == nil || keep != nil {
+	if p == nil || !person {
 		return nil
 	}
 	if err := s.settlePerson(ctx, pa, lease, v, p, now); err != nil {
@@ -624,4 +641,131 @@ func (s *Service) personQR(ctx context.Context, v *Visit) (string, []byte, bool,
 		return "", nil, false, err
 	}
 	return string(tok), png, true, nil
+}
+
+// ensureMemberRole gives the member the visit's window on row's group. A
+// user holds one role per group, so the visits of one member share it
+// (memberWindow); each row keeps its own visit's window.
+func (s *Service) ensureMemberRole(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, row *VisitRole, spec RoleSpec, d Decision, now time.Time) error {
+	if !row.Removed && row.PersonID == p.PersonID && row.AssignmentID != 0 && sameWindow(row, d) {
+		return nil
+	}
+	row.PersonID, row.ValidFrom, row.ValidUntil, row.Removed = p.PersonID, d.ValidFrom, d.ValidUntil, false
+	row.Creating, row.CreatingAt = "", nil
+	if err := lease.saveRole(ctx, row); err != nil {
+		return err
+	}
+	return s.applyMemberRole(ctx, pa, lease, v, p, row, spec.Notify, d, now)
+}
+
+// applyMemberRole makes the member's one role on row's group match
+// memberWindow: made, its window changed (in place, or deleted and made
+// again where the controller cannot), or deleted when no visit wants it.
+// A role the user held before any visit recorded it is the user's own and
+// is left as it is. The role's id is recorded on row.
+func (s *Service) applyMemberRole(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, row *VisitRole, notify bool, d Decision, now time.Time) error {
+	g := row.GroupID
+	var own [][2]time.Time
+	if !row.Removed {
+		own = append(own, [2]time.Time{row.ValidFrom, row.ValidUntil}) // whatever the visit's stored status says
+	}
+	from, until, want, err := s.memberWindow(ctx, p.PersonID, g, s.opts.Now(), own...)
+	if err != nil {
+		return err
+	}
+	ref := p.ref()
+	ras, err := pa.ListRoles(ctx, RoleFilter{Person: &ref, GroupID: g})
+	if err != nil {
+		return fmt.Errorf("role assignments of user %d on group %d: %w", p.PersonID, g, err)
+	}
+	var cur *RoleAssignment
+	for i := range ras {
+		recorded, err := s.store.roleRecorded(ctx, ras[i].ID)
+		if err != nil {
+			return err
+		}
+		if !recorded && !p.Created {
+			if want && !row.Removed {
+				return s.store.AddTimeline(ctx, v.ID, now, KindError, fmt.Sprintf("user %d already holds role assignment %d on group %d of their own; it is left as it is", p.PersonID, ras[i].ID, g))
+			}
+			return nil
+		}
+		if cur == nil {
+			cur = &ras[i]
+			continue
+		}
+		if err := pa.DeleteRole(ctx, ras[i].ID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			return fmt.Errorf("delete extra role assignment %d: %w", ras[i].ID, err)
+		}
+	}
+	sp := RoleSpec{GroupID: g, Person: ref, ValidFrom: from, ValidUntil: until, Notify: notify}
+	win := s.windowText(v, Decision{ValidFrom: from, ValidUntil: until})
+	switch {
+	case !want && cur == nil:
+		return nil
+	case !want:
+		if err := pa.DeleteRole(ctx, cur.ID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+			return fmt.Errorf("delete role assignment %d: %w", cur.ID, err)
+		}
+		return s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("role assignment %d on group %d deleted (%s)", cur.ID, g, d.Status))
+	case cur != nil && cur.ValidFrom != nil && cur.ValidUntil != nil && cur.ValidFrom.Equal(from) && cur.ValidUntil.Equal(until):
+	case cur != nil:
+		err := pa.UpdateRole(ctx, cur.ID, sp)
+		switch {
+		case err == nil:
+			if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkUpdated, fmt.Sprintf("role assignment %d on group %d updated in place: %s", cur.ID, g, win)); err != nil {
+				return err
+			}
+		case errors.Is(err, ErrUpdateUnsupported):
+			// One user, one role per group: the role is made again.
+			if err := pa.DeleteRole(ctx, cur.ID); err != nil && latchkey.KindOf(err) != latchkey.NotFound {
+				return fmt.Errorf("delete role assignment %d to make it again: %w", cur.ID, err)
+			}
+			cur = nil
+		default:
+			return fmt.Errorf("update role assignment %d: %w", cur.ID, err)
+		}
+	}
+	if cur == nil {
+		ra, err := pa.CreateRole(ctx, sp)
+		if err != nil {
+			return fmt.Errorf("create a role assignment on group %d: %w", g, err)
+		}
+		cur = &ra
+		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkCreated, fmt.Sprintf("role assignment %d created on group %d for member %d: %s", ra.ID, g, p.PersonID, win)); err != nil {
+			return err
+		}
+	}
+	if row.AssignmentID == cur.ID {
+		return nil
+	}
+	row.AssignmentID = cur.ID
+	return lease.saveRole(ctx, row)
+}
+
+// memberWindow is the window a member's one role on group should have:
+// of the windows of their visits that want it and have not ended, the
+// earliest, joined with those that overlap it (never a gap between two
+// visits; the next visit's window follows when the first ends).
+func (s *Service) memberWindow(ctx context.Context, personID, group int64, now time.Time, extra ...[2]time.Time) (from, until time.Time, ok bool, err error) {
+	ws, err := s.store.memberWindows(ctx, personID, group)
+	if err != nil {
+		return from, until, false, err
+	}
+	ws = append(ws, extra...)
+	sort.Slice(ws, func(i, j int) bool { return ws[i][0].Before(ws[j][0]) })
+	for _, w := range ws {
+		if !w[1].After(now) {
+			continue
+		}
+		switch {
+		case !ok:
+			from, until, ok = w[0], w[1], true
+		case !w[0].After(until):
+			if w[1].After(until) {
+				until = w[1]
+			}
+		}
+	}
+	return from, until, ok, nil
 }

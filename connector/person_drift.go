@@ -161,6 +161,16 @@ func (s *Service) repairPersonVisit(ctx context.Context, pa PersonAccess, lease 
 		if row == nil && !made {
 			continue // a member's own access, not the visit's
 		}
+		if ra.Person.Kind == PersonMember {
+			// A member's one role per group is shared by their visits:
+			// it is stray only when none of them wants it.
+			if _, _, wanted, err := s.memberWindow(ctx, ra.Person.ID, ra.GroupID, s.opts.Now()); err != nil || wanted {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if row == nil {
 			// Known to no row of this visit; another visit naming the
 			// same person may record it.
@@ -196,6 +206,9 @@ func (s *Service) repairPersonVisit(ctx context.Context, pa PersonAccess, lease 
 		if _, ok := present[r.AssignmentID]; ok {
 			continue
 		}
+		if p.Kind == PersonMember && s.memberHoldsRole(present, p.PersonID, r.GroupID) {
+			continue // made again under another id by another visit of theirs
+		}
 		if err := s.store.AddTimeline(ctx, id, now, KindError, fmt.Sprintf("drift repair: role assignment %d on group %d is missing on the controller; creating it again", r.AssignmentID, r.GroupID)); err != nil {
 			return err
 		}
@@ -217,4 +230,15 @@ func (s *Service) repairPersonVisit(ctx context.Context, pa PersonAccess, lease 
 		rep.Emails = append(rep.Emails, EmailDue{VisitID: id, Kind: res.EmailKind, Key: res.WindowKey})
 	}
 	return nil
+}
+
+// memberHoldsRole reports whether the listing shows a role of the member
+// on group.
+func (s *Service) memberHoldsRole(present map[int64]RoleAssignment, personID, group int64) bool {
+	for _, ra := range present {
+		if ra.Person.Kind == PersonMember && ra.Person.ID == personID && ra.GroupID == group {
+			return true
+		}
+	}
+	return false
 }

@@ -203,3 +203,36 @@ func (s *Store) guestCreatingElsewhere(ctx context.Context, visitID int64, key s
 func likePrefix(p string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
 }
+
+// roleRecorded reports whether any visit's role row records controller
+// role assignment id.
+func (s *Store) roleRecorded(ctx context.Context, id int64) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&VisitRole{}).Where("assignment_id = ?", id).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("rows of role assignment %d: %w", id, err)
+	}
+	return n > 0, nil
+}
+
+// memberWindows returns the windows of the member's visits that want a
+// role on group: their live rows, of visits scheduled or active.
+func (s *Store) memberWindows(ctx context.Context, personID, group int64) ([][2]time.Time, error) {
+	var rows []struct {
+		ValidFrom  time.Time
+		ValidUntil time.Time
+	}
+	err := s.db.WithContext(ctx).Table("visit_roles").
+		Joins("JOIN visit_people ON visit_people.visit_id = visit_roles.visit_id").
+		Joins("JOIN visits ON visits.id = visit_roles.visit_id").
+		Where("visit_people.kind = ? AND visit_people.removed = ? AND visit_roles.person_id = ? AND visit_roles.group_id = ? AND visit_roles.removed = ? AND visits.status IN ?",
+			PersonMember, false, personID, group, false, []Status{StatusScheduled, StatusActive}).
+		Select("visit_roles.valid_from, visit_roles.valid_until").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("windows of member %d on group %d: %w", personID, group, err)
+	}
+	out := make([][2]time.Time, len(rows))
+	for i, r := range rows {
+		out[i] = [2]time.Time{r.ValidFrom.UTC(), r.ValidUntil.UTC()}
+	}
+	return out, nil
+}
