@@ -226,7 +226,13 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 			return fmt.Errorf("find the user %s: %w", v.Email, err)
 		}
 		created := false
-		if !found {
+		if found {
+			// A user latchkey made for another visit of theirs is latchkey's
+			// to remove, with the last visit that needs them.
+			if created, err = s.store.memberMadeByUs(ctx, u.ID); err != nil {
+				return err
+			}
+		} else {
 			p.Creating, p.CreatingAt = "user", &at
 			if err := lease.savePerson(ctx, p); err != nil {
 				return err

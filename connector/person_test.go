@@ -319,3 +319,69 @@ func TestDriftRepairOfPersonRoles(t *testing.T) {
 		t.Errorf("second repair: %+v, %v; want nothing to do", rep, err)
 	}
 }
+
+// Two visits of one member (one user per email) share the user's one role
+// per group: its window covers both while they overlap, narrows to the
+// other when one signs out, and the user goes only with the last visit.
+func TestMemberSharedByTwoVisits(t *testing.T) {
+	for _, realKisi := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kisi=%v", realKisi), func(t *testing.T) {
+			e := personEnv(t, mappings.CredentialMember, realKisi)
+			a := e.process(walkIn(t, start)).VisitID
+			later := start.Add(time.Hour)
+			e.clock.Set(later)
+			b := e.process(walkIn(t, later, payloadID("222"), jobID("job-b"))).VisitID
+			if a == b {
+				t.Fatal("one visit for two entries")
+			}
+			user := e.checkRoles("User", start, later.Add(240*time.Minute))
+
+			e.clock.Set(start.Add(2 * time.Hour))
+			e.process(signOut(t, start, start.Add(2*time.Hour)))
+			if v := e.visit(a); v.Status != connector.StatusRevoked {
+				t.Fatalf("visit a after its sign-out: %s", v.Status)
+			}
+			if got := e.checkRoles("User", later, later.Add(240*time.Minute)); got != user {
+				t.Errorf("user %d became %d", user, got)
+			}
+			e.admin(http.MethodGet, "/users/"+strconv.FormatInt(user, 10), nil, http.StatusOK, nil)
+			if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(e.visit(b)), 1); err != nil {
+				t.Errorf("visit b's pass after visit a signed out: %v", err)
+			}
+
+			e.process(signOut(t, later, start.Add(2*time.Hour), payloadID("222"), jobID("job-b-out")))
+			if rs := e.controllerRoles(); len(rs) != 0 {
+				t.Errorf("role assignments after both sign-outs: %+v", rs)
+			}
+			e.admin(http.MethodGet, "/users/"+strconv.FormatInt(user, 10), nil, http.StatusNotFound, nil)
+		})
+	}
+}
+
+// A mapping that moves from links to guests moves its visits over: the
+// guest's role assignments are made before the links go, and the pass URL
+// stays.
+func TestCredentialChangeFromLinkToGuest(t *testing.T) {
+	e := personEnv(t, mappings.CredentialLink, false)
+	id := e.process(walkIn(t, start)).VisitID
+	if n := len(e.liveLinks(id)); n != 2 {
+		t.Fatalf("links under credential link: %d, want 2", n)
+	}
+	m := e.mapping
+	m.Credential = mappings.CredentialGuest
+	if _, _, err := mappings.NewStore(e.db).Update(e.ctx, m); err != nil {
+		t.Fatalf("update mapping: %v", err)
+	}
+	if _, err := e.svc.MappingChanged(e.ctx, locationID, flowID); err != nil {
+		t.Fatalf("mapping changed: %v", err)
+	}
+	e.sync(id)
+	v := e.visit(id)
+	e.checkRoles("Guest", *v.ValidFrom, *v.ValidUntil)
+	if n := len(e.controllerLinks()); n != 0 {
+		t.Errorf("controller links after the change: %d, want none", n)
+	}
+	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), 4); err != nil {
+		t.Errorf("the same pass after the change: %v", err)
+	}
+}

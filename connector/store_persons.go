@@ -236,3 +236,14 @@ func (s *Store) memberWindows(ctx context.Context, personID, group int64) ([][2]
 	}
 	return out, nil
 }
+
+// memberMadeByUs reports whether a visit's row records that latchkey made
+// user id.
+func (s *Store) memberMadeByUs(ctx context.Context, id int64) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("kind = ? AND person_id = ? AND created = ?", PersonMember, id, true).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("visits of user %d: %w", id, err)
+	}
+	return n > 0, nil
+}
