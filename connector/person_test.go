@@ -384,4 +384,16 @@ func TestCredentialChangeFromLinkToGuest(t *testing.T) {
 	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), 4); err != nil {
 		t.Errorf("the same pass after the change: %v", err)
 	}
+	made, broke := -1, -1
+	for i, te := range e.timeline(id) {
+		switch {
+		case made < 0 && strings.HasPrefix(te.Message, "guest "):
+			made = i
+		case broke < 0 && strings.HasPrefix(te.Message, "link ") && strings.Contains(te.Message, "deleted"):
+			broke = i
+		}
+	}
+	if made < 0 || broke < 0 || made > broke {
+		t.Errorf("timeline: guest made at entry %d, first link deleted at %d; want the guest first: %+v", made, broke, e.timeline(id))
+	}
 }

@@ -90,18 +90,20 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			}
 		}
 	}
+	// A guest or member credential: the person and their role
+	// assignments (person.go), made before the links of an earlier
+	// credential go; while they cannot be made, the links stay.
+	personErr := s.syncPerson(ctx, lease, &v, m, d, now)
+	if personErr != nil {
+		errs = append(errs, personErr)
+	}
 	for _, l := range links {
-		if (l.Removed && l.Creating == "") || wanted[l.GroupID] {
+		if (l.Removed && l.Creating == "") || wanted[l.GroupID] || (personErr != nil && d.Status.WantsLinks()) {
 			continue
 		}
 		if err := s.removeLink(ctx, lease, &v, &l, d, now); err != nil {
 			errs = append(errs, err)
 		}
-	}
-	// A guest or member credential: the person and their role
-	// assignments (person.go).
-	if err := s.syncPerson(ctx, lease, &v, m, d, now); err != nil {
-		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		if terr := s.store.AddTimeline(ctx, id, now, KindError, "controller: "+latchkey.Message(err)+"; will retry"); terr != nil {
