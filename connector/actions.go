@@ -214,6 +214,11 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 	if p.QRToken, p.QRImage, err = s.qrCode(&v, links, true); err != nil {
 		return p, err
 	}
+	if p.QRToken == "" {
+		if p.QRToken, p.QRImage, _, err = s.personQR(ctx, &v); err != nil {
+			return p, err
+		}
+	}
 	return p, nil
 }
 
@@ -245,12 +250,19 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 	if ctx, err = s.bindController(ctx, v.InstallID); err != nil {
 		return err
 	}
-	secret, err := s.linkFor(ctx, &v, live, lockID)
-	if err != nil {
+	// A guest or member unlocks with their own credential (person.go).
+	handled, err := s.personUnlock(ctx, &v, lockID)
+	switch {
+	case err != nil:
 		return err
-	}
-	if err := s.ctl(ctx).Unlock(ctx, secret, lockID); err != nil {
-		return err
+	case !handled:
+		secret, err := s.linkFor(ctx, &v, live, lockID)
+		if err != nil {
+			return err
+		}
+		if err := s.ctl(ctx).Unlock(ctx, secret, lockID); err != nil {
+			return err
+		}
 	}
 	if terr := s.store.AddTimeline(ctx, v.ID, s.now(), KindUnlock, fmt.Sprintf("door %d unlocked", lockID)); terr != nil {
 		s.log.Warn("timeline", "visit_id", v.ID, "err", terr)

@@ -154,6 +154,9 @@ func (s *Service) doors(ctx context.Context, v *Visit, links []VisitLink) ([]Doo
 	if err != nil {
 		return nil, err
 	}
+	if ds, ok, err := s.personDoors(ctx, v); ok || err != nil {
+		return ds, err // a guest or member: their own credential's doors
+	}
 	var out []Door
 	seen := map[int64]bool{}
 	for _, l := range links {

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -45,4 +46,10 @@ func (s *Store) ExplainVisitsFor(install, location, source, entry, invite string
 		fmt.Fprintln(&plan, vals...)
 	}
 	return plan.String(), rows.Err()
+}
+
+// PersonCredentialOf returns the credential of visit v's person, if it
+// has one, for tests that unlock through the controller directly.
+func (s *Service) PersonCredentialOf(ctx context.Context, v Visit) (PersonCredential, bool, error) {
+	return s.personCredential(ctx, &v)
 }

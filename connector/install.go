@@ -53,8 +53,9 @@ const (
 	MaxInstallFlows      = 200
 	MaxInstallFlowGroups = 50
 	MaxInstallPlaces     = 200
-	// GuestIndicatorText is appended to link names when guest_indicator is on.
-	GuestIndicatorText = "(Envoy Guest)"
+	// GuestIndicatorText is appended in brackets to the visitor's name on
+	// the controller when guest_indicator is on.
+	GuestIndicatorText = "Envoy Guest"
 )
 
 // Equal reports whether c and o configure the same access.
@@ -107,7 +108,7 @@ func (c InstallConfig) mapping(location, flow string) *mappings.Mapping {
 	m := &mappings.Mapping{LocationID: location, FlowID: flow, GroupIDs: slices.Clone(gs),
 		DurationMinutes: c.AccessDurationMinutes, AdvanceMinutes: c.AdvanceAccessMinutes,
 		OnlyInvited: c.OnlyInvited, RevokeOnSignOut: c.RevokeOnSignOut, AppAccess: c.AppAccess,
-		Delivery: mappings.DeliveryLatchkey}
+		Delivery: mappings.DeliveryLatchkey, Credential: mappings.CredentialLink}
 	if c.GuestIndicator {
 		m.GuestIndicator = GuestIndicatorText
 	}

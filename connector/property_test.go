@@ -1,10 +1,13 @@
 package connector_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,7 +43,7 @@ const (
 // with the model (status and window). Every propertyFullEvery-th sequence
 // also runs through the real Service.Ingest on the database, SyncVisit
 // against the bundled lockctl, and real unlocks through the guest's pass
-// and through each controller link's own secret; there, after every step,
+// and through each controller link's own secret (and, taking turns, a guest's or a member's own credential); there, after every step,
 // an unlock succeeds exactly when the model says the visit is active, no
 // unlock succeeds once an acknowledged event ended access (sign-out plus
 // grace, removal, denial), and no visit is ever failed.
@@ -67,10 +70,18 @@ func TestPropertyRevocation(t *testing.T) {
 		}
 	})
 
-	full := newEnv(t, envOptions{
-		mapping:    func(m *mappings.Mapping) { m.GraceMinutes = 5 },
-		controller: func(o *lockctl.Options) { o.LinkRate.PerSecond, o.IPRate.PerSecond = -1, -1 },
-	})
+	// The sequences that run through the whole service take turns over
+	// the three credentials: links, a guest, a member.
+	var fullEnvs []*env
+	for _, cred := range []mappings.Credential{mappings.CredentialLink, mappings.CredentialGuest, mappings.CredentialMember} {
+		e := newEnv(t, envOptions{
+			mapping:    func(m *mappings.Mapping) { m.GraceMinutes, m.Credential = 5, cred },
+			controller: func(o *lockctl.Options) { o.LinkRate.PerSecond, o.IPRate.PerSecond = -1, -1 },
+		})
+		// A member's login opens the group's doors only with app access.
+		e.admin(http.MethodPatch, "/groups/1", map[string]any{"group": map[string]any{"login_enabled": true}}, http.StatusNoContent, nil)
+		fullEnvs = append(fullEnvs, e)
+	}
 	began := time.Now()
 	fulls := 0
 	statuses := map[connector.Status]int{}
@@ -78,6 +89,7 @@ func TestPropertyRevocation(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
 		seq := generate(rng, i)
 		m := randomMapping(rng)
+		full := fullEnvs[(i/propertyFullEvery)%len(fullEnvs)]
 		if i%propertyFullEvery == 0 {
 			m = full.mapping
 		}
@@ -600,10 +612,27 @@ func runFull(t *testing.T, e *env, seq sequence, seed uint64, i int) bool {
 	seen := map[string]bool{}
 	var r routing
 	const door = int64(1) // a door of the Visitors group
+	// Every person credential a visit was ever given, tried directly on
+	// the controller after every step.
+	creds := map[int64][]connector.PersonCredential{}
+	member := e.mapping.Credential == mappings.CredentialMember
+	// A member's credentials are the person's, whichever visit gave them.
+	credKey := func(visitID int64) int64 {
+		if member {
+			return 0
+		}
+		return visitID
+	}
 	for step, ev := range seq.events {
 		e.clock.Advance(ev.advance)
 		now := e.clock.Now()
-		d, err := webhooks.Parse(encode(ev, base, rng))
+		body := encode(ev, base, rng)
+		if member {
+			// A member is one user per email, whose access is the union of
+			// their visits': each sequence is a visitor of their own.
+			body = bytes.ReplaceAll(body, []byte(guestEmail), []byte(fmt.Sprintf("visitor+%d@example.com", i)))
+		}
+		d, err := webhooks.Parse(body)
 		if err != nil {
 			t.Errorf("sequence %d step %d: parse: %v%s", i, step, err, seq)
 			return false
@@ -634,6 +663,25 @@ func runFull(t *testing.T, e *env, seq sequence, seed uint64, i int) bool {
 				t.Errorf("sequence %d step %d: sync visit %d: %v%s", i, step, v.ID, err, seq)
 				return false
 			}
+			if c, ok, err := e.svc.PersonCredentialOf(e.ctx, e.visit(v.ID)); err != nil {
+				t.Fatalf("person credential of visit %d: %v", v.ID, err)
+			} else if k := credKey(v.ID); ok && !slices.Contains(creds[k], c) {
+				creds[k] = append(creds[k], c)
+			}
+		}
+		// A member's doors open while any visit of theirs is active, and
+		// stay shut once every one has ended.
+		anyActive, allEnded := false, true
+		for _, v := range visits {
+			evs := r.events(v.SourceID)
+			if st, _, _ := model(evs, &e.mapping, now); st == connector.StatusActive {
+				anyActive = true
+			}
+			if end := accessEnd(evs, &e.mapping); end.IsZero() || now.Before(end) {
+				allEnded = false
+			}
+		}
+		for _, v := range visits {
 			v = e.visit(v.ID)
 			evs := r.events(v.SourceID)
 			status, from, until := model(evs, &e.mapping, now)
@@ -657,13 +705,23 @@ func runFull(t *testing.T, e *env, seq sequence, seed uint64, i int) bool {
 			for _, secret := range e.linkSecrets(v.ID) {
 				opened = e.client.Unlock(e.ctx, secret, door) == nil || opened
 			}
+			for _, c := range creds[credKey(v.ID)] {
+				opened = e.client.PersonUnlock(e.ctx, c, door) == nil || opened
+			}
 			ended := accessEnd(evs, &e.mapping)
+			active := status == connector.StatusActive
+			if member {
+				active = anyActive
+				if !allEnded {
+					ended = time.Time{}
+				}
+			}
 			switch {
 			case opened && !ended.IsZero() && !now.Before(ended):
 				t.Errorf("sequence %d step %d visit %s at %v: a door opened after access ended at %v%s", i, step, v.SourceID, now, ended, seq)
 				return false
-			case opened != (status == connector.StatusActive):
-				t.Errorf("sequence %d step %d visit %s at %v: door opened %v, want %v (model %s)%s", i, step, v.SourceID, now, opened, status == connector.StatusActive, status, seq)
+			case opened != active:
+				t.Errorf("sequence %d step %d visit %s at %v: door opened %v, want %v (model %s)%s", i, step, v.SourceID, now, opened, active, status, seq)
 				return false
 			}
 		}

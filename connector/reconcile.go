@@ -76,7 +76,7 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 	}
 	wanted := map[int64]bool{}
 	var errs []error
-	if d.Status.WantsLinks() && m != nil {
+	if d.Status.WantsLinks() && m != nil && !m.Credential.Person() {
 		for _, g := range m.GroupIDs {
 			if wanted[g] {
 				continue
@@ -90,8 +90,15 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			}
 		}
 	}
+	// A guest or member credential: the person and their role
+	// assignments (person.go), made before the links of an earlier
+	// credential go; while they cannot be made, the links stay.
+	personErr := s.syncPerson(ctx, lease, &v, m, d, now)
+	if personErr != nil {
+		errs = append(errs, personErr)
+	}
 	for _, l := range links {
-		if (l.Removed && l.Creating == "") || wanted[l.GroupID] {
+		if (l.Removed && l.Creating == "") || wanted[l.GroupID] || (personErr != nil && d.Status.WantsLinks()) {
 			continue
 		}
 		if err := s.removeLink(ctx, lease, &v, &l, d, now); err != nil {
@@ -181,22 +188,24 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, l *L
 	}
 }
 
-// linkName names a link after the guest, then the flow in brackets, so the
-// controller's audit log reads as the guest's own.
+// linkName names a link after the guest, then the flow in brackets, then
+// the mapping's guest indicator in brackets, so the controller's audit log
+// reads as the guest's own: "Ada Lovelace (Visitor) (Envoy Guest)".
 func linkName(v *Visit, m *mappings.Mapping) string {
-	name := v.Name
-	if name == "" {
-		name = "Visitor " + v.SourceID
-	}
 	flow := v.FlowName
 	if flow == "" {
 		flow = "flow " + v.FlowID
 	}
-	name += " (" + flow + ")"
-	if m.GuestIndicator != "" {
-		name += " " + m.GuestIndicator
+	return truncateText(m.WithIndicator(visitorName(v)+" ("+flow+")"), MaxLinkNameLen)
+}
+
+// visitorName is the visitor's full name, or one made of the visit's
+// source when the platform sent none.
+func visitorName(v *Visit) string {
+	if v.Name == "" {
+		return "Visitor " + v.SourceID
 	}
-	return truncateText(name, MaxLinkNameLen)
+	return v.Name
 }
 
 func (s *Service) ensureLink(ctx context.Context, lease *Lease, v *Visit, m *mappings.Mapping, group int64, row *VisitLink, d Decision, now time.Time) error {
@@ -497,6 +506,9 @@ func (s *Service) RepairDrift(ctx context.Context) (DriftReport, error) {
 	var errs []error
 	for _, id := range ids {
 		r, err := s.repairInstall(ctx, id)
+		if err == nil {
+			err = s.repairPersonRoles(ctx, id, &r) // person.go's role assignments
+		}
 		rep.Checked += r.Checked
 		rep.Deleted += r.Deleted
 		rep.Created += r.Created

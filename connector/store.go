@@ -23,7 +23,7 @@ var ErrBusy = &latchkey.Error{Kind: latchkey.Conflict, Msg: "visit is being sync
 
 // Migrate creates or extends the connector's tables.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}, &VisitPerson{}, &VisitRole{}); err != nil {
 		return fmt.Errorf("migrate connector: %w", err)
 	}
 	// An event finds its visit by install, location and entry or invite

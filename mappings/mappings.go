@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	latchkey "github.com/latchkey/latchkey"
 )
@@ -22,6 +23,28 @@ const (
 	// passed to it); latchkey sends nothing.
 	DeliveryController Delivery = "controller"
 )
+
+// Credential says what a visitor of the mapping gets on the controller.
+type Credential string
+
+// Credentials.
+const (
+	// CredentialLink: one group link per mapped group (the default).
+	CredentialLink Credential = "link"
+	// CredentialGuest: a Kisi guest with a group role assignment per mapped
+	// group bounded by the visit's window, and an access key.
+	CredentialGuest Credential = "guest"
+	// CredentialMember: a Kisi user with a group_basic role assignment per
+	// mapped group bounded by the window.
+	CredentialMember Credential = "member"
+)
+
+// Person reports whether c gives access to a person (a guest or a user)
+// rather than through links.
+func (c Credential) Person() bool { return c == CredentialGuest || c == CredentialMember }
+
+// MaxGuestIndicator bounds the guest indicator, in characters.
+const MaxGuestIndicator = 40
 
 // Bounds on durations, in minutes.
 const (
@@ -44,8 +67,12 @@ type Mapping struct {
 	GraceMinutes    int
 	UntilEndOfDay   bool
 	Delivery        Delivery
-	// AppAccess and GuestIndicator are carried as metadata, as in the
-	// Envoy–Kisi integration; GuestIndicator is appended to link names.
+	// Credential is what a visitor gets: links, a guest or a member.
+	Credential Credential
+	// AppAccess and GuestIndicator are as in the Envoy–Kisi integration:
+	// GuestIndicator is appended in brackets to the person's name (and to
+	// link names, after the flow); AppAccess asks Kisi to tell a member
+	// how to sign in to its app (with delivery "controller").
 	AppAccess      bool
 	GuestIndicator string
 	CreatedAt      time.Time
@@ -61,13 +88,39 @@ func (m Mapping) Advance() time.Duration { return time.Duration(m.AdvanceMinutes
 // Grace returns how long access lasts after a sign-out.
 func (m Mapping) Grace() time.Duration { return time.Duration(m.GraceMinutes) * time.Minute }
 
-// Normalize fills defaults: delivery "latchkey".
+// Normalize fills defaults (delivery "latchkey", credential "link") and
+// trims the guest indicator, and the brackets it is shown in, if typed.
 func (m *Mapping) Normalize() {
 	m.LocationID = strings.TrimSpace(m.LocationID)
 	m.FlowID = strings.TrimSpace(m.FlowID)
 	if m.Delivery == "" {
 		m.Delivery = DeliveryLatchkey
 	}
+	if m.Credential == "" {
+		m.Credential = CredentialLink
+	}
+	m.GuestIndicator = NormalizeIndicator(m.GuestIndicator)
+}
+
+// NormalizeIndicator trims a guest indicator and the brackets around it:
+// "(Envoy Guest)" and "Envoy Guest" are the same indicator, shown as
+// "Ada Lovelace (Envoy Guest)".
+func NormalizeIndicator(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "(") && strings.HasSuffix(s, ")") {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	return s
+}
+
+// WithIndicator is name with the guest indicator appended in brackets
+// ("Ada Lovelace (Envoy Guest)"), or name alone when there is none.
+func (m Mapping) WithIndicator(name string) string {
+	ind := NormalizeIndicator(m.GuestIndicator)
+	if ind == "" {
+		return name
+	}
+	return name + " (" + ind + ")"
 }
 
 // Validate checks the mapping's own fields (not whether its groups exist on
@@ -90,6 +143,8 @@ func (m Mapping) Validate() error {
 		return latchkey.Errorf(latchkey.Invalid, "grace_minutes must be between 0 and %d", MaxGraceMinutes)
 	case m.Delivery != DeliveryLatchkey && m.Delivery != DeliveryController:
 		return latchkey.Errorf(latchkey.Invalid, "delivery must be %q or %q", DeliveryLatchkey, DeliveryController)
+	case m.Credential != CredentialLink && m.Credential != CredentialGuest && m.Credential != CredentialMember:
+		return latchkey.Errorf(latchkey.Invalid, "credential must be %q, %q or %q", CredentialLink, CredentialGuest, CredentialMember)
 	}
 	seen := map[int64]bool{}
 	for _, g := range m.GroupIDs {
@@ -101,8 +156,8 @@ func (m Mapping) Validate() error {
 		}
 		seen[g] = true
 	}
-	if len(m.GuestIndicator) > 40 {
-		return latchkey.Errorf(latchkey.Invalid, "guest_indicator is longer than 40 characters")
+	if utf8.RuneCountInString(m.GuestIndicator) > MaxGuestIndicator {
+		return latchkey.Errorf(latchkey.Invalid, "guest_indicator is longer than %d characters", MaxGuestIndicator)
 	}
 	return nil
 }

@@ -28,6 +28,7 @@ type row struct {
 	GraceMinutes    int     `gorm:"not null"`
 	UntilEndOfDay   bool    `gorm:"not null"`
 	Delivery        string  `gorm:"size:16;not null"`
+	Credential      string  `gorm:"size:16;not null;default:link"`
 	AppAccess       bool    `gorm:"not null"`
 	GuestIndicator  string  `gorm:"size:40;not null"`
 	CreatedAt       time.Time
@@ -40,15 +41,18 @@ func toRow(m Mapping) row {
 	return row{ID: m.ID, LocationID: m.LocationID, FlowID: m.FlowID, GroupIDs: m.GroupIDs,
 		DurationMinutes: m.DurationMinutes, AdvanceMinutes: m.AdvanceMinutes, OnlyInvited: m.OnlyInvited,
 		RevokeOnSignOut: m.RevokeOnSignOut, GraceMinutes: m.GraceMinutes, UntilEndOfDay: m.UntilEndOfDay,
-		Delivery: string(m.Delivery), AppAccess: m.AppAccess, GuestIndicator: m.GuestIndicator,
+		Delivery: string(m.Delivery), Credential: string(m.Credential), AppAccess: m.AppAccess, GuestIndicator: m.GuestIndicator,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
 
 func (r row) toDomain() Mapping {
+	if r.Credential == "" {
+		r.Credential = string(CredentialLink)
+	}
 	return Mapping{ID: r.ID, LocationID: r.LocationID, FlowID: r.FlowID, GroupIDs: r.GroupIDs,
 		DurationMinutes: r.DurationMinutes, AdvanceMinutes: r.AdvanceMinutes, OnlyInvited: r.OnlyInvited,
 		RevokeOnSignOut: r.RevokeOnSignOut, GraceMinutes: r.GraceMinutes, UntilEndOfDay: r.UntilEndOfDay,
-		Delivery: Delivery(r.Delivery), AppAccess: r.AppAccess, GuestIndicator: r.GuestIndicator,
+		Delivery: Delivery(r.Delivery), Credential: Credential(r.Credential), AppAccess: r.AppAccess, GuestIndicator: r.GuestIndicator,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 

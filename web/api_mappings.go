@@ -22,6 +22,7 @@ type mappingRequest struct {
 	GraceMinutes    int     `json:"grace_minutes"`
 	UntilEndOfDay   bool    `json:"until_end_of_day"`
 	Delivery        string  `json:"delivery"`
+	Credential      string  `json:"credential"`
 	AppAccess       bool    `json:"app_access"`
 	GuestIndicator  string  `json:"guest_indicator"`
 }
@@ -30,7 +31,7 @@ func (r mappingRequest) toDomain() mappings.Mapping {
 	return mappings.Mapping{LocationID: r.LocationID, FlowID: r.FlowID, GroupIDs: r.GroupIDs,
 		DurationMinutes: r.DurationMinutes, AdvanceMinutes: r.AdvanceMinutes, OnlyInvited: r.OnlyInvited,
 		RevokeOnSignOut: r.RevokeOnSignOut, GraceMinutes: r.GraceMinutes, UntilEndOfDay: r.UntilEndOfDay,
-		Delivery: mappings.Delivery(r.Delivery), AppAccess: r.AppAccess, GuestIndicator: r.GuestIndicator}
+		Delivery: mappings.Delivery(r.Delivery), Credential: mappings.Credential(r.Credential), AppAccess: r.AppAccess, GuestIndicator: r.GuestIndicator}
 }
 
 type mappingResponse struct {
@@ -45,7 +46,7 @@ func newMappingResponse(m mappings.Mapping) mappingResponse {
 		LocationID: m.LocationID, FlowID: m.FlowID, GroupIDs: m.GroupIDs, DurationMinutes: m.DurationMinutes,
 		AdvanceMinutes: m.AdvanceMinutes, OnlyInvited: m.OnlyInvited, RevokeOnSignOut: m.RevokeOnSignOut,
 		GraceMinutes: m.GraceMinutes, UntilEndOfDay: m.UntilEndOfDay, Delivery: string(m.Delivery),
-		AppAccess: m.AppAccess, GuestIndicator: m.GuestIndicator}}
+		Credential: string(m.Credential), AppAccess: m.AppAccess, GuestIndicator: m.GuestIndicator}}
 }
 
 func (a *API) listMappings(c echo.Context) error {

@@ -18,7 +18,7 @@ import (
 
 // mappingFields are the form fields, in the order validation messages
 // name them.
-var mappingFields = []string{"location_id", "flow_id", "group_ids", "duration_minutes", "advance_minutes", "grace_minutes", "delivery", "guest_indicator"}
+var mappingFields = []string{"location_id", "flow_id", "group_ids", "duration_minutes", "advance_minutes", "grace_minutes", "delivery", "credential", "guest_indicator"}
 
 // mappingForm is the mappings editor: the values as typed, errors by
 // field, the controller's groups to pick from, warnings and a preview.
@@ -30,6 +30,7 @@ type mappingForm struct {
 	OnlyInvited, RevokeOnSignOut      bool
 	UntilEndOfDay, AppAccess          bool
 	Delivery, GuestIndicator          string
+	Credential                        string
 	Errors                            map[string]string
 	Error                             string
 	Groups                            []groupOption
@@ -56,7 +57,7 @@ func formFromMapping(m mappings.Mapping) mappingForm {
 	return mappingForm{ID: m.ID, LocationID: m.LocationID, FlowID: m.FlowID, GroupIDs: m.GroupIDs,
 		Duration: strconv.Itoa(m.DurationMinutes), Advance: strconv.Itoa(m.AdvanceMinutes), Grace: strconv.Itoa(m.GraceMinutes),
 		OnlyInvited: m.OnlyInvited, RevokeOnSignOut: m.RevokeOnSignOut, UntilEndOfDay: m.UntilEndOfDay, AppAccess: m.AppAccess,
-		Delivery: string(m.Delivery), GuestIndicator: m.GuestIndicator, Errors: map[string]string{}}
+		Delivery: string(m.Delivery), Credential: string(m.Credential), GuestIndicator: m.GuestIndicator, Errors: map[string]string{}}
 }
 
 // readMappingForm reads the posted form; numbers that do not parse are
@@ -66,7 +67,7 @@ func readMappingForm(c echo.Context) (mappingForm, mappings.Mapping) {
 		Duration: strings.TrimSpace(c.FormValue("duration_minutes")), Advance: strings.TrimSpace(c.FormValue("advance_minutes")),
 		Grace: strings.TrimSpace(c.FormValue("grace_minutes")), OnlyInvited: c.FormValue("only_invited") != "",
 		RevokeOnSignOut: c.FormValue("revoke_on_sign_out") != "", UntilEndOfDay: c.FormValue("until_end_of_day") != "",
-		AppAccess: c.FormValue("app_access") != "", Delivery: c.FormValue("delivery"), GuestIndicator: strings.TrimSpace(c.FormValue("guest_indicator")),
+		AppAccess: c.FormValue("app_access") != "", Delivery: c.FormValue("delivery"), Credential: c.FormValue("credential"), GuestIndicator: strings.TrimSpace(c.FormValue("guest_indicator")),
 		PreviewKind: c.FormValue("preview_kind"), PreviewAt: c.FormValue("preview_at"), PreviewTZ: strings.TrimSpace(c.FormValue("preview_tz")),
 		Errors: map[string]string{}}
 	if fp, err := c.FormParams(); err == nil {
@@ -92,7 +93,7 @@ func readMappingForm(c echo.Context) (mappingForm, mappings.Mapping) {
 	m := mappings.Mapping{LocationID: f.LocationID, FlowID: f.FlowID, GroupIDs: f.GroupIDs,
 		DurationMinutes: num("duration_minutes", f.Duration), AdvanceMinutes: num("advance_minutes", f.Advance),
 		GraceMinutes: num("grace_minutes", f.Grace), OnlyInvited: f.OnlyInvited, RevokeOnSignOut: f.RevokeOnSignOut,
-		UntilEndOfDay: f.UntilEndOfDay, Delivery: mappings.Delivery(f.Delivery), AppAccess: f.AppAccess, GuestIndicator: f.GuestIndicator}
+		UntilEndOfDay: f.UntilEndOfDay, Delivery: mappings.Delivery(f.Delivery), Credential: mappings.Credential(f.Credential), AppAccess: f.AppAccess, GuestIndicator: f.GuestIndicator}
 	return f, m
 }
 

@@ -109,6 +109,10 @@ var refusals = map[string]connector.Refusal{
 	"fad001": connector.RefusedDoorLockedDown,
 	"fad002": connector.RefusedBuildingLockedDown,
 	"34ffaa": connector.RefusedTooMany,
+	// A person's access suspended, or a credential (a login) the role
+	// does not allow (the group's app access is off).
+	"fcd8ff": connector.RefusedRevoked,
+	"f298df": connector.RefusedRevoked,
 }
 
 // parseControllerError reads Kisi's error bodies: {"error","code"} and

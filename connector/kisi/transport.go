@@ -28,9 +28,13 @@ type call struct {
 	query  url.Values
 	body   any // marshalled to JSON when non-nil
 	policy retryPolicy
-	// secret is the link secret of a holder call; empty for admin calls,
-	// which authenticate with the API key.
+	// secret is the link secret of a holder call (or a person's access key
+	// or login secret, with scheme); empty for admin calls, which
+	// authenticate with the API key.
 	secret string
+	// scheme is the Authorization scheme of a holder call; "" is
+	// KISI-GROUP-LINK.
+	scheme string
 	// op names the call in wrapped errors ("delete link 42"); subject names
 	// its object in public messages ("link 42").
 	op, subject string
@@ -99,7 +103,11 @@ func (cl *Client) attempt(ctx context.Context, c call, payload []byte) (resp *re
 
 func (cl *Client) setHeaders(req *http.Request, c call, hasBody bool) {
 	if c.holder() {
-		req.Header.Set("Authorization", "KISI-GROUP-LINK "+c.secret)
+		scheme := c.scheme
+		if scheme == "" {
+			scheme = "KISI-GROUP-LINK"
+		}
+		req.Header.Set("Authorization", scheme+" "+c.secret)
 	} else {
 		req.Header.Set("Authorization", "KISI-LOGIN "+cl.opts.APIKey)
 	}
