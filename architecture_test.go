@@ -64,6 +64,7 @@ func TestImportRules(t *testing.T) {
 		"web":            {"/jobs", "/lockctl", "/webhooks", "hibiken/asynq", "robfig/cron", "gorm.io"},
 		"accounts":       {"/connector", "/mappings", "/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq"},
 		"connector/kisi": {"/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "gorm.io"},
+		"connector/envoy": {"/lockctl", "/jobs", "/web", "/webhooks", "/connector/kisi", "labstack/echo", "gorm.io"},
 	}
 	for dir, ims := range pkgs {
 		for im := range ims {
