@@ -27,6 +27,10 @@ type health struct {
 	SyncLag         string
 	SyncLagWarn     bool
 	Failed          int64
+	// Reporting says reports go back to Envoy; ReportsFailed counts those
+	// given up in the last 7 days (-1: could not be read).
+	Reporting     bool
+	ReportsFailed int64
 	Queue           *QueueStats
 	QueueErr        string
 	Controller      string
@@ -79,6 +83,12 @@ func (u *UI) health(ctx context.Context) health {
 	}
 	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
 		h.Failed = n
+	}
+	if h.Reporting = u.svc.Reporting(); h.Reporting {
+		h.ReportsFailed = -1
+		if n, err := u.svc.Store().ReportsGivenUp(ctx, now.Add(-7*24*time.Hour)); err == nil {
+			h.ReportsFailed = n
+		}
 	}
 	if zs, err := u.svc.Store().UnknownTimeZones(ctx, 10); err == nil {
 		h.UnknownZones = zs
