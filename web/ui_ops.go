@@ -31,13 +31,13 @@ type health struct {
 	// given up in the last 7 days (-1: could not be read).
 	Reporting     bool
 	ReportsFailed int64
-	Queue           *QueueStats
-	QueueErr        string
-	Controller      string
-	ControllerOK    bool
-	Signature       string
-	SignatureWarn   bool
-	Mail            string
+	Queue         *QueueStats
+	QueueErr      string
+	Controller    string
+	ControllerOK  bool
+	Signature     string
+	SignatureWarn bool
+	Mail          string
 	// UnknownZones are time zones webhooks sent that are not IANA zones;
 	// those visits' windows run in UTC.
 	UnknownZones []connector.UnknownZone

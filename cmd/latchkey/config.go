@@ -30,22 +30,22 @@ const (
 // config is every setting of latchkey serve. It is filled from the
 // environment, then from flags, and checked by validate.
 type config struct {
-	Addr            string
-	DataDir         string
-	PublicURL       string
-	DatabaseURL     string
-	RedisURL        string
-	SMTPURL         string
-	MailFrom        string
-	ControllerURL   string
-	ControllerKey   string
-	ControllerKind  string // lockctl or kisi
-	AdminAPIKey     string
-	EnvoySecrets    []string
+	Addr           string
+	DataDir        string
+	PublicURL      string
+	DatabaseURL    string
+	RedisURL       string
+	SMTPURL        string
+	MailFrom       string
+	ControllerURL  string
+	ControllerKey  string
+	ControllerKind string // lockctl or kisi
+	AdminAPIKey    string
+	EnvoySecrets   []string
 	// EnvoyAPIURL, when set, switches on reports to Envoy, made with the
 	// client id and the first Envoy secret.
-	EnvoyAPIURL   string
-	EnvoyClientID string
+	EnvoyAPIURL     string
+	EnvoyClientID   string
 	SecretKey       string
 	Roles           map[string]bool
 	Demo            bool
