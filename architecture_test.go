@@ -56,14 +56,15 @@ func TestImportRules(t *testing.T) {
 		t.Fatalf("found only %d packages; is the test running at the module root?", len(pkgs))
 	}
 	forbidden := map[string][]string{
-		"connector":      {"/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq", "robfig/cron"},
-		"mappings":       {"/connector", "/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq"},
-		"lockctl":        {"/connector", "/mappings", "/jobs", "/web", "/webhooks", "hibiken/asynq"},
-		"webhooks":       {"/lockctl", "/jobs", "/web", "hibiken/asynq", "gorm.io"},
-		"jobs":           {"/lockctl", "/web", "/webhooks", "labstack/echo", "gorm.io"},
-		"web":            {"/jobs", "/lockctl", "/webhooks", "hibiken/asynq", "robfig/cron", "gorm.io"},
-		"accounts":       {"/connector", "/mappings", "/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq"},
-		"connector/kisi": {"/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "gorm.io"},
+		"connector":       {"/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq", "robfig/cron"},
+		"mappings":        {"/connector", "/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq"},
+		"lockctl":         {"/connector", "/mappings", "/jobs", "/web", "/webhooks", "hibiken/asynq"},
+		"webhooks":        {"/lockctl", "/jobs", "/web", "hibiken/asynq", "gorm.io"},
+		"jobs":            {"/lockctl", "/web", "/webhooks", "labstack/echo", "gorm.io"},
+		"web":             {"/jobs", "/lockctl", "/webhooks", "hibiken/asynq", "robfig/cron", "gorm.io"},
+		"accounts":        {"/connector", "/mappings", "/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "hibiken/asynq"},
+		"connector/kisi":  {"/lockctl", "/jobs", "/web", "/webhooks", "labstack/echo", "gorm.io"},
+		"connector/envoy": {"/lockctl", "/jobs", "/web", "/webhooks", "/connector/kisi", "labstack/echo", "gorm.io"},
 	}
 	for dir, ims := range pkgs {
 		for im := range ims {

@@ -116,6 +116,7 @@ func (q *queue) EnqueueEmail(_ context.Context, _ int64, _, key string) error {
 }
 
 func (q *queue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+func (q *queue) EnqueueEnvoyReport(context.Context, int64) error             { return nil }
 
 // lastEmail returns the window key of the email queued last.
 func (q *queue) lastEmail(t testing.TB) string {

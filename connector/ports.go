@@ -19,6 +19,9 @@ type Queue interface {
 	// EnqueueMappingChanged asks for the open visits of a location and
 	// flow to be re-decided.
 	EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error
+	// EnqueueEnvoyReport asks for report id (a job's outcome) to be sent
+	// to Envoy.
+	EnqueueEnvoyReport(ctx context.Context, id int64) error
 }
 
 // noQueue is the Queue of a Service given none: nothing is queued, and the
@@ -28,6 +31,7 @@ type noQueue struct{}
 func (noQueue) EnqueueVisitSync(context.Context, int64, int64) error        { return nil }
 func (noQueue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
 func (noQueue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+func (noQueue) EnqueueEnvoyReport(context.Context, int64) error             { return nil }
 
 // afterSync queues the syncs of refs, once their change has committed. The
 // failure policy is the same everywhere: the change is stored and the
@@ -37,6 +41,18 @@ func (s *Service) afterSync(ctx context.Context, refs ...VisitRef) {
 	for _, r := range refs {
 		if err := s.queue.EnqueueVisitSync(ctx, r.ID, r.Version); err != nil {
 			s.log.Warn("enqueue visit sync; the sweep for lost work will", "visit_id", r.ID, "err", err)
+		}
+	}
+}
+
+// afterReports queues the reports to Envoy that a change made due, once it
+// has committed. They are recorded as due, so the policy is afterSync's: a
+// queue that cannot take one is logged, and the sweep for lost work
+// enqueues it again.
+func (s *Service) afterReports(ctx context.Context, ids ...int64) {
+	for _, id := range ids {
+		if err := s.queue.EnqueueEnvoyReport(ctx, id); err != nil {
+			s.log.Warn("enqueue envoy report; the sweep for lost work will", "report_id", id, "err", err)
 		}
 	}
 }

@@ -125,9 +125,11 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			emailDue = k
 		}
 	}
-	if err := s.store.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now); err != nil {
+	reports, err := s.store.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now, s.reporting())
+	if err != nil {
 		return SyncResult{}, err
 	}
+	s.afterReports(ctx, reports...)
 	res.Version, res.Status = v.Version, d.Status
 	switch d.Status {
 	case StatusScheduled:

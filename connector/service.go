@@ -52,6 +52,9 @@ type Options struct {
 	// the listing began (by a sync on this or another replica, whose clock
 	// may differ a little) and is left for the next repair.
 	DriftMargin time.Duration
+	// Reporter reports the outcome of jobs answered 202 back to Envoy
+	// (default none: nothing is reported, and no report is recorded).
+	Reporter Reporter
 	// Dialer opens clients on the controller accounts of Envoy installs
 	// (default none: every install uses the process's controller, and
 	// installs cannot be connected).
@@ -236,6 +239,16 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 			if r.Changed {
 				res.Also = append(res.Also, VisitRef{ID: r.VisitID, Version: r.Version})
 			}
+		}
+		// A job answered 202 (work goes on in the queue) is reported to
+		// Envoy once the sync it waits for settles; what is owed is
+		// recorded with the delivery.
+		if s.reporting() && in.JobID != "" && !res.Ignored && (res.Changed || len(res.Also) > 0) {
+			wait := VisitRef{ID: res.VisitID, Version: res.Version}
+			if !res.Changed {
+				wait = res.Also[0]
+			}
+			return tx.oweReport(ctx, in.JobID, wait.ID, wait.Version, now)
 		}
 		return nil
 	}
@@ -495,12 +508,23 @@ func (s *Service) PassURL(v Visit) string { return s.opts.PublicURL + "/v/" + s.
 // retrying it: the next sync that succeeds sets its status again.
 func (s *Service) MarkFailed(ctx context.Context, id, version int64, reason string) error {
 	now := s.now()
-	return s.store.InTx(ctx, func(tx *Store) error {
+	var reports []int64
+	err := s.store.InTx(ctx, func(tx *Store) error {
 		if marked, err := tx.markFailed(ctx, id, version, reason, now); err != nil || !marked {
 			return err
 		}
+		if s.reporting() {
+			var err error
+			if reports, err = tx.settleReports(ctx, id, version, JobFailed, reason, now); err != nil {
+				return err
+			}
+		}
 		return tx.AddTimeline(ctx, id, now, KindError, "failed: "+reason)
 	})
+	if err == nil {
+		s.afterReports(ctx, reports...)
+	}
+	return err
 }
 
 // EmailFailed records that the guest email of visit id for key could not be

@@ -39,6 +39,9 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := migrateInstalls(ctx, db); err != nil {
 		return fmt.Errorf("migrate connector: installs: %w", err)
 	}
+	if err := migrateReports(ctx, db); err != nil {
+		return fmt.Errorf("migrate connector: reports: %w", err)
+	}
 	// The sweep for lost work looks only at visits with work owed: a
 	// partial index keeps it from reading every visit ever stored.
 	err := db.WithContext(ctx).Exec(`CREATE INDEX IF NOT EXISTS visits_owed ON visits (updated_at)
@@ -694,8 +697,11 @@ func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone,
 
 // finishSync stores the applied decision, unless the visit changed while
 // it was synced (then the newer version's sync stores its own).
-func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time) error {
-	return s.InTx(ctx, func(tx *Store) error {
+//
+// With reports set, the reports to Envoy that waited on this sync are made
+// due in the same transaction, and their ids returned.
+func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time, reports bool) (due []int64, err error) {
+	return due, s.InTx(ctx, func(tx *Store) error {
 		cols := map[string]any{
 			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
 			"synced_version": v.Version, "updated_at": now,
@@ -706,6 +712,11 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue s
 		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(cols)
 		if res.Error != nil {
 			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
+		}
+		if res.RowsAffected == 1 && reports {
+			if due, err = tx.settleReports(ctx, v.ID, v.Version, JobDone, d.Reason, now); err != nil {
+				return err
+			}
 		}
 		if res.RowsAffected == 1 && (v.Status != d.Status || v.Reason != d.Reason) {
 			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, loc))

@@ -129,6 +129,27 @@ func (c *Client) EnqueueEmailTagged(ctx context.Context, visitID int64, kind, wi
 	return c.enqueue(ctx, t, id+":"+tag)
 }
 
+// EnqueueEnvoyReport enqueues the sending of report id to Envoy.
+func (c *Client) EnqueueEnvoyReport(ctx context.Context, id int64) error {
+	t, tid, err := NewEnvoyReportTask(EnvoyReportPayload{ReportID: id})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, tid)
+}
+
+// EnqueueEnvoyReportTagged is EnqueueEnvoyReport under an id that also
+// carries a sweep's tag: the plain id may belong to a task stranded on a
+// worker that died. Sending twice is safe: Envoy takes the same update
+// again, and the report is deleted once sent.
+func (c *Client) EnqueueEnvoyReportTagged(ctx context.Context, id int64, tag string) error {
+	t, tid, err := NewEnvoyReportTask(EnvoyReportPayload{ReportID: id})
+	if err != nil {
+		return err
+	}
+	return c.enqueue(ctx, t, tid+":"+tag)
+}
+
 // EnqueueMappingChanged enqueues the re-decision of the open visits of a
 // location and flow whose mapping changed.
 func (c *Client) EnqueueMappingChanged(ctx context.Context, locationID, flowID string) error {

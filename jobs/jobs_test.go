@@ -44,6 +44,11 @@ type recorder struct {
 	owed           []connector.EmailDue
 	unsynced       []connector.VisitRef
 	calls          chan string
+	// reports lists each SendEnvoyReport call; reportErr is its error.
+	reports       []int64
+	reportErr     error
+	reportsFailed []string
+	reportsOwed   []int64
 }
 
 func newRecorder() *recorder {
@@ -106,6 +111,29 @@ func (r *recorder) MappingChanged(_ context.Context, location, flow string) ([]c
 	r.calls <- "mapping"
 	return r.due, nil
 }
+func (r *recorder) SendEnvoyReport(_ context.Context, id int64) error {
+	r.mu.Lock()
+	r.reports = append(r.reports, id)
+	err := r.reportErr
+	r.mu.Unlock()
+	r.calls <- "report"
+	return err
+}
+
+func (r *recorder) ReportFailed(_ context.Context, id int64, reason string) error {
+	r.mu.Lock()
+	r.reportsFailed = append(r.reportsFailed, fmt.Sprintf("%d: %s", id, reason))
+	r.mu.Unlock()
+	r.calls <- "report_failed"
+	return nil
+}
+
+func (r *recorder) ReportsOwed(context.Context, time.Time) ([]int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reportsOwed, nil
+}
+
 func (r *recorder) RepairDrift(context.Context) (connector.DriftReport, error) {
 	return connector.DriftReport{}, nil
 }
@@ -500,5 +528,48 @@ func TestSchedulerRecoversAnEmptiedQueue(t *testing.T) {
 	d.waitFor(t, "sync")
 	if took := time.Since(emptied); took > 5*time.Second {
 		t.Errorf("recovered %s after the queue was emptied, want within 5 s", took)
+	}
+}
+
+// TestEnvoyReportRefusedIsGivenUpAndRecorded: a report Envoy refuses for
+// good is not retried, and is recorded as failed; no visit is marked.
+func TestEnvoyReportRefusedIsGivenUpAndRecorded(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.reportErr = latchkey.Errorf(latchkey.Invalid, "envoy refused the job update (404)")
+	c := startWorker(t, r, d)
+	if err := c.EnqueueEnvoyReport(context.Background(), 12); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "report_failed")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if want := []string{"12: envoy refused the job update (404)"}; !slices.Equal(d.reportsFailed, want) {
+		t.Errorf("failed reports = %q, want %q", d.reportsFailed, want)
+	}
+	if len(d.reports) != 1 || len(d.failed) != 0 {
+		t.Errorf("attempts = %v, visits failed = %v; want one attempt and no visit marked", d.reports, d.failed)
+	}
+}
+
+// TestLostSweepSendsOwedReports: reports the database says are due go to
+// the queue again from the sweep.
+func TestLostSweepSendsOwedReports(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.reportsOwed = []int64{5}
+	c := startWorker(t, r, d)
+	task, id, err := NewSweepTask(TypeSweepLost, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.enqueue(context.Background(), task, id); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "report")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !slices.Equal(d.reports, []int64{5}) {
+		t.Errorf("reports sent = %v, want [5]", d.reports)
 	}
 }

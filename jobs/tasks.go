@@ -18,6 +18,8 @@ const (
 	// TypeMappingChanged re-decides the open visits of a location and flow
 	// after their mapping changed.
 	TypeMappingChanged = "mapping:changed"
+	// TypeEnvoyReport sends a job's outcome back to Envoy.
+	TypeEnvoyReport = "envoy:report"
 )
 
 // Queues and their weights: access changes first, mail next, sweeps last.
@@ -33,7 +35,7 @@ var queueWeights = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1
 var queueOf = map[string]string{
 	TypeVisitSync: QueueCritical, TypeEmailSend: QueueDefault,
 	TypeSweepExpire: QueueLow, TypeSweepLost: QueueLow, TypeSweepDrift: QueueLow,
-	TypeMappingChanged: QueueCritical,
+	TypeMappingChanged: QueueCritical, TypeEnvoyReport: QueueDefault,
 }
 
 // VisitSyncPayload asks the worker to make the controller match visit
@@ -90,6 +92,20 @@ func NewVisitSyncTask(p VisitSyncPayload) (*asynq.Task, string, error) {
 func NewEmailSendTask(p EmailSendPayload) (*asynq.Task, string, error) {
 	id := fmt.Sprintf("email:%d:%s:%s", p.VisitID, p.Kind, p.WindowKey)
 	t, err := newTask(TypeEmailSend, p, asynq.Queue(queueOf[TypeEmailSend]), asynq.MaxRetry(20), asynq.Timeout(60*time.Second))
+	return t, id, err
+}
+
+// EnvoyReportPayload names a report owed to Envoy.
+type EnvoyReportPayload struct {
+	ReportID int64 `json:"report_id"`
+}
+
+// NewEnvoyReportTask returns the task that sends a report to Envoy and its
+// deterministic id. Retries back off from 1 s to 5 minutes, about an hour
+// in all, before the report is given up.
+func NewEnvoyReportTask(p EnvoyReportPayload) (*asynq.Task, string, error) {
+	id := fmt.Sprintf("envoy:report:%d", p.ReportID)
+	t, err := newTask(TypeEnvoyReport, p, asynq.Queue(queueOf[TypeEnvoyReport]), asynq.MaxRetry(16), asynq.Timeout(60*time.Second))
 	return t, id, err
 }
 

@@ -38,6 +38,12 @@ type Domain interface {
 	MappingChanged(ctx context.Context, locationID, flowID string) ([]connector.VisitRef, error)
 	// RepairDrift makes the controller's links match the stored visits.
 	RepairDrift(ctx context.Context) (connector.DriftReport, error)
+	// SendEnvoyReport sends a job's outcome to Envoy.
+	SendEnvoyReport(ctx context.Context, id int64) error
+	// ReportFailed records that a report could not be sent for good.
+	ReportFailed(ctx context.Context, id int64, reason string) error
+	// ReportsOwed lists reports due before cutoff and not sent.
+	ReportsOwed(ctx context.Context, cutoff time.Time) ([]int64, error)
 }
 
 // WorkerOptions tunes the worker; the zero value works.
@@ -134,6 +140,19 @@ func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypeSweepLost, w.handleSweepLost)
 	mux.HandleFunc(TypeSweepDrift, w.handleSweepDrift)
 	mux.HandleFunc(TypeMappingChanged, w.handleMappingChanged)
+	mux.HandleFunc(TypeEnvoyReport, w.handleEnvoyReport)
+}
+
+func (w *Worker) handleEnvoyReport(ctx context.Context, t *asynq.Task) error {
+	p, err := decode[EnvoyReportPayload](t)
+	if err != nil {
+		return err
+	}
+	if err := w.d.SendEnvoyReport(ctx, p.ReportID); err != nil {
+		return classify(err)
+	}
+	w.opts.Metrics.Report(metrics.OK)
+	return nil
 }
 
 func (w *Worker) handleMappingChanged(ctx context.Context, t *asynq.Task) error {
@@ -223,6 +242,11 @@ func (w *Worker) handleSweepLost(ctx context.Context, t *asynq.Task) error {
 	for _, e := range emails {
 		err = errors.Join(err, w.client.EnqueueEmailTagged(ctx, e.VisitID, e.Kind, e.Key, tag))
 	}
+	reports, rerr := w.d.ReportsOwed(ctx, cutoff)
+	err = errors.Join(err, rerr)
+	for _, id := range reports {
+		err = errors.Join(err, w.client.EnqueueEnvoyReportTagged(ctx, id, tag))
+	}
 	return err
 }
 
@@ -302,6 +326,8 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 		w.opts.Metrics.Sync(outcome)
 	case TypeEmailSend:
 		w.opts.Metrics.Email(outcome)
+	case TypeEnvoyReport:
+		w.opts.Metrics.Report(outcome)
 	}
 	if !final {
 		log.Warn("task failed, will retry")
@@ -325,6 +351,14 @@ func (w *Worker) handleError(ctx context.Context, t *asynq.Task, err error) {
 		}
 		if merr := w.d.EmailFailed(ctx, p.VisitID, p.WindowKey, latchkey.Message(err)); merr != nil {
 			log.Error("record failed email", "visit_id", p.VisitID, "mark_err", merr)
+		}
+	case TypeEnvoyReport:
+		p, derr := decode[EnvoyReportPayload](t)
+		if derr != nil {
+			return
+		}
+		if merr := w.d.ReportFailed(ctx, p.ReportID, latchkey.Message(err)); merr != nil {
+			log.Error("record failed envoy report", "report_id", p.ReportID, "mark_err", merr)
 		}
 	}
 }

@@ -27,13 +27,17 @@ type health struct {
 	SyncLag         string
 	SyncLagWarn     bool
 	Failed          int64
-	Queue           *QueueStats
-	QueueErr        string
-	Controller      string
-	ControllerOK    bool
-	Signature       string
-	SignatureWarn   bool
-	Mail            string
+	// Reporting says reports go back to Envoy; ReportsFailed counts those
+	// given up in the last 7 days (-1: could not be read).
+	Reporting     bool
+	ReportsFailed int64
+	Queue         *QueueStats
+	QueueErr      string
+	Controller    string
+	ControllerOK  bool
+	Signature     string
+	SignatureWarn bool
+	Mail          string
 	// UnknownZones are time zones webhooks sent that are not IANA zones;
 	// those visits' windows run in UTC.
 	UnknownZones []connector.UnknownZone
@@ -79,6 +83,12 @@ func (u *UI) health(ctx context.Context) health {
 	}
 	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
 		h.Failed = n
+	}
+	if h.Reporting = u.svc.Reporting(); h.Reporting {
+		h.ReportsFailed = -1
+		if n, err := u.svc.Store().ReportsGivenUp(ctx, now.Add(-7*24*time.Hour)); err == nil {
+			h.ReportsFailed = n
+		}
 	}
 	if zs, err := u.svc.Store().UnknownTimeZones(ctx, 10); err == nil {
 		h.UnknownZones = zs

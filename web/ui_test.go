@@ -50,6 +50,8 @@ func (q *uiQueue) EnqueueMappingChanged(ctx context.Context, locationID, flowID 
 	return err
 }
 
+func (q *uiQueue) EnqueueEnvoyReport(context.Context, int64) error { return nil }
+
 func (q *uiQueue) EnqueueEmail(_ context.Context, _ int64, kind, _ string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

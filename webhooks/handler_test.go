@@ -36,6 +36,7 @@ func (q *queue) EnqueueVisitSync(_ context.Context, id, version int64) error {
 
 func (q *queue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
 func (q *queue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+func (q *queue) EnqueueEnvoyReport(context.Context, int64) error             { return nil }
 
 func (q *queue) count() int {
 	q.mu.Lock()

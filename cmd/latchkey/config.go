@@ -30,18 +30,22 @@ const (
 // config is every setting of latchkey serve. It is filled from the
 // environment, then from flags, and checked by validate.
 type config struct {
-	Addr            string
-	DataDir         string
-	PublicURL       string
-	DatabaseURL     string
-	RedisURL        string
-	SMTPURL         string
-	MailFrom        string
-	ControllerURL   string
-	ControllerKey   string
-	ControllerKind  string // lockctl or kisi
-	AdminAPIKey     string
-	EnvoySecrets    []string
+	Addr           string
+	DataDir        string
+	PublicURL      string
+	DatabaseURL    string
+	RedisURL       string
+	SMTPURL        string
+	MailFrom       string
+	ControllerURL  string
+	ControllerKey  string
+	ControllerKind string // lockctl or kisi
+	AdminAPIKey    string
+	EnvoySecrets   []string
+	// EnvoyAPIURL, when set, switches on reports to Envoy, made with the
+	// client id and the first Envoy secret.
+	EnvoyAPIURL     string
+	EnvoyClientID   string
 	SecretKey       string
 	Roles           map[string]bool
 	Demo            bool
@@ -124,6 +128,8 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 		LogFormat:      env("LATCHKEY_LOG_FORMAT", "auto"),
 		TimeZone:       env("LATCHKEY_TIME_ZONE", ""),
 		DebugAddr:      env("LATCHKEY_DEBUG_ADDR", ""),
+		EnvoyAPIURL:    strings.TrimSpace(getenv("LATCHKEY_ENVOY_API_URL")),
+		EnvoyClientID:  strings.TrimSpace(getenv("LATCHKEY_ENVOY_CLIENT_ID")),
 	}
 	for _, s := range strings.Split(getenv("LATCHKEY_ENVOY_SECRET"), ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -266,6 +272,17 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*conf
 			break
 		}
 	}
+	if c.EnvoyAPIURL != "" {
+		if u, err := url.Parse(c.EnvoyAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, bad("LATCHKEY_ENVOY_API_URL", "want Envoy's base URL, such as https://app.envoy.com"))
+		}
+		if c.EnvoyClientID == "" {
+			errs = append(errs, bad("LATCHKEY_ENVOY_CLIENT_ID", "needed with LATCHKEY_ENVOY_API_URL (the integration's client id)"))
+		}
+		if len(c.EnvoySecrets) == 0 {
+			errs = append(errs, bad("LATCHKEY_ENVOY_SECRET", "needed with LATCHKEY_ENVOY_API_URL (the integration's client secret)"))
+		}
+	}
 	if c.TrustedProxies, err = parseCIDRs(getenv("LATCHKEY_TRUSTED_PROXIES")); err != nil {
 		errs = append(errs, &settingError{"LATCHKEY_TRUSTED_PROXIES", err})
 	}
@@ -367,6 +384,8 @@ func (c *config) LogValue() slog.Value {
 		slog.String("controller_api_key", mask(c.ControllerKey)),
 		slog.String("admin_api_key", mask(c.AdminAPIKey)),
 		slog.Int("envoy_secrets", len(c.EnvoySecrets)),
+		slog.String("envoy_api_url", maskURL(c.EnvoyAPIURL)),
+		slog.Bool("envoy_reports", c.EnvoyAPIURL != ""),
 		slog.String("secret_key", mask(c.SecretKey)),
 		slog.String("roles", c.roleList()),
 		slog.Bool("demo", c.Demo),

@@ -25,6 +25,7 @@ import (
 
 	"github.com/latchkey/latchkey/accounts"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/envoy"
 	"github.com/latchkey/latchkey/connector/kisi"
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/mail"
@@ -238,8 +239,16 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("LATCHKEY_CONTROLLER_URL: %w", err)
 	}
 	maps := mappings.NewStore(a.db)
+	var reporter connector.Reporter
+	if cfg.EnvoyAPIURL != "" {
+		// The integration's client secret is the one its events are
+		// signed with: the first of LATCHKEY_ENVOY_SECRET.
+		if reporter, err = envoy.New(cfg.EnvoyAPIURL, envoy.Options{ClientID: cfg.EnvoyClientID, ClientSecret: cfg.EnvoySecrets[0]}); err != nil {
+			return fmt.Errorf("LATCHKEY_ENVOY_API_URL: %w", err)
+		}
+	}
 	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client,
-		Dialer: kisi.Dialer{URL: ctrlURL, Options: kopts}})
+		Dialer: kisi.Dialer{URL: ctrlURL, Options: kopts}, Reporter: reporter})
 
 	if ln != nil {
 		metrics.RegisterVisits(a.srv.Registry(), connector.StatusNames(), 10*time.Second, svc.Store().CountByStatus)

@@ -4,8 +4,8 @@
 // (create, list, delete, and update where the controller supports it),
 // groups, and the link holder's lock list and unlock call.
 //
-// It is the only package of latchkey that makes outbound HTTP calls. It
-// imports the connector package and the root package only; it never imports
+// It is the only package of latchkey that makes outbound HTTP calls to a
+// controller (connector/envoy makes those to Envoy). It imports the connector package and the root package only; it never imports
 // lockctl, jobs, webhooks or web.
 //
 // The client owns the controller's traffic rules: a client-side rate limit

@@ -38,9 +38,9 @@ func outcome(o string) string {
 
 // Metrics records the product metrics. A nil *Metrics records nothing.
 type Metrics struct {
-	syncs, emails, unlocks *prometheus.CounterVec
-	controller             *prometheus.HistogramVec
-	lag                    prometheus.Histogram
+	syncs, emails, unlocks, reports *prometheus.CounterVec
+	controller                      *prometheus.HistogramVec
+	lag                             prometheus.Histogram
 }
 
 // New registers the product metrics on reg.
@@ -51,6 +51,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_emails_total", Help: "Guest emails by outcome.",
+		}, []string{"outcome"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latchkey_envoy_reports_total", Help: "Job reports sent back to Envoy by outcome.",
 		}, []string{"outcome"}),
 		unlocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "latchkey_unlocks_total", Help: "Pass page unlock attempts by outcome.",
@@ -67,11 +70,12 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{OK, Retry, Failed, Other} {
 		m.syncs.WithLabelValues(o)
 		m.emails.WithLabelValues(o)
+		m.reports.WithLabelValues(o)
 	}
 	for _, o := range []string{OK, Refused, Failed, Other} {
 		m.unlocks.WithLabelValues(o)
 	}
-	reg.MustRegister(m.syncs, m.emails, m.unlocks, m.controller, m.lag)
+	reg.MustRegister(m.syncs, m.emails, m.reports, m.unlocks, m.controller, m.lag)
 	return m
 }
 
@@ -86,6 +90,13 @@ func (m *Metrics) Sync(o string) {
 func (m *Metrics) Email(o string) {
 	if m != nil {
 		m.emails.WithLabelValues(outcome(o)).Inc()
+	}
+}
+
+// Report records one attempt at a report to Envoy.
+func (m *Metrics) Report(o string) {
+	if m != nil {
+		m.reports.WithLabelValues(outcome(o)).Inc()
 	}
 }
 

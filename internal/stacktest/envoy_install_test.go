@@ -24,6 +24,7 @@ type quietQueue struct{}
 func (quietQueue) EnqueueVisitSync(context.Context, int64, int64) error        { return nil }
 func (quietQueue) EnqueueEmail(context.Context, int64, string, string) error   { return nil }
 func (quietQueue) EnqueueMappingChanged(context.Context, string, string) error { return nil }
+func (quietQueue) EnqueueEnvoyReport(context.Context, int64) error             { return nil }
 
 // route calls an Envoy setup route of install, signed as Envoy signs it.
 func route(s *stacktest.Stack, name, install, config, params, payload string) (int, string) {

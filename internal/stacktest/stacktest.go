@@ -95,6 +95,8 @@ type Options struct {
 	Queue connector.Queue
 	// EnvoySecrets are the webhook signing secrets (default EnvoySecret).
 	EnvoySecrets []string
+	// Reporter, when set, reports jobs answered 202 back to Envoy.
+	Reporter connector.Reporter
 	// UI configures the front desk; its Controller and (when unset) Now
 	// are the stack's.
 	UI web.UIOptions
@@ -161,7 +163,7 @@ func Start(t testing.TB, o Options) *Stack {
 		q = s.Queue
 	}
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
-		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q,
+		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q, Reporter: o.Reporter,
 			Dialer: kisi.Dialer{URL: "http://lockctl.internal", Options: kisi.Options{SupportsUpdate: true,
 				RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1,
 				HTTPClient: &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(s.Controller.Handler())}}}})
