@@ -342,10 +342,8 @@ func (u *UI) now() time.Time { return u.opts.Now() }
 
 // localZone returns the location of an IANA zone name, or the UI's zone.
 func (u *UI) localZone(name string) *time.Location {
-	if name != "" {
-		if loc, err := time.LoadLocation(name); err == nil {
-			return loc
-		}
+	if loc := zones.load(name); loc != nil {
+		return loc
 	}
 	return u.zone
 }
