@@ -170,6 +170,7 @@ func (u *UI) Register(s *Server) {
 	g.POST("/visits/:id/revoke", u.revoke, u.requireUser)
 	g.POST("/visits/:id/extend", u.extend, u.requireUser)
 	g.POST("/visits/:id/resend", u.resend, u.requireUser)
+	g.POST("/visits/:id/email", u.correctEmail, u.requireUser)
 	g.POST("/simulate", u.simulate, u.requireUser)
 
 	g.GET("/mappings", u.mappingsPage, u.requireUser)
@@ -317,6 +318,7 @@ var flashes = map[string]string{
 	"revoked":         "Access revoked. The links are being removed from the controller.",
 	"extended":        "Access extended.",
 	"resent":          "The pass email is on its way.",
+	"email_corrected": "Address corrected. The pass email is on its way to it.",
 	"mapping-created": "Mapping created.",
 	"mapping-saved":   "Mapping saved.",
 	"mapping-deleted": "Mapping deleted.",

@@ -27,13 +27,16 @@ type health struct {
 	SyncLag         string
 	SyncLagWarn     bool
 	Failed          int64
-	Queue           *QueueStats
-	QueueErr        string
-	Controller      string
-	ControllerOK    bool
-	Signature       string
-	SignatureWarn   bool
-	Mail            string
+	// FailedEmails counts the visits the visitors list flags "email
+	// failed" (the same filter).
+	FailedEmails  int64
+	Queue         *QueueStats
+	QueueErr      string
+	Controller    string
+	ControllerOK  bool
+	Signature     string
+	SignatureWarn bool
+	Mail          string
 	// UnknownZones are time zones webhooks sent that are not IANA zones;
 	// those visits' windows run in UTC.
 	UnknownZones []connector.UnknownZone
@@ -79,6 +82,9 @@ func (u *UI) health(ctx context.Context) health {
 	}
 	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
 		h.Failed = n
+	}
+	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{EmailFailed: true, Limit: 1}); err == nil {
+		h.FailedEmails = n
 	}
 	if zs, err := u.svc.Store().UnknownTimeZones(ctx, 10); err == nil {
 		h.UnknownZones = zs
