@@ -355,13 +355,13 @@ var uiFuncs = template.FuncMap{
 		if t.IsZero() {
 			return "—"
 		}
-		return t.In(loc).Format("Mon 2 Jan 15:04")
+		return t.In(loc).Format("Mon 2 Jan 15:04 MST")
 	},
 	"fmtPtr": func(t *time.Time, loc *time.Location) string {
 		if t == nil || t.IsZero() {
 			return "—"
 		}
-		return t.In(loc).Format("Mon 2 Jan 15:04")
+		return t.In(loc).Format("Mon 2 Jan 15:04 MST")
 	},
 	"clock": func(t time.Time, loc *time.Location) string {
 		if t.IsZero() {
