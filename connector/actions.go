@@ -122,6 +122,9 @@ func (s *Service) Resend(ctx context.Context, id int64) (Visit, error) {
 		if m != nil && m.Delivery == mappings.DeliveryController {
 			return latchkey.Errorf(latchkey.Conflict, "this flow's links are mailed by the controller, not by latchkey")
 		}
+		if err := resendWouldFail(ctx, tx, v); err != nil {
+			return err
+		}
 		v.ResendCount++
 		if err := tx.setResendCount(ctx, id, v.ResendCount); err != nil {
 			return err

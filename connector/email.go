@@ -106,7 +106,11 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 				s.log.Warn("release email claim", "visit_id", id, "err", rerr)
 			}
 		}
-		if terr := s.store.AddTimeline(ctx, id, now, KindEmailFailed, fmt.Sprintf("email to %s failed: %s", v.Email, latchkey.Message(err))); terr != nil {
+		how := "failed"
+		if latchkey.KindOf(err) == latchkey.Invalid {
+			how = refusedForGood // sending it again to this address fails again
+		}
+		if terr := s.store.AddTimeline(ctx, id, now, KindEmailFailed, fmt.Sprintf("email to %s %s: %s", v.Email, how, latchkey.Message(err))); terr != nil {
 			s.log.Warn("timeline", "visit_id", id, "err", terr)
 		}
 		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)

@@ -455,8 +455,11 @@ type VisitFilter struct {
 	LocationID string
 	Query      string
 	Since      time.Time
-	Limit      int
-	Offset     int
+	// EmailFailed keeps the visits whose guest email failed (see
+	// emailFailedSQL).
+	EmailFailed bool
+	Limit       int
+	Offset      int
 }
 
 // List returns visits newest first, and the total that match.
@@ -480,6 +483,9 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("updated_at >= ?", f.Since.UTC())
+	}
+	if f.EmailFailed {
+		q = q.Where(emailFailedSQL, KindEmailSent, KindEmailFailed, KindEmailFailed, StatusScheduled, StatusActive)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {

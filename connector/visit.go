@@ -58,6 +58,9 @@ type Visit struct {
 	RevokedAt     *time.Time
 	ExtendMinutes int
 	ResendCount   int
+	// EmailCorrected is the guest's address as the front desk corrected
+	// it ("" when never); it wins over the address the platform sends.
+	EmailCorrected string `gorm:"size:320;not null;default:''"`
 
 	// Version counts changes to the desired state; SyncedVersion is the
 	// last version the reconciler applied.
@@ -98,6 +101,9 @@ func (v *Visit) setFacts(f Facts) {
 	v.FlowID = f.FlowID
 	v.Name = f.Name
 	v.Email = f.Email
+	if v.EmailCorrected != "" {
+		v.Email = v.EmailCorrected
+	}
 	v.Phone = f.Phone
 	v.ExpectedAt = nil
 	if at := f.ExpectedArrival; !at.IsZero() || !f.SignedInAt.IsZero() {

@@ -54,7 +54,7 @@ func TestInviteGuestNotified(t *testing.T) {
 	if m.To != "ada@example.com" || m.Subject != "Your access to HQ" || len(m.Attachments) != 1 {
 		t.Errorf("email to %s, subject %q, %d attachments; want ada@example.com, Your access to HQ, the QR code", m.To, m.Subject, len(m.Attachments))
 	}
-	for _, want := range []string{"Front door", "Lobby", "Valid from Mon 2 Mar 2026 10:00 CET until Mon 2 Mar 2026 12:00 CET"} {
+	for _, want := range []string{"Front door", "Lobby", "Valid Mon 2 Mar 2026, 10:00 – 12:00 CET."} {
 		if !strings.Contains(m.Text, want) {
 			t.Errorf("email text lacks %q:\n%s", want, m.Text)
 		}

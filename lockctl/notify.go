@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"html"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchkey/latchkey/internal/guesttext"
 	"github.com/latchkey/latchkey/internal/mail"
 )
 
@@ -52,45 +54,100 @@ func (c *Controller) linkMessage(ctx context.Context, ec echo.Context, l GroupLi
 	if err != nil {
 		return mail.Message{}, err
 	}
-	loc, err := time.LoadLocation(place.TimeZone)
-	if err != nil {
-		loc = time.UTC
-	}
+	txt := mailText(ec)
+	loc := placeZone(place.TimeZone)
 	url := c.linkURL(ec, secret)
 	doors := make([]string, len(locks))
 	for i, lk := range locks {
 		doors[i] = lk.Name
 	}
-	window := windowText(l.ValidFrom, l.ValidUntil, loc)
-	text := fmt.Sprintf("Hello %s,\n\nyour access link for %s opens: %s.\n%s\n\nOpen it here: %s\n\nKeep this link to yourself: anyone holding it can open these doors.\n",
-		l.Name, place.Name, strings.Join(doors, ", "), window, url)
+	window := windowText(txt, l.ValidFrom, l.ValidUntil, loc)
+	greeting := greetingText(txt, l.Name)
+	intro := txt.T("ctl.link.intro", map[string]any{"Place": place.Name})
+	text := fmt.Sprintf("%s\n\n%s %s.\n%s\n\n%s\n\n%s\n",
+		greeting, intro, strings.Join(doors, ", "), window, txt.T("ctl.open.text", map[string]any{"URL": url}), txt.T("ctl.keep", nil))
 	var b strings.Builder
-	fmt.Fprintf(&b, "<p>Hello %s,</p><p>your access link for %s opens:</p><ul>", html.EscapeString(l.Name), html.EscapeString(place.Name))
+	fmt.Fprintf(&b, "<html lang=\"%s\"><body><p>%s</p><p>%s</p><ul>", txt.Lang(), html.EscapeString(greeting), html.EscapeString(intro))
 	for _, d := range doors {
 		fmt.Fprintf(&b, "<li>%s</li>", html.EscapeString(d))
 	}
-	fmt.Fprintf(&b, "</ul><p>%s</p><p><a href=\"%s\">Open your access link</a></p>", html.EscapeString(window), html.EscapeString(url))
-	m := mail.Message{To: l.Email, Subject: "Your access link for " + place.Name, Text: text,
+	fmt.Fprintf(&b, "</ul><p>%s</p><p><a href=\"%s\">%s</a></p><p>%s</p>", html.EscapeString(window), html.EscapeString(url),
+		html.EscapeString(txt.T("ctl.open", nil)), html.EscapeString(txt.T("ctl.keep", nil)))
+	m := mail.Message{To: l.Email, Subject: txt.T("ctl.subject.link", map[string]any{"Place": place.Name}), Text: text,
 		Key: fmt.Sprintf("lockctl-group-link-%d", l.ID)}
 	if len(qr) > 0 {
-		b.WriteString(`<p>Or show this code at the reader:<br><img src="cid:access-qr" alt="QR code" width="256" height="256"></p>`)
+		b.WriteString(qrHTML(txt))
 		m.Attachments = []mail.Attachment{{Filename: "access-qr.png", ContentType: "image/png", Data: qr,
 			Inline: true, ContentID: "access-qr"}}
 	}
+	b.WriteString("</body></html>")
 	m.HTML = b.String()
 	return m, nil
 }
 
-// windowText says when access in [from, until) works, in loc.
-func windowText(from, until *time.Time, loc *time.Location) string {
-	const layout = "Mon 2 Jan 2006 15:04 MST"
+// mailText is the language of an email the controller sends: the
+// Accept-Language of the request that made the access (a place has no
+// locale of its own), else English.
+func mailText(ec echo.Context) guesttext.Text {
+	al := ec.Request().Header.Get("Accept-Language")
+	if len(al) > 200 {
+		al = al[:200]
+	}
+	return guesttext.For("", al)
+}
+
+func greetingText(txt guesttext.Text, name string) string {
+	if strings.TrimSpace(name) == "" {
+		return txt.T("email.greeting.anonymous", nil)
+	}
+	return txt.T("email.greeting", map[string]any{"Name": name})
+}
+
+func qrHTML(txt guesttext.Text) string {
+	return `<p>` + html.EscapeString(txt.T("ctl.qr", nil)) + `<br><img src="cid:access-qr" alt="` +
+		html.EscapeString(txt.T("ctl.qr.alt", nil)) + `" width="256" height="256"></p>`
+}
+
+// windowText says when access in [from, until) works, in loc, naming
+// each date once.
+func windowText(txt guesttext.Text, from, until *time.Time, loc *time.Location) string {
+	at := func(t time.Time) string {
+		return txt.T("datetime", map[string]any{"Date": txt.Date(t, loc), "Time": txt.Clock(t, loc)}) + " " + t.In(loc).Format("MST")
+	}
 	switch {
 	case from != nil && until != nil:
-		return fmt.Sprintf("Valid from %s until %s.", from.In(loc).Format(layout), until.In(loc).Format(layout))
+		return txt.T("ctl.window", map[string]any{"Window": txt.Window(*from, *until, loc)})
 	case until != nil:
-		return fmt.Sprintf("Valid until %s.", until.In(loc).Format(layout))
+		return txt.T("ctl.window.until", map[string]any{"Time": at(*until)})
 	case from != nil:
-		return fmt.Sprintf("Valid from %s.", from.In(loc).Format(layout))
+		return txt.T("ctl.window.from", map[string]any{"Time": at(*from)})
 	}
-	return "Valid until revoked."
+	return txt.T("ctl.window.open", nil)
+}
+
+// maxZones bounds the zone cache.
+const maxZones = 256
+
+var zoneCache = struct {
+	sync.Mutex
+	m map[string]*time.Location
+}{}
+
+// placeZone is the location of a place's zone (UTC when unknown), loaded
+// once per name rather than read from the zone files for every email.
+func placeZone(name string) *time.Location {
+	zoneCache.Lock()
+	defer zoneCache.Unlock()
+	if loc, ok := zoneCache.m[name]; ok {
+		return loc
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "Local" {
+		loc = time.UTC
+	}
+	if zoneCache.m == nil || len(zoneCache.m) >= maxZones {
+		zoneCache.m = map[string]*time.Location{}
+	}
+	zoneCache.m[name] = loc
+	return loc
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/latchkey/latchkey/internal/guesttext"
 	"github.com/latchkey/latchkey/internal/mail"
 )
 
@@ -67,6 +68,7 @@ func (c *Controller) notifyAssignment(ec echo.Context, ra RoleAssignment, ik *is
 func (c *Controller) personMessage(ctx context.Context, ec echo.Context, ra RoleAssignment, ik *issuedKey) (mail.Message, bool, error) {
 	var m mail.Message
 	var name, to, url, how string
+	txt := mailText(ec)
 	switch ra.AssigneeType {
 	case assigneeGuest:
 		g, err := c.store.guest(ctx, ra.AssigneeID)
@@ -75,7 +77,7 @@ func (c *Controller) personMessage(ctx context.Context, ec echo.Context, ra Role
 		}
 		name, to = g.Name, g.Email
 		if ik != nil && ik.Key.LinkEnabled {
-			url, how = c.accessURL(ec, "key", ik.Secret), "Open your access link"
+			url, how = c.accessURL(ec, "key", ik.Secret), txt.T("ctl.open", nil)
 		}
 	default:
 		u, err := c.store.user(ctx, ra.AssigneeID)
@@ -90,7 +92,7 @@ func (c *Controller) personMessage(ctx context.Context, ec echo.Context, ra Role
 		if err != nil {
 			return m, false, err
 		}
-		url, how = c.accessURL(ec, "login", secret), "Sign in and open your doors"
+		url, how = c.accessURL(ec, "login", secret), txt.T("ctl.signin", nil)
 	}
 	if to == "" {
 		return m, false, nil
@@ -98,41 +100,43 @@ func (c *Controller) personMessage(ctx context.Context, ec echo.Context, ra Role
 	if name == "" {
 		name = to
 	}
-	place, doors, appAccess, err := c.accessScope(ctx, ra)
+	place, doors, appAccess, err := c.accessScope(ctx, ra, txt)
 	if err != nil {
 		return m, false, err
 	}
-	loc, err := time.LoadLocation(place.TimeZone)
-	if err != nil {
-		loc = time.UTC
-	}
-	window := windowText(ra.ValidFrom, ra.ValidUntil, loc)
+	loc := placeZone(place.TimeZone)
+	window := windowText(txt, ra.ValidFrom, ra.ValidUntil, loc)
+	greeting := greetingText(txt, name)
+	intro := txt.T("ctl.access.intro", map[string]any{"Place": place.Name})
 	var text, b strings.Builder
-	fmt.Fprintf(&text, "Hello %s,\n\nyou have access at %s: %s.\n%s\n", name, place.Name, strings.Join(doors, ", "), window)
-	fmt.Fprintf(&b, "<p>Hello %s,</p><p>you have access at %s:</p><ul>", html.EscapeString(name), html.EscapeString(place.Name))
+	fmt.Fprintf(&text, "%s\n\n%s %s.\n%s\n", greeting, intro, strings.Join(doors, ", "), window)
+	fmt.Fprintf(&b, "<html lang=\"%s\"><body><p>%s</p><p>%s</p><ul>", txt.Lang(), html.EscapeString(greeting), html.EscapeString(intro))
 	for _, d := range doors {
 		fmt.Fprintf(&b, "<li>%s</li>", html.EscapeString(d))
 	}
 	fmt.Fprintf(&b, "</ul><p>%s</p>", html.EscapeString(window))
 	switch {
 	case ra.AssigneeType == assigneeUser:
-		fmt.Fprintf(&text, "\nSign in here (this link signs you in as %s; keep it to yourself): %s\n", to, url)
-		fmt.Fprintf(&b, "<p><a href=\"%s\">%s</a> (this link signs you in as %s; keep it to yourself)</p>",
-			html.EscapeString(url), how, html.EscapeString(to))
+		fmt.Fprintf(&text, "\n%s\n", txt.T("ctl.signin.text", map[string]any{"Email": to, "URL": url}))
+		fmt.Fprintf(&b, "<p><a href=\"%s\">%s</a> %s</p>",
+			html.EscapeString(url), html.EscapeString(how), html.EscapeString(txt.T("ctl.signin.note", map[string]any{"Email": to})))
 		if !appAccess {
-			text.WriteString("App access is not enabled for these doors: signing in shows them but does not open them.\n")
-			b.WriteString("<p>App access is not enabled for these doors: signing in shows them but does not open them.</p>")
+			noapp := txt.T("ctl.noapp", nil)
+			text.WriteString(noapp + "\n")
+			b.WriteString("<p>" + html.EscapeString(noapp) + "</p>")
 		}
 	case url != "":
-		fmt.Fprintf(&text, "\nOpen it here: %s\n\nKeep this link to yourself: anyone holding it can open these doors.\n", url)
-		fmt.Fprintf(&b, "<p><a href=\"%s\">%s</a></p>", html.EscapeString(url), how)
+		fmt.Fprintf(&text, "\n%s\n\n%s\n", txt.T("ctl.open.text", map[string]any{"URL": url}), txt.T("ctl.keep", nil))
+		fmt.Fprintf(&b, "<p><a href=\"%s\">%s</a></p><p>%s</p>", html.EscapeString(url), html.EscapeString(how), html.EscapeString(txt.T("ctl.keep", nil)))
 	}
-	m = mail.Message{To: to, Subject: "Your access to " + place.Name, Key: fmt.Sprintf("lockctl-role-assignment-%d-%d", ra.ID, c.now().UnixNano())}
+	m = mail.Message{To: to, Subject: txt.T("ctl.subject.access", map[string]any{"Place": place.Name}),
+		Key: fmt.Sprintf("lockctl-role-assignment-%d-%d", ra.ID, c.now().UnixNano())}
 	if ik != nil && ik.Key.QRCodeEnabled && len(ik.QRPNG) > 0 {
-		b.WriteString(`<p>Or show this code at the reader:<br><img src="cid:access-qr" alt="QR code" width="256" height="256"></p>`)
+		b.WriteString(qrHTML(txt))
 		m.Attachments = []mail.Attachment{{Filename: "access-qr.png", ContentType: "image/png", Data: ik.QRPNG,
 			Inline: true, ContentID: "access-qr"}}
 	}
+	b.WriteString("</body></html>")
 	m.Text, m.HTML = text.String(), b.String()
 	return m, true, nil
 }
@@ -158,7 +162,7 @@ func (c *Controller) mintSignIn(ec echo.Context, u User) (string, error) {
 // accessScope returns the place ra gives access at, the names of the doors
 // and whether app access is on (always, except for a group without
 // login_enabled).
-func (c *Controller) accessScope(ctx context.Context, ra RoleAssignment) (Place, []string, bool, error) {
+func (c *Controller) accessScope(ctx context.Context, ra RoleAssignment, txt guesttext.Text) (Place, []string, bool, error) {
 	f := lockFilter{Sort: "name"}
 	placeID, appAccess := ra.AppliesToID, true
 	switch ra.AppliesToType {
@@ -171,7 +175,7 @@ func (c *Controller) accessScope(ctx context.Context, ra RoleAssignment) (Place,
 	case appliesPlace:
 		f.PlaceID = &ra.AppliesToID
 	default:
-		return Place{Name: "your organization", TimeZone: "UTC"}, []string{"every door"}, true, nil
+		return Place{Name: txt.T("ctl.org", nil), TimeZone: "UTC"}, []string{txt.T("ctl.everydoor", nil)}, true, nil
 	}
 	place, err := c.store.place(ctx, placeID)
 	if err != nil {

@@ -54,7 +54,7 @@ func TestLinkEmail(t *testing.T) {
 		t.Errorf("to %q subject %q", m.To, m.Subject)
 	}
 	url := "https://door.example.com/lockctl/grouplinks#" + l.Secret
-	for _, want := range []string{url, "Front door, Lobby", "Mon 2 Mar 2026 14:00 CET", "Mon 2 Mar 2026 16:00 CET"} {
+	for _, want := range []string{url, "Front door, Lobby", "Valid Mon 2 Mar 2026, 14:00 – 16:00 CET."} {
 		if !strings.Contains(m.Text, want) {
 			t.Errorf("text lacks %q:\n%s", want, m.Text)
 		}

@@ -89,6 +89,7 @@ func (a *API) Register(s *Server) {
 	g.GET("/visits/:id", a.getVisit)
 	g.POST("/visits/:id/revoke", a.revokeVisit)
 	g.POST("/visits/:id/resend", a.resendVisit)
+	g.POST("/visits/:id/email", a.correctVisitEmail)
 	g.POST("/visits/:id/extend", a.extendVisit)
 	g.GET("/outbox", a.listOutbox)
 

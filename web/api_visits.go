@@ -27,29 +27,33 @@ type timelineResponse struct {
 }
 
 type visitResponse struct {
-	ID         int64              `json:"id"`
-	SourceID   string             `json:"source_id"`
-	LocationID string             `json:"location_id"`
-	FlowID     string             `json:"flow_id"`
-	FlowName   string             `json:"flow_name"`
-	Name       string             `json:"name"`
-	Email      string             `json:"email"`
-	TimeZone   string             `json:"time_zone"`
-	Status     connector.Status   `json:"status"`
-	Reason     string             `json:"reason"`
-	ValidFrom  *time.Time         `json:"valid_from"`
-	ValidUntil *time.Time         `json:"valid_until"`
-	Synced     bool               `json:"synced"`
-	Links      []linkResponse     `json:"links"`
-	PassURL    string             `json:"pass_url,omitempty"`
-	Timeline   []timelineResponse `json:"timeline,omitempty"`
-	CreatedAt  time.Time          `json:"created_at"`
-	UpdatedAt  time.Time          `json:"updated_at"`
+	ID         int64  `json:"id"`
+	SourceID   string `json:"source_id"`
+	LocationID string `json:"location_id"`
+	FlowID     string `json:"flow_id"`
+	FlowName   string `json:"flow_name"`
+	// What the platform said of the place and the host.
+	LocationName    string             `json:"location_name"`
+	LocationAddress string             `json:"location_address"`
+	HostName        string             `json:"host_name"`
+	Name            string             `json:"name"`
+	Email           string             `json:"email"`
+	TimeZone        string             `json:"time_zone"`
+	Status          connector.Status   `json:"status"`
+	Reason          string             `json:"reason"`
+	ValidFrom       *time.Time         `json:"valid_from"`
+	ValidUntil      *time.Time         `json:"valid_until"`
+	Synced          bool               `json:"synced"`
+	Links           []linkResponse     `json:"links"`
+	PassURL         string             `json:"pass_url,omitempty"`
+	Timeline        []timelineResponse `json:"timeline,omitempty"`
+	CreatedAt       time.Time          `json:"created_at"`
+	UpdatedAt       time.Time          `json:"updated_at"`
 }
 
 func newVisitResponse(v connector.Visit, links []connector.VisitLink) visitResponse {
 	r := visitResponse{ID: v.ID, SourceID: v.SourceID, LocationID: v.LocationID, FlowID: v.FlowID, FlowName: v.FlowName,
-		Name: v.Name, Email: v.Email, TimeZone: v.TimeZone, Status: v.Status, Reason: v.Reason,
+		LocationName: v.LocationName, LocationAddress: v.LocationAddress, HostName: v.HostName, Name: v.Name, Email: v.Email, TimeZone: v.TimeZone, Status: v.Status, Reason: v.Reason,
 		ValidFrom: v.ValidFrom, ValidUntil: v.ValidUntil, Synced: v.SyncedVersion >= v.Version,
 		Links: []linkResponse{}, CreatedAt: v.CreatedAt.UTC(), UpdatedAt: v.UpdatedAt.UTC()}
 	for _, l := range links {
@@ -163,6 +167,27 @@ func (a *API) resendVisit(c echo.Context) error {
 		return err
 	}
 	if _, err := a.svc.Resend(c.Request().Context(), id); err != nil {
+		return err
+	}
+	return a.visitDetail(c, id)
+}
+
+type emailRequest struct {
+	Email string `json:"email"`
+}
+
+// correctVisitEmail sets the guest's address as the desk corrected it and
+// sends the pass email to it: POST /api/v1/visits/{id}/email.
+func (a *API) correctVisitEmail(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req emailRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if _, err := a.svc.CorrectEmail(c.Request().Context(), id, req.Email); err != nil {
 		return err
 	}
 	return a.visitDetail(c, id)

@@ -208,7 +208,9 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	k.do(call{method: http.MethodPost, path: vpath + "/extend", body: `{"minutes":60}`, header: bearer(), wantStatus: 200, checkRequest: true})
 	k.do(call{method: http.MethodPost, path: vpath + "/extend", body: `{"minutes":0}`, header: bearer(), wantStatus: 400, checkRequest: false})
 	k.do(call{method: http.MethodPost, path: vpath + "/resend", header: bearer(), wantStatus: 200, checkRequest: true})
-	k.do(call{method: http.MethodGet, path: "/api/v1/outbox?to=ada@example.com", header: bearer(), wantStatus: 200, checkRequest: true})
+	k.do(call{method: http.MethodPost, path: vpath + "/email", body: `{"email":"ada.lovelace@example.com"}`, header: bearer(), wantStatus: 200, checkRequest: true})
+	k.do(call{method: http.MethodPost, path: vpath + "/email", body: `{"email":"Ada <ada@example.com>"}`, header: bearer(), wantStatus: 400, checkRequest: true})
+	k.do(call{method: http.MethodGet, path: "/api/v1/outbox?to=ada.lovelace@example.com", header: bearer(), wantStatus: 200, checkRequest: true})
 
 	// The guest pass: the page, an unlock, a refused door, an unknown
 	// pass; then the desk revokes and the pass refuses.

@@ -15,6 +15,7 @@ import (
 
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/internal/guesttext"
 	"github.com/latchkey/latchkey/internal/metrics"
 )
 
@@ -41,32 +42,44 @@ var passTmpl = template.Must(template.New("pass.html").Funcs(template.FuncMap{
 		return t.Unix()
 	},
 	"unixms": func(t time.Time) int64 { return t.UnixMilli() },
+	// args makes a message's template data from name, value pairs.
+	"args": func(kv ...any) map[string]any {
+		m := make(map[string]any, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if k, ok := kv[i].(string); ok {
+				m[k] = kv[i+1]
+			}
+		}
+		return m
+	},
 }).ParseFS(templateFS, "templates/pass.html"))
 
-// Unlock outcomes a guest can see, by the controller's refusal.
+// Unlock outcomes a guest can see, by the controller's refusal: message
+// ids of the guest catalogues (internal/guesttext).
 var unlockMessages = map[connector.Refusal]string{
-	connector.RefusedNotStarted:         "Your access has not started yet. The doors open for you when your visit begins.",
-	connector.RefusedEnded:              "Your access has ended.",
-	connector.RefusedRevoked:            "This pass no longer opens doors: it has been revoked. Please ask at the front desk.",
-	connector.RefusedDoorOffline:        "This door is offline right now. Please ask at the front desk.",
-	connector.RefusedNoAnswer:           "The door did not respond. Please try again or ask at the front desk.",
-	connector.RefusedDoorLockedDown:     "This door is locked down. Please ask at the front desk.",
-	connector.RefusedBuildingLockedDown: "This building is locked down. Please ask at the front desk.",
-	connector.RefusedTooMany:            "Too many attempts. Please wait a few seconds and try again.",
+	connector.RefusedNotStarted:         "unlock.not_started",
+	connector.RefusedEnded:              "unlock.ended",
+	connector.RefusedRevoked:            "unlock.revoked",
+	connector.RefusedDoorOffline:        "unlock.door_offline",
+	connector.RefusedNoAnswer:           "unlock.no_answer",
+	connector.RefusedDoorLockedDown:     "unlock.door_locked_down",
+	connector.RefusedBuildingLockedDown: "unlock.building_locked_down",
+	connector.RefusedTooMany:            "unlock.too_many",
 }
 
 // Messages for outcomes that are not a controller code.
 const (
-	msgUnlocked    = "Unlocked! Push the door now."
-	msgPassEnded   = "This pass no longer opens doors."
-	msgWrongDoor   = "This pass does not open this door."
-	msgUnreachable = "The door system is not reachable right now. Please try again or ask at the front desk."
-	msgUnknownPass = "This pass does not exist."
-	msgInternal    = "Something went wrong. Please ask at the front desk."
+	msgUnlocked    = "unlock.ok"
+	msgPassEnded   = "unlock.pass_ended"
+	msgWrongDoor   = "unlock.wrong_door"
+	msgUnreachable = "unlock.unreachable"
+	msgUnknownPass = "unlock.unknown_pass"
+	msgInternal    = "unlock.internal"
+	msgNoDoors     = "pass.doors.unavailable"
 )
 
-// unlockOutcome turns an unlock error into an HTTP status and a message for
-// the guest: 403 for a refusal, 429 for too many attempts, 503 when the
+// unlockOutcome turns an unlock error into an HTTP status and a message id
+// for the guest: 403 for a refusal, 429 for too many attempts, 503 when the
 // door system could not be reached.
 func unlockOutcome(err error) (int, string) {
 	var ce *connector.ControllerError
@@ -103,7 +116,8 @@ func unlockOutcome(err error) (int, string) {
 const (
 	stateScheduled = "scheduled"
 	stateActive    = "active"
-	stateRevoked   = "revoked"   // at the desk, or refused by the block list
+	stateRevoked   = "revoked"   // at the desk, or the link gone on the controller
+	stateDenied    = "denied"    // refused by the block list, or denied at the desk
 	stateDeparted  = "departed"  // signed out
 	stateCancelled = "cancelled" // the invitation was withdrawn
 	stateHeld      = "held"
@@ -119,15 +133,22 @@ type doorView struct {
 }
 
 type passView struct {
-	Token, Name, From, Until, Zone, State, Message string
-	Place, Address, Host                           string
-	Countdown                                      string
-	MessageOK                                      bool
-	Doors                                          []doorView
-	QR                                             template.URL
-	StartsAt, EndsAt, Now                          time.Time
-	Usable                                         bool
-	Nonce                                          string
+	// Txt is the page's text in the guest's language.
+	Txt                              guesttext.Text
+	Token, Name, Window, Zone, State string
+	Message                          string
+	Place, Address, Host             string
+	Countdown                        string
+	// StateText says what the pass does now; for a scheduled pass it is
+	// split around the live countdown (StateText, countdown, StateAfter).
+	StateText, StateAfter string
+	ActiveText            string
+	MessageOK             bool
+	Doors                 []doorView
+	QR                    template.URL
+	StartsAt, EndsAt, Now time.Time
+	Usable                bool
+	Nonce                 string
 }
 
 // passState is what the page shows for a visit at now. The window decides
@@ -151,8 +172,10 @@ func passState(v connector.Visit, now time.Time) string {
 		// invitation or a refusal.
 		f := v.Facts
 		switch {
-		case v.ManuallyRevoked || f.Denied:
+		case v.ManuallyRevoked:
 			return stateRevoked
+		case f.Denied:
+			return stateDenied
 		case f.InviteRemoved:
 			return stateCancelled
 		case !f.SignedOutAt.IsZero():
@@ -165,30 +188,45 @@ func passState(v connector.Visit, now time.Time) string {
 	return stateEnded
 }
 
+// passText is the guest's language: the visit's location's locale, else
+// the browser's Accept-Language, else English.
+func passText(c echo.Context, locale string) guesttext.Text {
+	al := c.Request().Header.Get("Accept-Language")
+	if len(al) > 200 {
+		al = al[:200]
+	}
+	return guesttext.For(locale, al)
+}
+
 // renderPass renders the pass page for token with an optional outcome
-// message. When the controller cannot list the doors the page still shows
+// message (a message id). When the controller cannot list the doors the page still shows
 // the window and says why the doors are missing: a link the controller no
 // longer knows reads as revoked.
 func (a *API) renderPass(c echo.Context, token string, status int, msg string, ok bool) error {
 	ctx := c.Request().Context()
 	p, err := a.svc.PassView(ctx, token)
 	if errors.Is(err, connector.ErrPassNotFound) {
-		return a.writePass(c, http.StatusNotFound, passView{State: stateNotFound})
+		view := passView{Txt: passText(c, ""), State: stateNotFound, Message: msg}
+		return a.writePass(c, http.StatusNotFound, view)
 	}
 	if err != nil && p.Visit.ID == 0 {
 		return err
 	}
 	now := a.svc.Now()
 	v := p.Visit
-	loc := time.UTC
-	if l, lerr := time.LoadLocation(v.TimeZone); lerr == nil && v.TimeZone != "" {
-		loc = l
+	txt := passText(c, v.Locale)
+	loc := zones.load(v.TimeZone)
+	if loc == nil {
+		loc = time.UTC
 	}
-	view := passView{Token: token, Name: v.Name, Zone: loc.String(), Message: msg, MessageOK: ok, Now: now,
+	view := passView{Txt: txt, Token: token, Name: v.Name, Zone: loc.String(), Message: msg, MessageOK: ok, Now: now,
 		State: passState(v, now), Place: v.LocationName, Address: v.LocationAddress, Host: v.HostName}
+	var from, until string
 	if v.ValidFrom != nil && v.ValidUntil != nil {
-		view.From = v.ValidFrom.In(loc).Format("Mon 2 Jan, 15:04")
-		view.Until = v.ValidUntil.In(loc).Format("Mon 2 Jan, 15:04 MST")
+		view.Window = txt.Window(*v.ValidFrom, *v.ValidUntil, loc)
+		from = txt.T("datetime", map[string]any{"Date": txt.Date(*v.ValidFrom, loc), "Time": txt.Clock(*v.ValidFrom, loc)})
+		until = txt.T("datetime", map[string]any{"Date": txt.Date(*v.ValidUntil, loc), "Time": txt.Clock(*v.ValidUntil, loc)}) +
+			" " + zoneAbbrev(*v.ValidUntil, loc)
 		view.StartsAt, view.EndsAt = *v.ValidFrom, *v.ValidUntil
 		view.Countdown = countdown(v.ValidFrom.Sub(now))
 	}
@@ -201,21 +239,36 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 			}
 		} else if view.Message == "" {
 			a.log.Warn("pass doors", "visit_id", v.ID, "err", err)
-			view.Message = "Your doors cannot be listed right now. Please reload in a moment or ask at the front desk."
+			view.Message = msgNoDoors
 			if status == http.StatusOK {
 				status = http.StatusServiceUnavailable
 			}
 		}
 		p.Doors, p.QRToken, p.QRImage = nil, "", nil
 	}
+	view.ActiveText = txt.T("pass.state.active", map[string]any{"Until": until})
+	switch view.State {
+	case stateScheduled:
+		// The countdown is live: the sentence is cut around it.
+		const mark = "\x00"
+		parts := strings.SplitN(txt.T("pass.state.scheduled", map[string]any{"Countdown": mark, "From": from}), mark, 2)
+		view.StateText = parts[0]
+		if len(parts) == 2 {
+			view.StateAfter = parts[1]
+		}
+	case stateActive:
+		view.StateText = view.ActiveText
+	default:
+		view.StateText = txt.T("pass.state."+view.State, nil)
+	}
 	view.Usable = view.State == stateActive
 	for _, d := range p.Doors {
 		dv := doorView{LockID: d.LockID, Name: d.Name, Available: d.Available()}
 		switch {
 		case !d.Online:
-			dv.Note = "offline"
+			dv.Note = txt.T("pass.door.offline", nil)
 		case d.LockedDown:
-			dv.Note = "locked down"
+			dv.Note = txt.T("pass.door.lockeddown", nil)
 		}
 		view.Doors = append(view.Doors, dv)
 	}
@@ -230,6 +283,9 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 // requests to this origin.
 func (a *API) writePass(c echo.Context, status int, view passView) error {
 	view.Nonce = rand.Text()
+	if view.Message != "" {
+		view.Message = view.Txt.T(view.Message, nil)
+	}
 	var b strings.Builder
 	if err := passTmpl.Execute(&b, view); err != nil {
 		return fmt.Errorf("render pass page: %w", err)
@@ -239,6 +295,16 @@ func (a *API) writePass(c echo.Context, status int, view passView) error {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
 	return c.HTML(status, b.String())
+}
+
+// zoneAbbrev names loc at t: its abbreviation ("CET"), or its IANA name
+// where the zone has none ("+06" says less than "Asia/Dhaka").
+func zoneAbbrev(t time.Time, loc *time.Location) string {
+	z := t.In(loc).Format("MST")
+	if z != "" && (z[0] == '+' || z[0] == '-') {
+		return loc.String()
+	}
+	return z
 }
 
 // countdown renders d as "2h 5m", "5m 3s" or "40s", as the page's script
@@ -293,7 +359,8 @@ func (a *API) passUnlock(c echo.Context) error {
 	if wantsHTML(c) {
 		return a.renderPass(c, token, status, msg, err == nil)
 	}
-	return c.JSON(status, map[string]string{"message": msg})
+	// The page's script names the page's language in Accept-Language.
+	return c.JSON(status, map[string]string{"message": passText(c, "").T(msg, nil)})
 }
 
 // wantsHTML reports whether the request is a browser's form submission

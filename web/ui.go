@@ -170,6 +170,7 @@ func (u *UI) Register(s *Server) {
 	g.POST("/visits/:id/revoke", u.revoke, u.requireUser)
 	g.POST("/visits/:id/extend", u.extend, u.requireUser)
 	g.POST("/visits/:id/resend", u.resend, u.requireUser)
+	g.POST("/visits/:id/email", u.correctEmail, u.requireUser)
 	g.POST("/simulate", u.simulate, u.requireUser)
 
 	g.GET("/mappings", u.mappingsPage, u.requireUser)
@@ -317,6 +318,7 @@ var flashes = map[string]string{
 	"revoked":         "Access revoked. The links are being removed from the controller.",
 	"extended":        "Access extended.",
 	"resent":          "The pass email is on its way.",
+	"email_corrected": "Address corrected. The pass email is on its way to it.",
 	"mapping-created": "Mapping created.",
 	"mapping-saved":   "Mapping saved.",
 	"mapping-deleted": "Mapping deleted.",
@@ -342,10 +344,8 @@ func (u *UI) now() time.Time { return u.opts.Now() }
 
 // localZone returns the location of an IANA zone name, or the UI's zone.
 func (u *UI) localZone(name string) *time.Location {
-	if name != "" {
-		if loc, err := time.LoadLocation(name); err == nil {
-			return loc
-		}
+	if loc := zones.load(name); loc != nil {
+		return loc
 	}
 	return u.zone
 }
@@ -355,13 +355,13 @@ var uiFuncs = template.FuncMap{
 		if t.IsZero() {
 			return "—"
 		}
-		return t.In(loc).Format("Mon 2 Jan 15:04")
+		return t.In(loc).Format("Mon 2 Jan 15:04 MST")
 	},
 	"fmtPtr": func(t *time.Time, loc *time.Location) string {
 		if t == nil || t.IsZero() {
 			return "—"
 		}
-		return t.In(loc).Format("Mon 2 Jan 15:04")
+		return t.In(loc).Format("Mon 2 Jan 15:04 MST")
 	},
 	"clock": func(t time.Time, loc *time.Location) string {
 		if t.IsZero() {

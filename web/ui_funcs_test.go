@@ -1,6 +1,9 @@
 package web
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestKindLabel(t *testing.T) {
 	tests := []struct{ kind, want string }{
@@ -17,5 +20,20 @@ func TestKindLabel(t *testing.T) {
 		if got := kindLabel(tt.kind); got != tt.want {
 			t.Errorf("kindLabel(%q) = %q, want %q", tt.kind, got, tt.want)
 		}
+	}
+}
+
+// TestEventRowDoor: the Door column names a door only for door events;
+// a link's event names the link (the visitor) beside its type.
+func TestEventRowDoor(t *testing.T) {
+	u := &UI{zone: time.UTC}
+	name := "Jane Visitor (Visitor)"
+	link := u.eventRow(ctrlEvent{Type: "group_link.create", ObjectType: "GroupLink", ObjectName: name, Success: true})
+	if link.Door != "" || link.Subject != "group link "+name {
+		t.Errorf("link event: door %q, subject %q", link.Door, link.Subject)
+	}
+	unlock := u.eventRow(ctrlEvent{Type: "lock.unlock", ObjectType: "Lock", ObjectName: "Front door", ActorName: &name, Success: true})
+	if unlock.Door != "Front door" || unlock.Subject != "" || unlock.Actor != name {
+		t.Errorf("unlock event: door %q, subject %q, actor %q", unlock.Door, unlock.Subject, unlock.Actor)
 	}
 }

@@ -242,13 +242,21 @@ func (u *UI) preview(f *mappingForm, m mappings.Mapping) {
 
 type mappingRow struct {
 	mappings.Mapping
-	Groups   []string
-	Warnings []string
+	// LocationName and FlowName are the names events carried ("" when
+	// no event told them).
+	LocationName, FlowName string
+	Groups                 []string
+	Warnings               []string
+}
+
+// locationOption is a location to filter on, by name when known.
+type locationOption struct {
+	ID, Name string
 }
 
 type mappingsData struct {
 	Location  string
-	Locations []string
+	Locations []locationOption
 	Rows      []mappingRow
 	GroupsErr string
 }
@@ -265,16 +273,17 @@ func (u *UI) mappingsPage(c echo.Context) error {
 		d.GroupsErr = "The controller is not reachable; group names and door checks are missing."
 	}
 	names := groupNames(gs)
+	places := u.placeNames(ctx)
 	seen := map[string]bool{}
 	for _, m := range all {
 		if !seen[m.LocationID] {
 			seen[m.LocationID] = true
-			d.Locations = append(d.Locations, m.LocationID)
+			d.Locations = append(d.Locations, locationOption{ID: m.LocationID, Name: places.Locations[m.LocationID]})
 		}
 		if d.Location != "" && m.LocationID != d.Location {
 			continue
 		}
-		r := mappingRow{Mapping: m}
+		r := mappingRow{Mapping: m, LocationName: places.Locations[m.LocationID], FlowName: places.Flows[m.LocationID+"/"+m.FlowID]}
 		for _, id := range m.GroupIDs {
 			n := names[id]
 			if n == "" {
@@ -287,7 +296,7 @@ func (u *UI) mappingsPage(c echo.Context) error {
 		}
 		d.Rows = append(d.Rows, r)
 	}
-	sort.Strings(d.Locations)
+	sort.Slice(d.Locations, func(i, j int) bool { return d.Locations[i].ID < d.Locations[j].ID })
 	sort.SliceStable(d.Rows, func(i, j int) bool {
 		if d.Rows[i].LocationID != d.Rows[j].LocationID {
 			return d.Rows[i].LocationID < d.Rows[j].LocationID
@@ -390,4 +399,14 @@ func (u *UI) deleteMapping(c echo.Context) error {
 	}
 	u.svc.FlowMappingChanged(ctx, old.LocationID, old.FlowID)
 	return redirect(c, "/admin/mappings", "mapping-deleted")
+}
+
+// placeNames are the location and flow names events carried; empty maps
+// when they cannot be read (the pages then show the ids).
+func (u *UI) placeNames(ctx context.Context) connector.PlaceNames {
+	n, err := u.svc.Store().Names(ctx)
+	if err != nil {
+		u.log.Warn("place names", "err", err)
+	}
+	return n
 }

@@ -27,6 +27,9 @@ type health struct {
 	SyncLag         string
 	SyncLagWarn     bool
 	Failed          int64
+	// FailedEmails counts the visits the visitors list flags "email
+	// failed" (the same filter).
+	FailedEmails int64
 	// Reporting says reports go back to Envoy; ReportsFailed counts those
 	// given up in the last 7 days (-1: could not be read).
 	Reporting     bool
@@ -83,6 +86,9 @@ func (u *UI) health(ctx context.Context) health {
 	}
 	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{Status: connector.StatusFailed, Limit: 1}); err == nil {
 		h.Failed = n
+	}
+	if _, n, err := u.svc.Store().List(ctx, connector.VisitFilter{EmailFailed: true, Limit: 1}); err == nil {
+		h.FailedEmails = n
 	}
 	if h.Reporting = u.svc.Reporting(); h.Reporting {
 		h.ReportsFailed = -1
@@ -162,8 +168,15 @@ func (f eventFilter) kisi() kisi.EventFilter {
 
 type eventRow struct {
 	At, Type, Actor, Object, Outcome, Detail, IP string
-	OK                                           bool
+	// Door is the door an event concerns ("" when it is not about a door);
+	// Subject names any other object ("group link Jane (Visitor)").
+	Door, Subject string
+	OK            bool
 }
+
+// objectLabels name the controller's object types for people.
+var objectLabels = map[string]string{"GroupLink": "group link", "Group": "group", "Place": "place", "User": "user",
+	"Guest": "guest", "RoleAssignment": "role assignment", "Invite": "invite", "AccessKey": "access key", "Login": "login"}
 
 type eventsData struct {
 	Filter      eventFilter
@@ -204,6 +217,16 @@ func (f eventFilter) query() string {
 
 func (u *UI) eventRow(e ctrlEvent) eventRow {
 	r := eventRow{At: e.CreatedAt.In(u.zone).Format("2006-01-02 15:04:05 MST"), Type: e.Type, Object: e.ObjectName, OK: e.Success, Outcome: "ok"}
+	switch {
+	case e.ObjectType == "Lock":
+		r.Door = e.ObjectName
+	case e.ObjectName != "":
+		label := objectLabels[e.ObjectType]
+		if label == "" {
+			label = strings.ToLower(e.ObjectType)
+		}
+		r.Subject = strings.TrimSpace(label + " " + e.ObjectName)
+	}
 	if e.ActorName != nil {
 		r.Actor = *e.ActorName
 	}

@@ -28,6 +28,8 @@ type simForm struct {
 // simFlow is a mapped (location, flow) to pick from.
 type simFlow struct {
 	LocationID, FlowID string
+	// Label names the pair: the names events carried, else the ids.
+	Label string
 }
 
 func (f simFlow) Value() string { return f.LocationID + "/" + f.FlowID }
@@ -35,8 +37,16 @@ func (f simFlow) Value() string { return f.LocationID + "/" + f.FlowID }
 func (u *UI) defaultSimForm(ctx context.Context) simForm {
 	f := simForm{Kind: "sign-in", Name: "Ada Lovelace", Email: "ada@example.com", FlowName: "Visitor", TimeZone: u.zone.String(), ArrivalMinutes: 60}
 	if ms, err := u.maps.List(ctx, ""); err == nil {
+		names := u.placeNames(ctx)
 		for _, m := range ms {
-			f.Flows = append(f.Flows, simFlow{LocationID: m.LocationID, FlowID: m.FlowID})
+			loc, flow := names.Locations[m.LocationID], names.Flows[m.LocationID+"/"+m.FlowID]
+			if loc == "" {
+				loc = "location " + m.LocationID
+			}
+			if flow == "" {
+				flow = "flow " + m.FlowID
+			}
+			f.Flows = append(f.Flows, simFlow{LocationID: m.LocationID, FlowID: m.FlowID, Label: loc + " · " + flow})
 		}
 	}
 	if len(f.Flows) > 0 {

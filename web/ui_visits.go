@@ -21,9 +21,14 @@ import (
 var visitStatuses = []connector.Status{connector.StatusActive, connector.StatusScheduled, connector.StatusHeld,
 	connector.StatusRevoked, connector.StatusExpired, connector.StatusIgnored, connector.StatusFailed}
 
+// statusEmailFailed is the visitors list's filter for visits whose last
+// guest email failed; it is not a visit status.
+const statusEmailFailed = "email_failed"
+
 // visitQuery is the visitors list's search and filters.
 type visitQuery struct {
-	Q      string
+	Q string
+	// Status is a visit status, or statusEmailFailed.
 	Status connector.Status
 	// Range is "today" (default), "week" or "all".
 	Range string
@@ -55,7 +60,7 @@ func parseVisitQuery(c echo.Context) (visitQuery, error) {
 	default:
 		return q, latchkey.Errorf(latchkey.Invalid, "range must be today, week or all")
 	}
-	if q.Status != "" {
+	if q.Status != "" && q.Status != statusEmailFailed {
 		ok := false
 		for _, s := range visitStatuses {
 			ok = ok || s == q.Status
@@ -78,6 +83,9 @@ type visitRow struct {
 	LastUnlock              string
 	Synced                  bool
 	ValidFromT, ValidUntilT *time.Time
+	// EmailFailed is the failure of the guest's last email, "" when it
+	// did not fail (or access is over).
+	EmailFailed string
 }
 
 type visitsData struct {
@@ -119,6 +127,9 @@ func (u *UI) visitRows(c echo.Context) error {
 func (u *UI) visitsData(ctx context.Context, q visitQuery) (visitsData, error) {
 	d := visitsData{Query: q, Statuses: visitStatuses}
 	f := connector.VisitFilter{Status: q.Status, Query: q.Q, Limit: 200}
+	if q.Status == statusEmailFailed {
+		f.Status, f.EmailFailed = "", true
+	}
 	now := u.now().In(u.zone)
 	switch q.Range {
 	case "today":
@@ -143,8 +154,14 @@ func (u *UI) visitsData(ctx context.Context, q visitQuery) (visitsData, error) {
 	if err != nil {
 		return d, err
 	}
+	failures, err := u.svc.Store().EmailFailures(ctx, ids)
+	if err != nil {
+		return d, err
+	}
 	for _, v := range vs {
-		d.Rows = append(d.Rows, u.visitRow(v, links[v.ID], unlocks[v.ID], doorNames))
+		r := u.visitRow(v, links[v.ID], unlocks[v.ID], doorNames)
+		r.EmailFailed = failures[v.ID]
+		d.Rows = append(d.Rows, r)
 	}
 	return d, nil
 }
@@ -228,7 +245,10 @@ type visitDetail struct {
 	CanRevoke bool
 	CanExtend bool
 	CanResend bool
-	Error     string
+	// CanCorrect: the guest's address can be corrected (and the email
+	// sent to it).
+	CanCorrect bool
+	Error      string
 }
 
 type linkView struct {
@@ -255,6 +275,9 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	groups, _ := u.cachedGroups(ctx)
 	gnames := groupNames(groups)
 	out := visitDetail{Row: row, Visit: d.Visit, Zone: loc, PassURL: u.svc.PassURL(d.Visit)}
+	if fs, err := u.svc.Store().EmailFailures(ctx, []int64{id}); err == nil {
+		out.Row.EmailFailed = fs[id]
+	}
 	for _, l := range d.Links {
 		if l.LinkID == 0 {
 			continue
@@ -277,6 +300,7 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	out.CanRevoke = st != connector.StatusRevoked && st != connector.StatusIgnored
 	out.CanExtend = st != connector.StatusRevoked && st != connector.StatusIgnored && st != connector.StatusHeld
 	out.CanResend = st.WantsLinks() && d.Visit.Email != ""
+	out.CanCorrect = st.WantsLinks()
 	return out, nil
 }
 
@@ -401,4 +425,21 @@ func (u *UI) resend(c echo.Context) error {
 		return u.actionError(c, id, err)
 	}
 	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "resent")
+}
+
+// correctEmail sets the guest's address as the desk corrected it and sends
+// the pass email to it.
+func (u *UI) correctEmail(c echo.Context) error {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return err
+	}
+	email := c.FormValue("email")
+	if len(email) > connector.MaxEmailLen+10 {
+		email = email[:connector.MaxEmailLen+10]
+	}
+	if _, err := u.svc.CorrectEmail(c.Request().Context(), id, email); err != nil {
+		return u.actionError(c, id, err)
+	}
+	return redirect(c, "/admin/visits/"+strconv.FormatInt(id, 10), "email_corrected")
 }
