@@ -67,11 +67,15 @@ func (s *Service) forgetDoors(install string) {
 }
 
 // emailDoors lists the doors behind the visit's live links, by their
-// groups: one listing of the install's group doors serves every email.
+// groups: one listing of the install's group doors serves every email
+// (and report). A visit with a person credential lists the person's.
 func (s *Service) emailDoors(ctx context.Context, v *Visit, links []VisitLink) ([]Door, error) {
 	ctx, err := s.bindController(ctx, v.InstallID)
 	if err != nil {
 		return nil, err
+	}
+	if ds, ok, err := s.personDoors(ctx, v); ok || err != nil {
+		return ds, err
 	}
 	byGroup, err := s.groupDoors(ctx, v.InstallID, doorsTTL)
 	if err != nil {

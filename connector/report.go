@@ -104,7 +104,7 @@ func (s *Service) jobReport(ctx context.Context, r reportRow, v *Visit) JobRepor
 	if links, err := s.store.Links(ctx, v.ID); err == nil {
 		// The doors are a courtesy: a controller that cannot list them
 		// now does not hold the report back.
-		if doors, err := s.doors(ctx, v, links); err == nil && len(doors) > 0 {
+		if doors, err := s.emailDoors(ctx, v, links); err == nil && len(doors) > 0 {
 			names := make([]string, len(doors))
 			for i, d := range doors {
 				names[i] = d.Name
