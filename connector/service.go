@@ -539,7 +539,7 @@ func (s *Service) EmailFailed(ctx context.Context, id int64, key, reason string)
 		if err := tx.moveEmailDue(ctx, id, key, v.EmailedWindow); err != nil {
 			return err
 		}
-		return tx.AddTimeline(ctx, id, s.now(), KindEmailFailed, "email not sent, giving up: "+reason+"; use Resend once fixed")
+		return tx.AddTimeline(ctx, id, s.now(), KindEmailFailed, "email not sent, giving up: "+reason+"; correct the guest's address, or Resend once the mail server is fixed")
 	})
 }
 

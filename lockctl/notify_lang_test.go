@@ -19,7 +19,11 @@ func TestLinkEmailLanguage(t *testing.T) {
 		{"es", "Su enlace de acceso para HQ", []string{"Hola, Ada Lovelace (Visitor):", "Válido "}},
 		{"", "Your access link for HQ", []string{"Hello Ada Lovelace (Visitor),", "Valid Mon 2 Mar 2026, 14:00 – 16:00 CET."}},
 	} {
-		t.Run(tt.accept, func(t *testing.T) {
+		name := tt.accept
+		if name == "" {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			f := e.site()
 			t0 := time.Date(2026, 3, 2, 13, 0, 0, 0, time.UTC)

@@ -37,3 +37,11 @@ func TestEventRowDoor(t *testing.T) {
 		t.Errorf("unlock event: door %q, subject %q, actor %q", unlock.Door, unlock.Subject, unlock.Actor)
 	}
 }
+
+func TestNameGroups(t *testing.T) {
+	names := map[int64]string{1: "Visitors"}
+	got := nameGroups("link 5 created on group 1: Wed 2 Dec; link 6 on group 2", names)
+	if want := "link 5 created on group Visitors (1): Wed 2 Dec; link 6 on group 2"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -294,7 +295,7 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	for i := len(d.Timeline) - 1; i >= 0; i-- {
 		e := d.Timeline[i]
 		out.Timeline = append(out.Timeline, timelineView{At: e.At.In(loc).Format("Mon 2 Jan 15:04:05 MST"), ISO: e.At.UTC().Format(time.RFC3339),
-			Kind: e.Kind, Message: e.Message})
+			Kind: e.Kind, Message: nameGroups(e.Message, gnames)})
 	}
 	st := d.Visit.Status
 	out.CanRevoke = st != connector.StatusRevoked && st != connector.StatusIgnored
@@ -302,6 +303,21 @@ func (u *UI) detail(ctx context.Context, id int64) (visitDetail, error) {
 	out.CanResend = st.WantsLinks() && d.Visit.Email != ""
 	out.CanCorrect = st.WantsLinks()
 	return out, nil
+}
+
+// groupRefRE finds the controller groups a timeline message names by id.
+var groupRefRE = regexp.MustCompile(`\bgroup (\d{1,18})\b`)
+
+// nameGroups writes the groups msg names by id with their names ("group
+// Visitors (1)") where the controller told them.
+func nameGroups(msg string, names map[int64]string) string {
+	return groupRefRE.ReplaceAllStringFunc(msg, func(m string) string {
+		id, err := strconv.ParseInt(m[len("group "):], 10, 64)
+		if n := names[id]; err == nil && n != "" {
+			return "group " + n + " (" + m[len("group "):] + ")"
+		}
+		return m
+	})
 }
 
 func (u *UI) visitPage(c echo.Context) error {
