@@ -548,6 +548,25 @@ func (s *Service) VisitsDue(ctx context.Context, now time.Time) ([]VisitRef, err
 	return s.store.due(ctx, now, 1000)
 }
 
+// Synced reports whether visit id's sync at version (or a later one) is
+// done. A visit not found is not: its sync reports that.
+func (s *Service) Synced(ctx context.Context, id, version int64) (bool, error) {
+	synced, _, err := s.store.deliveredState(ctx, id)
+	if errors.Is(err, ErrVisitNotFound) {
+		return false, nil
+	}
+	return err == nil && synced >= version, err
+}
+
+// Emailed reports whether visit id's guest email for window key was sent.
+func (s *Service) Emailed(ctx context.Context, id int64, key string) (bool, error) {
+	_, emailed, err := s.store.deliveredState(ctx, id)
+	if errors.Is(err, ErrVisitNotFound) {
+		return false, nil
+	}
+	return err == nil && key != "" && emailed == key, err
+}
+
 // VisitsUnsynced lists visits changed before cutoff and not synced since.
 func (s *Service) VisitsUnsynced(ctx context.Context, cutoff time.Time) ([]VisitRef, error) {
 	return s.store.unsynced(ctx, cutoff, 1000)

@@ -644,6 +644,23 @@ func (s *Store) releaseEmail(ctx context.Context, id int64, key string) error {
 	return nil
 }
 
+// deliveredState returns the version visit id was last synced at and the
+// window its guest was last emailed, in one narrow read.
+func (s *Store) deliveredState(ctx context.Context, id int64) (syncedVersion int64, emailedWindow string, err error) {
+	var row struct {
+		SyncedVersion int64
+		EmailedWindow string
+	}
+	res := s.db.WithContext(ctx).Model(&Visit{}).Select("synced_version, emailed_window").Where("id = ?", id).Limit(1).Scan(&row)
+	if res.Error != nil {
+		return 0, "", fmt.Errorf("visit %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return 0, "", ErrVisitNotFound
+	}
+	return row.SyncedVersion, row.EmailedWindow, nil
+}
+
 // moveEmailDue replaces the visit's owed email key from with to, when the
 // email due for from will never be sent: the window changed again (to is the
 // current key) or nothing is owed any more (to is the emailed key). The

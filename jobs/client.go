@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,6 +14,8 @@ import (
 type Client struct {
 	c *asynq.Client
 	i *asynq.Inspector
+	// local, when set, also runs syncs and emails at once (RunLocally).
+	local atomic.Pointer[localRunner]
 }
 
 // NewClient returns a Client on r.
@@ -59,12 +62,23 @@ func (c *Client) deleteArchived(typ, id string) bool {
 }
 
 // EnqueueVisitSync enqueues a sync of visit id at the given version.
+// With RunLocally, the sync also starts at once here.
 func (c *Client) EnqueueVisitSync(ctx context.Context, visitID, version int64) error {
-	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version})
-	if err != nil {
+	r := c.local.Load()
+	now := r.take()
+	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version, Backup: now})
+	if err == nil {
+		err = c.enqueue(ctx, t, id)
+	}
+	if !now {
 		return err
 	}
-	return c.enqueue(ctx, t, id)
+	if err != nil {
+		r.release()
+		return err
+	}
+	r.run(t, r.w.handleVisitSync)
+	return nil
 }
 
 // EnqueueVisitSyncTagged enqueues a sync of visit id under an id that also
@@ -108,12 +122,23 @@ func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64,
 }
 
 // EnqueueEmail enqueues the email of kind for visit id's window windowKey.
+// With RunLocally, the email also starts at once here.
 func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error {
-	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey})
-	if err != nil {
+	r := c.local.Load()
+	now := r.take()
+	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey, Backup: now})
+	if err == nil {
+		err = c.enqueue(ctx, t, id)
+	}
+	if !now {
 		return err
 	}
-	return c.enqueue(ctx, t, id)
+	if err != nil {
+		r.release()
+		return err
+	}
+	r.run(t, r.w.handleEmailSend)
+	return nil
 }
 
 // EnqueueEmailTagged enqueues the email of kind for visit id's window

@@ -49,16 +49,22 @@ type recorder struct {
 	reportErr     error
 	reportsFailed []string
 	reportsOwed   []int64
+	// synced and emailed are what succeeded, for Synced and Emailed.
+	synced  map[int64]bool
+	emailed map[string]bool
 }
 
 func newRecorder() *recorder {
-	return &recorder{failed: map[int64]string{}, calls: make(chan string, 100)}
+	return &recorder{failed: map[int64]string{}, calls: make(chan string, 100), synced: map[int64]bool{}, emailed: map[string]bool{}}
 }
 
 func (r *recorder) SyncVisit(_ context.Context, id int64) (connector.SyncResult, error) {
 	r.mu.Lock()
 	r.syncs = append(r.syncs, id)
 	err, res := r.syncErr, r.result
+	if err == nil {
+		r.synced[id] = true
+	}
 	r.mu.Unlock()
 	r.calls <- "sync"
 	return res, err
@@ -68,6 +74,9 @@ func (r *recorder) SendVisitEmail(_ context.Context, id int64, kind, key string)
 	r.mu.Lock()
 	r.emails = append(r.emails, kind+":"+key)
 	err := r.emailErr
+	if err == nil {
+		r.emailed[fmt.Sprint(id, ":", key)] = true
+	}
 	r.mu.Unlock()
 	r.calls <- "email"
 	return err
@@ -136,6 +145,16 @@ func (r *recorder) ReportsOwed(context.Context, time.Time) ([]int64, error) {
 
 func (r *recorder) RepairDrift(context.Context) (connector.DriftReport, error) {
 	return connector.DriftReport{}, nil
+}
+func (r *recorder) Synced(_ context.Context, id, _ int64) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.synced[id], nil
+}
+func (r *recorder) Emailed(_ context.Context, id int64, key string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.emailed[fmt.Sprint(id, ":", key)], nil
 }
 
 // waitFor waits for the named call, failing after a deadline.
@@ -572,4 +591,62 @@ func TestLostSweepSendsOwedReports(t *testing.T) {
 	if !slices.Equal(d.reports, []int64{5}) {
 		t.Errorf("reports sent = %v, want [5]", d.reports)
 	}
+}
+
+// With RunLocally, an enqueued sync runs at once, long before the worker's
+// next poll, and so does the email it asks for; the queued copies then
+// find the work done and do not run it again.
+func TestLocalRunDoesNotWaitForThePoll(t *testing.T) {
+	r := openRedis(t)
+	d := newRecorder()
+	d.result = connector.SyncResult{Version: 1, Status: connector.StatusActive, EmailKind: "access", WindowKey: "w1"}
+	c := NewClient(r)
+	const poll = 3 * time.Second
+	w := NewWorker(testenv.Logger(t), r, d, c, WorkerOptions{PollInterval: poll, ShutdownTimeout: 2 * time.Second})
+	c.RunLocally(w, 4)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	// Let the worker's first poll find the queues empty: it sleeps a poll.
+	time.Sleep(200 * time.Millisecond)
+	began := time.Now()
+	if err := c.EnqueueVisitSync(context.Background(), 9, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "sync")
+	d.waitFor(t, "email")
+	if took := time.Since(began); took > poll/3 {
+		t.Errorf("sync and email took %v; want them well before the poll of %v", took, poll)
+	}
+	// The queued copies run within two polls (and a retry, should one have
+	// met the local run) and do nothing.
+	time.Sleep(2*poll + time.Second)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.syncs) != 1 || len(d.emails) != 1 {
+		t.Errorf("syncs %v, emails %v; want one of each", d.syncs, d.emails)
+	}
+	if n, err := queuedTasks(r); err != nil || n != 0 {
+		t.Errorf("%d tasks still queued (err %v), want 0", n, err)
+	}
+}
+
+// queuedTasks counts the tasks pending, active, scheduled or retrying in
+// every queue.
+func queuedTasks(r *Redis) (int, error) {
+	insp := asynq.NewInspectorFromRedisClient(r.c)
+	qs, err := insp.Queues()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range qs {
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			return 0, err
+		}
+		n += info.Pending + info.Active + info.Scheduled + info.Retry
+	}
+	return n, nil
 }

@@ -48,6 +48,10 @@ type VisitSyncPayload struct {
 	// controller outage does not pile up retrying tasks) and does not mark
 	// the visit failed.
 	Sweep bool `json:"sweep,omitempty"`
+	// Backup marks the queued copy of a sync also started at once in the
+	// process that enqueued it (Client.RunLocally): it does nothing when
+	// that run already synced the version.
+	Backup bool `json:"backup,omitempty"`
 }
 
 // EmailSendPayload asks the worker to send the guest email of kind Kind for
@@ -56,6 +60,9 @@ type EmailSendPayload struct {
 	VisitID   int64  `json:"visit_id"`
 	Kind      string `json:"kind"`
 	WindowKey string `json:"window_key"`
+	// Backup marks the queued copy of an email also started at once (see
+	// VisitSyncPayload.Backup): it does nothing once the window is emailed.
+	Backup bool `json:"backup,omitempty"`
 }
 
 // MappingChangedPayload names the location and flow whose mapping changed.

@@ -44,6 +44,11 @@ type Domain interface {
 	ReportFailed(ctx context.Context, id int64, reason string) error
 	// ReportsOwed lists reports due before cutoff and not sent.
 	ReportsOwed(ctx context.Context, cutoff time.Time) ([]int64, error)
+	// Synced reports whether the visit's sync at version (or later) is
+	// done.
+	Synced(ctx context.Context, visitID, version int64) (bool, error)
+	// Emailed reports whether the guest email for windowKey was sent.
+	Emailed(ctx context.Context, visitID int64, windowKey string) (bool, error)
 }
 
 // WorkerOptions tunes the worker; the zero value works.
@@ -76,6 +81,8 @@ type Worker struct {
 	client *Client
 	srv    *asynq.Server
 	opts   WorkerOptions
+	// local runs work at once beside its queued copy (Client.RunLocally).
+	local *localRunner
 }
 
 // NewWorker returns a worker on r that calls d and enqueues follow-up work
@@ -130,7 +137,12 @@ func (w *Worker) Stop() { w.srv.Stop() }
 
 // Shutdown stops the worker, letting tasks in flight finish within the
 // shutdown timeout; unfinished ones go back to the queue.
-func (w *Worker) Shutdown() { w.srv.Shutdown() }
+func (w *Worker) Shutdown() {
+	w.srv.Shutdown()
+	if w.local != nil {
+		w.local.stop(w.opts.ShutdownTimeout)
+	}
+}
 
 // Register adds every task handler to mux.
 func (w *Worker) Register(mux *asynq.ServeMux) {
@@ -175,6 +187,11 @@ func (w *Worker) handleVisitSync(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	if p.Backup {
+		if done, err := w.d.Synced(ctx, p.VisitID, p.Version); err != nil || done {
+			return err
+		}
+	}
 	res, err := w.d.SyncVisit(ctx, p.VisitID)
 	if err != nil {
 		return classify(err)
@@ -198,6 +215,11 @@ func (w *Worker) handleEmailSend(ctx context.Context, t *asynq.Task) error {
 	p, err := decode[EmailSendPayload](t)
 	if err != nil {
 		return err
+	}
+	if p.Backup {
+		if done, err := w.d.Emailed(ctx, p.VisitID, p.WindowKey); err != nil || done {
+			return err
+		}
 	}
 	if err := w.d.SendVisitEmail(ctx, p.VisitID, p.Kind, p.WindowKey); err != nil {
 		return classify(err)

@@ -126,6 +126,10 @@ func ensureKeys(cfg *config, log *slog.Logger) error {
 
 func (a *app) addr() string { return a.listenAddr }
 
+// localRuns bounds the syncs and emails a worker process runs at once
+// beside its queue's workers (more wait for the queue).
+const localRuns = 4
+
 func (a *app) start(ctx context.Context, cfg *config) error {
 	log := a.log
 	var err error
@@ -289,6 +293,10 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			ShutdownTimeout: max(cfg.ShutdownTimeout-time.Second, time.Second),
 			Now:             a.clock.Now, ToLocal: a.clock.ToLocal, Metrics: m,
 		})
+		// Work this process enqueues starts at once here too, instead of
+		// waiting for the next poll of an idle queue; the queued copy is
+		// the durable record (see jobs.Client.RunLocally).
+		client.RunLocally(a.worker, localRuns)
 		if err := a.worker.Start(); err != nil {
 			return err
 		}

@@ -1,0 +1,80 @@
+package jobs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// localRunner runs a visit's sync or email at once in this process, beside
+// the task queued for it. The queued task stays the durable record of the
+// work: if this process dies before the work is done, a worker runs it;
+// otherwise it runs later, finds the work done and stops (it is marked a
+// backup). asynq's workers poll idle queues every PollInterval, so without
+// this a sign-in on a quiet day waits up to a poll for its link and again
+// for its email.
+type localRunner struct {
+	w       *Worker
+	slots   chan struct{}
+	timeout time.Duration
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// RunLocally makes c run every sync and email it enqueues (not sweeps' or
+// delayed ones) at once on w as well, at most slots at a time: when all
+// are busy the work waits for the queue as before. Call it before the
+// first enqueue; w.Shutdown waits for local runs.
+func (c *Client) RunLocally(w *Worker, slots int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &localRunner{w: w, slots: make(chan struct{}, max(slots, 1)), timeout: 3 * time.Minute, ctx: ctx, cancel: cancel}
+	w.local = r
+	c.local.Store(r)
+}
+
+// take claims a slot, or reports false when none is free.
+func (r *localRunner) take() bool {
+	if r == nil {
+		return false
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a slot take claimed without running.
+func (r *localRunner) release() { <-r.slots }
+
+// run runs handle on t in the background and gives back its slot. A
+// failure needs nothing here: the queued task retries the work.
+func (r *localRunner) run(t *asynq.Task, handle func(context.Context, *asynq.Task) error) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.slots }()
+		ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
+		defer cancel()
+		if err := handle(ctx, t); err != nil {
+			r.w.log.Debug("local run failed; the queued task retries", "task_type", t.Type(), "err", err)
+		}
+	}()
+}
+
+// stop waits for local runs up to d, then cancels those still running.
+func (r *localRunner) stop(d time.Duration) {
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		r.cancel()
+		<-done
+	}
+	r.cancel()
+}
