@@ -126,6 +126,9 @@ func TestPersonCredentialLifecycle(t *testing.T) {
 				if n := len(e.subjects()); n != 1 {
 					t.Errorf("emails: %v, want one", e.subjects())
 				}
+				if ms := e.mails(); len(ms) == 1 && cred == mappings.CredentialGuest && !strings.Contains(ms[0].HTML, "cid:qr.png") {
+					t.Errorf("a guest's email shows no reader QR code")
+				}
 
 				token := e.svc.PassToken(v)
 				doors := e.doors(token)
