@@ -291,6 +291,9 @@ func (s *Service) renderEmail(ctx context.Context, v *Visit, kind string, links 
 	subject := txt.T(subjectID, map[string]any{"Place": place, "Date": txt.Date(from, loc)})
 	msg := mail.Message{To: v.Email, Subject: subject}
 	tok, png, err := s.qrCode(v, links, true)
+	if err == nil && tok == "" {
+		tok, png, _, err = s.personQR(ctx, v) // a guest's access key QR
+	}
 	if err != nil {
 		return mail.Message{}, err
 	}

@@ -127,7 +127,9 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 					return err
 				}
 			case errors.Is(err, ErrUpdateUnsupported) && kind == PersonGuest:
-				p.RetiredID, p.PersonID, p.SecretEnc, p.QRToken, p.QRImage = p.PersonID, 0, nil, nil, nil
+				// The old guest's access key stays the pass's credential
+				// until the new guest's is recorded.
+				p.RetiredID, p.PersonID = p.PersonID, 0
 				if err := lease.savePerson(ctx, p); err != nil {
 					return err
 				}
@@ -581,8 +583,8 @@ func (s *Service) removePerson(ctx context.Context, pa PersonAccess, v *Visit, p
 // when the visit has no live person with one.
 func (s *Service) personCredential(ctx context.Context, v *Visit) (PersonCredential, bool, error) {
 	p, err := s.store.visitPerson(ctx, v.ID)
-	if err != nil || !p.live() || len(p.SecretEnc) == 0 {
-		return PersonCredential{}, false, err
+	if err != nil || p == nil || p.Removed || len(p.SecretEnc) == 0 || (p.PersonID == 0 && p.RetiredID == 0) {
+		return PersonCredential{}, false, err // (a guest being replaced: the old one's)
 	}
 	secret, err := s.box.Open(p.SecretEnc, personAD(v.ID))
 	if err != nil {

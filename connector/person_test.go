@@ -126,6 +126,9 @@ func TestPersonCredentialLifecycle(t *testing.T) {
 				if n := len(e.subjects()); n != 1 {
 					t.Errorf("emails: %v, want one", e.subjects())
 				}
+				if ms := e.mails(); len(ms) == 1 && cred == mappings.CredentialGuest && !strings.Contains(ms[0].HTML, "cid:qr.png") {
+					t.Errorf("a guest's email shows no reader QR code")
+				}
 
 				token := e.svc.PassToken(v)
 				doors := e.doors(token)
@@ -396,4 +399,51 @@ func TestCredentialChangeFromLinkToGuest(t *testing.T) {
 	if made < 0 || broke < 0 || made > broke {
 		t.Errorf("timeline: guest made at entry %d, first link deleted at %d; want the guest first: %+v", made, broke, e.timeline(id))
 	}
+}
+
+// failingInvites wraps a Kisi client whose guest invites fail while fail
+// is set.
+type failingInvites struct {
+	*kisi.Client
+	fail bool
+}
+
+func (c *failingInvites) InviteGuest(ctx context.Context, spec connector.GuestSpec) (connector.GuestGrant, error) {
+	if c.fail {
+		return connector.GuestGrant{}, latchkey.Errorf(latchkey.Invalid, "controller refused the invite")
+	}
+	return c.Client.InviteGuest(ctx, spec)
+}
+
+// On a controller that cannot update role assignments, a reschedule whose
+// new guest cannot be made leaves the guest the access and the pass they
+// had.
+func TestGuestReplacementMakesBeforeBreak(t *testing.T) {
+	e := personEnv(t, mappings.CredentialGuest, true)
+	cl := &failingInvites{Client: e.client}
+	e.svc = e.service(cl)
+	arrive := start.Add(2 * time.Hour)
+	id := e.process(inviteEvent(t, "invite_created", arrive, "job-created")).VisitID
+	from, until := arrive.Add(-30*time.Minute), arrive.Add(240*time.Minute)
+	old := e.checkRoles("Guest", from, until)
+
+	cl.fail = true
+	e.ingest(e.svc, inviteEvent(t, "invite_updated", start.Add(3*time.Hour), "job-updated"))
+	if _, err := e.svc.SyncVisit(e.ctx, id); err == nil {
+		t.Fatal("sync with a failing invite: no error")
+	}
+	if got := e.checkRoles("Guest", from, until); got != old {
+		t.Errorf("guest %d became %d", old, got)
+	}
+	e.clock.Set(arrive)
+	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(e.visit(id)), 1); err != nil {
+		t.Errorf("the pass after a failed replacement: %v", err)
+	}
+	cl.fail = false
+	e.sync(id)
+	arrive2 := start.Add(3 * time.Hour)
+	if got := e.checkRoles("Guest", arrive2.Add(-30*time.Minute), arrive2.Add(240*time.Minute)); got == old {
+		t.Errorf("guest %d kept after the replacement", got)
+	}
+	e.admin(http.MethodGet, "/guests/"+strconv.FormatInt(old, 10), nil, http.StatusNotFound, nil)
 }
