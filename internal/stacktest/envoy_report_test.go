@@ -44,6 +44,9 @@ func TestEnvoyReportsBack(t *testing.T) {
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &places) != nil || len(places) == 0 {
 		t.Fatalf("places: %d %s", code, body)
 	}
+	if places[0].Label != "HQ" {
+		t.Errorf("place label = %q, want the controller's name for it, HQ", places[0].Label)
+	}
 	code, body = route(s, "groups", "A", `{"places":["`+places[0].Value+`"]}`, `{"parent_resource_id":"359435"}`, `null`)
 	var groups []connector.Option
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &groups) != nil || len(groups) == 0 {
