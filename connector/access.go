@@ -63,6 +63,17 @@ type Group struct {
 	LocksCount int
 }
 
+// Place is a site of the controller's (a building, an office).
+type Place struct {
+	ID   int64
+	Name string
+}
+
+// PlaceLister is an AccessControl that lists its places with their names.
+type PlaceLister interface {
+	ListPlaces(ctx context.Context) ([]Place, error)
+}
+
 // Lock is a door as a link holder sees it.
 type Lock struct {
 	ID         int64

@@ -309,6 +309,7 @@ func (s *Service) InstallPlaces(ctx context.Context, id, search string, page int
 	if err != nil {
 		return nil, err
 	}
+	names := s.placeNames(ctx, id)
 	seen := map[int64]bool{}
 	var out []Option
 	for _, g := range groups {
@@ -316,9 +317,37 @@ func (s *Service) InstallPlaces(ctx context.Context, id, search string, page int
 			continue
 		}
 		seen[g.PlaceID] = true
-		out = append(out, Option{Label: "Place " + strconv.FormatInt(g.PlaceID, 10), Value: strconv.FormatInt(g.PlaceID, 10)})
+		label := names[g.PlaceID]
+		if label == "" {
+			label = "Place " + strconv.FormatInt(g.PlaceID, 10)
+		}
+		out = append(out, Option{Label: label, Value: strconv.FormatInt(g.PlaceID, 10)})
 	}
 	return pageOf(filterOptions(out, search), page), nil
+}
+
+// placeNames returns the names of install id's controller places, by id;
+// empty when the controller cannot list them (the labels then say "Place"
+// and the id).
+func (s *Service) placeNames(ctx context.Context, id string) map[int64]string {
+	names := map[int64]string{}
+	ac, err := s.controllers.For(ctx, id)
+	if err != nil {
+		return names
+	}
+	pl, ok := ac.(PlaceLister)
+	if !ok {
+		return names
+	}
+	places, err := pl.ListPlaces(ctx)
+	if err != nil {
+		s.log.Warn("list the controller's places; labelling them by id", "install_id", id, "err", err)
+		return names
+	}
+	for _, p := range places {
+		names[p.ID] = p.Name
+	}
+	return names
 }
 
 // InstallGroupOptions lists the groups of install id's controller in places

@@ -150,7 +150,8 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	}
 	s.srv = web.New(log, nil, web.Options{})
 	if !o.live {
-		s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now})
+		s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now,
+			Dialer: kisi.Dialer{URL: ctrl.URL, Options: kisi.Options{SupportsUpdate: true, RatePerSecond: math.Inf(1), MaxRetries: -1}}})
 		web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 		return s
 	}

@@ -259,7 +259,22 @@ type mappingsData struct {
 	Locations []locationOption
 	Rows      []mappingRow
 	GroupsErr string
+	// Envoy lists the mappings of Envoy installs, which are managed in
+	// Envoy (its setup steps and the configuration sent with events) and
+	// shown here read-only.
+	Envoy    []envoyMappings
+	EnvoyErr string
 }
+
+// envoyMappings is one Envoy install's mappings.
+type envoyMappings struct {
+	Install      string
+	Organization string
+	Rows         []mappingRow
+}
+
+// maxInstallsShown bounds the installs the mappings page lists.
+const maxInstallsShown = 100
 
 func (u *UI) mappingsPage(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -295,6 +310,26 @@ func (u *UI) mappingsPage(c echo.Context) error {
 			r.Warnings = u.warnings(ctx, m.GroupIDs)
 		}
 		d.Rows = append(d.Rows, r)
+	}
+	if ins, err := u.svc.Store().Installs(ctx, maxInstallsShown); err != nil {
+		d.EnvoyErr = "The Envoy installs could not be read."
+	} else {
+		for _, in := range ins {
+			if !in.Configured {
+				continue
+			}
+			em := envoyMappings{Install: in.ID, Organization: in.Organization}
+			for _, m := range in.Mappings() {
+				// The groups are on the install's own controller: named
+				// by id, never by a same-numbered group of another.
+				r := mappingRow{Mapping: m}
+				for _, id := range m.GroupIDs {
+					r.Groups = append(r.Groups, "group "+strconv.FormatInt(id, 10))
+				}
+				em.Rows = append(em.Rows, r)
+			}
+			d.Envoy = append(d.Envoy, em)
+		}
 	}
 	sort.Slice(d.Locations, func(i, j int) bool { return d.Locations[i].ID < d.Locations[j].ID })
 	sort.SliceStable(d.Rows, func(i, j int) bool {

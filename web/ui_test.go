@@ -790,3 +790,35 @@ func TestUIOperationsShowsClockSkew(t *testing.T) {
 		}
 	}
 }
+
+// The mappings page lists an Envoy install's mappings apart, marked as
+// managed in Envoy, with no link to the front desk's editor.
+func TestUIMappingsMarksEnvoyInstalls(t *testing.T) {
+	ctx := context.Background()
+	e := newUIEnv(t, web.UIOptions{})
+	if _, err := e.svc.ConnectInstall(ctx, "inst-7", "", stacktest.AdminKey); err != nil {
+		t.Fatal(err)
+	}
+	groups, err := e.svc.InstallGroupOptions(ctx, "inst-7", nil, "", 1)
+	if err != nil || len(groups) == 0 {
+		t.Fatalf("groups: %v %v", groups, err)
+	}
+	g, _ := strconv.ParseInt(groups[0].Value, 10, 64)
+	if _, err := e.svc.ConfigureInstall(ctx, "inst-7", connector.InstallConfig{VisitorAccess: map[string][]int64{"424242": {g}}, AccessDurationMinutes: 45}); err != nil {
+		t.Fatal(err)
+	}
+	s := e.signIn(t, "desk@example.com", accounts.RoleAdmin)
+	rec := e.do(t, http.MethodGet, "/admin/mappings", nil, s.cookie)
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, `id="envoy-mappings"`) {
+		t.Fatalf("mappings page: %d, no Envoy section", rec.Code)
+	}
+	start := strings.Index(body, `id="envoy-mappings"`)
+	section := body[start:]
+	if !strings.Contains(section, "inst-7") || !strings.Contains(section, "flow 424242") || !strings.Contains(section, "managed in Envoy") || !strings.Contains(section, "45 min") {
+		t.Errorf("the install's mapping is not shown as managed in Envoy:\n%s", section)
+	}
+	if strings.Contains(section, `href="/admin/mappings/`) {
+		t.Error("an install's mapping links to the front desk's editor")
+	}
+}

@@ -155,6 +155,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"short envoy secret among long ones", nil, map[string]string{"LATCHKEY_ENVOY_SECRET": strings.Repeat("s", 32) + ",short"}, "LATCHKEY_ENVOY_SECRET"},
 		{"trusted proxy not a CIDR", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, "LATCHKEY_TRUSTED_PROXIES"},
 		{"trusted proxy bad mask", nil, map[string]string{"LATCHKEY_TRUSTED_PROXIES": "10.0.0.0/33"}, "LATCHKEY_TRUSTED_PROXIES"},
+		{"envoy API URL not a URL", nil, map[string]string{"LATCHKEY_ENVOY_API_URL": "app.envoy.com", "LATCHKEY_ENVOY_CLIENT_ID": "c1", "LATCHKEY_ENVOY_SECRET": "an-envoy-secret-of-24-bytes"}, "LATCHKEY_ENVOY_API_URL"},
+		{"envoy API URL without a client id", nil, map[string]string{"LATCHKEY_ENVOY_API_URL": "https://app.envoy.com", "LATCHKEY_ENVOY_SECRET": "an-envoy-secret-of-24-bytes"}, "LATCHKEY_ENVOY_CLIENT_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func TestEnvoyReportsBack(t *testing.T) {
 	var places []connector.Option
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &places) != nil || len(places) == 0 {
 		t.Fatalf("places: %d %s", code, body)
+	}
+	if places[0].Label != "HQ" {
+		t.Errorf("place label = %q, want the controller's name for it, HQ", places[0].Label)
 	}
 	code, body = route(s, "groups", "A", `{"places":["`+places[0].Value+`"]}`, `{"parent_resource_id":"359435"}`, `null`)
 	var groups []connector.Option
@@ -168,4 +172,78 @@ func waitUntil(t *testing.T, within time.Duration, ok func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestEnvoyReportGivenUpShowsOnOperations: a report Envoy keeps refusing
+// is given up; the operations panel counts it, and the guest's access is
+// untouched.
+func TestEnvoyReportGivenUpShowsOnOperations(t *testing.T) {
+	ctx := context.Background()
+	fe := fakeenvoy.Start(t, "latchkey-client", stacktest.EnvoySecret)
+	fe.FailJobs(1000, http.StatusNotFound)
+	rep, err := envoy.New(fe.URL, envoy.Options{ClientID: "latchkey-client", ClientSecret: stacktest.EnvoySecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stacktest.Start(t, stacktest.Options{Queue: quietQueue{}, Reporter: rep})
+	if code, body := route(s, "connect", "A", `{}`, `{}`, `{"api_key":"`+stacktest.AdminKey+`"}`); code != http.StatusOK {
+		t.Fatalf("connect: %d %s", code, body)
+	}
+	groups, err := s.Service.InstallGroupOptions(ctx, "A", nil, "", 1)
+	if err != nil || len(groups) == 0 {
+		t.Fatalf("groups: %v", err)
+	}
+	if code, body := route(s, "access", "A", `{}`, `{}`, `{"visitor_access":{"359435":["`+groups[0].Value+`"]},"access_duration_minutes":60}`); code != http.StatusOK {
+		t.Fatalf("access: %d %s", code, body)
+	}
+	rec := webhook(s, installEvent(t, "A", "e9", "359435", s.Clock.Now(), nil))
+	var out struct {
+		VisitID int64 `json:"visit_id"`
+	}
+	if rec.Code != http.StatusAccepted || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+		t.Fatalf("sign-in: %d %s", rec.Code, rec.Body)
+	}
+	if _, err := s.Service.SyncVisit(ctx, out.VisitID); err != nil {
+		t.Fatal(err)
+	}
+	owed, err := s.Service.ReportsOwed(ctx, s.Clock.Now().Add(time.Minute))
+	if err != nil || len(owed) != 1 {
+		t.Fatalf("owed = %v (%v)", owed, err)
+	}
+	err = s.Service.SendEnvoyReport(ctx, owed[0])
+	if err == nil {
+		t.Fatal("Envoy's 404 was taken for success")
+	}
+	if err := s.Service.ReportFailed(ctx, owed[0], err.Error()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Accounts.CreateUser(ctx, "ops@example.com", "a long enough password", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.Accounts.NewSession(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptestRequest(http.MethodGet, "/admin/operations", "latchkey_session="+tok)
+	page := serve(s, req)
+	if page.Code != http.StatusOK || !strings.Contains(page.Body.String(), `id="envoy-reports"`) || !strings.Contains(page.Body.String(), "1 in 7 days") {
+		t.Fatalf("operations: %d, no count of the report given up", page.Code)
+	}
+	d, err := s.Service.Detail(ctx, out.VisitID)
+	if err != nil || d.Visit.Status != connector.StatusActive || !strings.Contains(timelineText(d), "could not report the job to Envoy") {
+		t.Fatalf("visit after a given-up report: %v %s\n%s", err, d.Visit.Status, timelineText(d))
+	}
+}
+
+func httptestRequest(method, path, cookie string) *http.Request {
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("Cookie", cookie)
+	return req
+}
+
+func serve(s *stacktest.Stack, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	s.Server.ServeHTTP(rec, req)
+	return rec
 }
