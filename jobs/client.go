@@ -50,6 +50,20 @@ func (c *Client) enqueue(ctx context.Context, t *asynq.Task, id string, opts ...
 	}
 }
 
+// backupAfter is how long the queued copy of work also run at once waits
+// before a worker takes it (see RunLocally): long enough that it does not
+// meet the local run still holding the visit, short enough that work a
+// dying process started is done again within seconds.
+const backupAfter = 5 * time.Second
+
+// backupDelay returns the options that hold a backup copy back.
+func backupDelay(backup bool) []asynq.Option {
+	if !backup {
+		return nil
+	}
+	return []asynq.Option{asynq.ProcessIn(backupAfter)}
+}
+
 // deleteArchived deletes the task id of type typ if it is archived, and
 // reports whether it did.
 func (c *Client) deleteArchived(typ, id string) bool {
@@ -65,10 +79,10 @@ func (c *Client) deleteArchived(typ, id string) bool {
 // With RunLocally, the sync also starts at once here.
 func (c *Client) EnqueueVisitSync(ctx context.Context, visitID, version int64) error {
 	r := c.local.Load()
-	now := r.take()
+	now := r.take(ctx)
 	t, id, err := NewVisitSyncTask(VisitSyncPayload{VisitID: visitID, Version: version, Backup: now})
 	if err == nil {
-		err = c.enqueue(ctx, t, id)
+		err = c.enqueue(ctx, t, id, backupDelay(now)...)
 	}
 	if !now {
 		return err
@@ -125,10 +139,10 @@ func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64,
 // With RunLocally, the email also starts at once here.
 func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error {
 	r := c.local.Load()
-	now := r.take()
+	now := r.take(ctx)
 	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey, Backup: now})
 	if err == nil {
-		err = c.enqueue(ctx, t, id)
+		err = c.enqueue(ctx, t, id, backupDelay(now)...)
 	}
 	if !now {
 		return err

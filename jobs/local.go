@@ -10,9 +10,9 @@ import (
 
 // localRunner runs a visit's sync or email at once in this process, beside
 // the task queued for it. The queued task stays the durable record of the
-// work: if this process dies before the work is done, a worker runs it;
-// otherwise it runs later, finds the work done and stops (it is marked a
-// backup). asynq's workers poll idle queues every PollInterval, so without
+// work: held back backupAfter, if this process died before the work was
+// done, a worker runs it; otherwise it finds the work done and stops (it
+// is marked a backup). asynq's workers poll idle queues every PollInterval, so without
 // this a sign-in on a quiet day waits up to a poll for its link and again
 // for its email.
 type localRunner struct {
@@ -35,9 +35,19 @@ func (c *Client) RunLocally(w *Worker, slots int) {
 	c.local.Store(r)
 }
 
-// take claims a slot, or reports false when none is free.
-func (r *localRunner) take() bool {
+// take claims a slot, or reports false when none is free or the worker
+// is busy with other tasks (ctx's own task aside): a busy worker takes the
+// next task from its queue without waiting for a poll, and work run beside
+// it only competes with it for the database.
+func (r *localRunner) take(ctx context.Context) bool {
 	if r == nil {
+		return false
+	}
+	others := r.w.busy.Load()
+	if ctx.Value(inTaskKey{}) != nil {
+		others--
+	}
+	if others > 0 {
 		return false
 	}
 	select {
@@ -77,4 +87,16 @@ func (r *localRunner) stop(d time.Duration) {
 		<-done
 	}
 	r.cancel()
+}
+
+// inTaskKey marks the context of a task the worker's queue handed out.
+type inTaskKey struct{}
+
+// countBusy counts the tasks the worker's queue handed out while they run.
+func (w *Worker) countBusy(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.busy.Add(1)
+		defer w.busy.Add(-1)
+		return h.ProcessTask(context.WithValue(ctx, inTaskKey{}, true), t)
+	})
 }

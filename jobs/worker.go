@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -83,6 +84,8 @@ type Worker struct {
 	opts   WorkerOptions
 	// local runs work at once beside its queued copy (Client.RunLocally).
 	local *localRunner
+	// busy counts the tasks from the queue running now.
+	busy atomic.Int64
 }
 
 // NewWorker returns a worker on r that calls d and enqueues follow-up work
@@ -126,6 +129,7 @@ func NewWorker(log *slog.Logger, r *Redis, d Domain, client *Client, opts Worker
 func (w *Worker) Start() error {
 	mux := asynq.NewServeMux()
 	w.Register(mux)
+	mux.Use(w.countBusy)
 	if err := w.srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
