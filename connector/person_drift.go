@@ -221,15 +221,7 @@ func (s *Service) repairPersonVisit(ctx context.Context, pa PersonAccess, lease 
 	if !resync {
 		return nil
 	}
-	res, err := s.syncHeld(ctx, lease, id)
-	if err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
-	rep.Created++
-	if res.EmailKind != "" {
-		rep.Emails = append(rep.Emails, EmailDue{VisitID: id, Kind: res.EmailKind, Key: res.WindowKey})
-	}
-	return nil
+	return s.resyncRepaired(ctx, lease, id, rep)
 }
 
 // memberHoldsRole reports whether the listing shows a role of the member

@@ -682,6 +682,13 @@ func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, prese
 	if !resync {
 		return nil
 	}
+	return s.resyncRepaired(ctx, lease, id, rep)
+}
+
+// resyncRepaired syncs visit id again under lease after the drift repair
+// found something of it to make again, and counts it in rep with the
+// email the sync owes.
+func (s *Service) resyncRepaired(ctx context.Context, lease *Lease, id int64, rep *DriftReport) error {
 	res, err := s.syncHeld(ctx, lease, id)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)

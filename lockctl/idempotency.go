@@ -133,6 +133,26 @@ func (c *Controller) checkIdempotencyKey(fe fieldErrors, key string) {
 	checkText(fe, "idempotency_key", key, maxIdempotencyKey)
 }
 
+// bindVoid reads and checks a void request. Voiding a link's key needs the
+// controller's secret key (keys for links are only taken with it, as the
+// secret a replay returns is sealed with it); a role assignment's does not.
+func (c *Controller) bindVoid(ec echo.Context, link bool) (voidRequest, error) {
+	var req voidRequest
+	if err := bindBody(ec, &req); err != nil {
+		return req, err
+	}
+	fe := fieldErrors{}
+	switch {
+	case req.IdempotencyKey == "":
+		fe.add("idempotency_key", "can't be blank")
+	case link:
+		c.checkIdempotencyKey(fe, req.IdempotencyKey)
+	default:
+		checkText(fe, "idempotency_key", req.IdempotencyKey, maxIdempotencyKey)
+	}
+	return req, fe.err()
+}
+
 // replayedLink is what a create under a known key answers: the link it
 // made, or an error when the key is another caller's, gone, or another
 // group's.
@@ -165,24 +185,15 @@ type voidResponse struct {
 // arriving later answers 410. It is how a client settles a creation it
 // lost track of without waiting for it to arrive.
 func (c *Controller) voidLink(ec echo.Context) error {
-	var req voidRequest
-	if err := bindBody(ec, &req); err != nil {
-		return err
-	}
-	fe := fieldErrors{}
-	if req.IdempotencyKey == "" {
-		fe.add("idempotency_key", "can't be blank")
-	} else {
-		c.checkIdempotencyKey(fe, req.IdempotencyKey)
-	}
-	if err := fe.err(); err != nil {
+	req, err := c.bindVoid(ec, true)
+	if err != nil {
 		return err
 	}
 	ctx := ec.Request().Context()
 	p, _ := who(ec)
 	caller := callerOf(p)
 	var out voidResponse
-	err := c.store.tx(ctx, func(ts *store) error {
+	err = c.store.tx(ctx, func(ts *store) error {
 		r, found, err := ts.idempotency(ctx, req.IdempotencyKey)
 		if err != nil {
 			return err

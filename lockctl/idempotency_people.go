@@ -70,24 +70,15 @@ type assignmentVoidResponse struct {
 // ever be, live. The role assignment made is deleted (with its event), and
 // a create under the key arriving later answers 410.
 func (c *Controller) voidAssignment(ec echo.Context) error {
-	var req voidRequest
-	if err := bindBody(ec, &req); err != nil {
-		return err
-	}
-	fe := fieldErrors{}
-	if req.IdempotencyKey == "" {
-		fe.add("idempotency_key", "can't be blank")
-	} else {
-		checkText(fe, "idempotency_key", req.IdempotencyKey, maxIdempotencyKey)
-	}
-	if err := fe.err(); err != nil {
+	req, err := c.bindVoid(ec, false)
+	if err != nil {
 		return err
 	}
 	ctx := ec.Request().Context()
 	p, _ := who(ec)
 	caller := callerOf(p)
 	var out assignmentVoidResponse
-	err := c.store.tx(ctx, func(ts *store) error {
+	err = c.store.tx(ctx, func(ts *store) error {
 		r, found, err := ts.idempotency(ctx, req.IdempotencyKey)
 		if err != nil {
 			return err

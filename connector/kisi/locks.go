@@ -42,6 +42,15 @@ func (j lockJSON) toLock() connector.Lock {
 	return l
 }
 
+// toLocks converts the controller's locks into the domain's.
+func toLocks(js []lockJSON) []connector.Lock {
+	locks := make([]connector.Lock, len(js))
+	for i, j := range js {
+		locks[i] = j.toLock()
+	}
+	return locks
+}
+
 var errNoSecret = &latchkey.Error{Kind: latchkey.Invalid, Msg: "link secret is required"}
 
 // LinkLocks lists the locks the holder of secret may open (GET /locks with
@@ -64,11 +73,7 @@ func (cl *Client) LinkLocks(ctx context.Context, secret string) ([]connector.Loc
 	if err != nil {
 		return nil, err
 	}
-	locks := make([]connector.Lock, len(js))
-	for i, j := range js {
-		locks[i] = j.toLock()
-	}
-	return locks, nil
+	return toLocks(js), nil
 }
 
 type groupLockJSON struct {

@@ -377,11 +377,7 @@ func (cl *Client) PersonLocks(ctx context.Context, pc connector.PersonCredential
 	if err != nil {
 		return nil, err
 	}
-	locks := make([]connector.Lock, len(js))
-	for i, j := range js {
-		locks[i] = j.toLock()
-	}
-	return locks, nil
+	return toLocks(js), nil
 }
 
 // PersonUnlock unlocks lockID as the person holding pc
