@@ -1,11 +1,7 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
-	"math"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,14 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/latchkey/latchkey/accounts"
-	"github.com/latchkey/latchkey/connector"
-	"github.com/latchkey/latchkey/connector/kisi"
-	"github.com/latchkey/latchkey/internal/schema"
-	"github.com/latchkey/latchkey/internal/secretbox"
-	"github.com/latchkey/latchkey/internal/testenv"
-	"github.com/latchkey/latchkey/jobs"
-	"github.com/latchkey/latchkey/lockctl"
-	"github.com/latchkey/latchkey/mappings"
+	"github.com/latchkey/latchkey/internal/stacktest"
 	"github.com/latchkey/latchkey/web"
 )
 
@@ -39,58 +28,8 @@ type uiStack struct {
 
 func newUIStack(t *testing.T) uiStack {
 	t.Helper()
-	ctx := context.Background()
-	db := testenv.DB(t)
-	if err := schema.Migrate(ctx, db, testenv.Postgres()); err != nil {
-		t.Fatal(err)
-	}
-	log := testenv.Logger(t)
-	outbox := sealedOutbox(t, db)
-	lc := lockctl.New(log, db, nil, outbox, lockctl.Options{AdminAPIKey: uiAdminKey})
-	if err := lc.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctrl := httptest.NewServer(lc.Handler())
-	t.Cleanup(ctrl.Close)
-	ac, err := kisi.New(ctrl.URL, kisi.Options{APIKey: uiAdminKey, SupportsUpdate: true, RatePerSecond: math.Inf(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The public URL is the web server's own, so it starts first.
-	var handler http.Handler = http.NotFoundHandler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-
-	box, _ := secretbox.New(bytes.Repeat([]byte{9}, 32))
-	maps := mappings.NewStore(db)
-	rd, err := jobs.OpenRedis(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
-	client := jobs.NewClient(rd)
-	svc := connector.NewService(log, connector.NewStore(db), ac, outbox, box, connector.Options{PublicURL: ts.URL, Queue: client})
-	worker := jobs.NewWorker(log, rd, svc, client, jobs.WorkerOptions{PollInterval: 50 * time.Millisecond, ShutdownTimeout: 2 * time.Second})
-	if err := worker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(worker.Shutdown)
-
-	srv := web.New(log, nil, web.Options{})
-	web.NewAPI(log, svc, maps, ac, outbox, uiAdminKey).Register(srv)
-	accts := accounts.NewStore(db)
-	ui, err := web.NewUI(log, accts, svc, maps, ac, outbox, web.UIOptions{Demo: true, TimeZone: "Europe/Berlin",
-		Controller: ac,
-		QueueStats: func(ctx context.Context) (web.QueueStats, error) {
-			s, err := client.Stats(ctx)
-			return web.QueueStats(s), err
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ui.Register(srv)
-	handler = srv
-	return uiStack{url: ts.URL, accts: accts}
+	s := stacktest.Start(t, stacktest.Options{Worker: true, Listen: true, UI: web.UIOptions{Demo: true, TimeZone: "Europe/Berlin"}})
+	return uiStack{url: s.URL, accts: s.Accounts}
 }
 
 // newBrowser starts headless Chromium for one test, or skips the test

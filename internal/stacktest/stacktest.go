@@ -11,6 +11,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -97,9 +98,12 @@ type Options struct {
 	EnvoySecrets []string
 	// Reporter, when set, reports jobs answered 202 back to Envoy.
 	Reporter connector.Reporter
-	// UI configures the front desk; its Controller and (when unset) Now
-	// are the stack's.
+	// UI configures the front desk; its Controller, (when unset) Now and
+	// QueueStats are the stack's.
 	UI web.UIOptions
+	// Listen serves the stack on a loopback port (Stack.URL), which is
+	// also the public URL in pass links: for a browser.
+	Listen bool
 }
 
 // Stack is one running latchkey for a test, torn down in cleanup.
@@ -115,6 +119,8 @@ type Stack struct {
 	Queue      *jobs.Client // nil with Options.Queue
 	// Server is the public HTTP server: /webhooks, /api/v1, /admin, /v.
 	Server *web.Server
+	// URL is where Server listens with Options.Listen, else PublicURL.
+	URL string
 }
 
 // Start builds a fresh stack for t.
@@ -126,7 +132,15 @@ func Start(t testing.TB, o Options) *Stack {
 		clock = NewClock(o.Start)
 	}
 	log := testenv.Logger(t)
-	s := &Stack{DB: testenv.DB(t), Clock: clock}
+	s := &Stack{DB: testenv.DB(t), Clock: clock, URL: PublicURL}
+	var served http.Handler = http.NotFoundHandler()
+	if o.Listen {
+		// Pass links name the server, so it listens before the service
+		// is built and serves the stack once it is.
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.ServeHTTP(w, r) }))
+		t.Cleanup(ts.Close)
+		s.URL = ts.URL
+	}
 	if err := schema.Migrate(ctx, s.DB, testenv.Postgres()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
@@ -138,7 +152,9 @@ func Start(t testing.TB, o Options) *Stack {
 	sim := lockctl.NewSimDriver(nil)
 	t.Cleanup(sim.Close)
 	// Doors stay open for an hour, so no relay timer fires during a test.
-	s.Controller = lockctl.New(log, s.DB, sim, s.Outbox, lockctl.Options{AdminAPIKey: AdminKey, Now: s.Clock.Now, SimUnlockDuration: time.Hour})
+	s.Controller = lockctl.New(log, s.DB, sim, s.Outbox, lockctl.Options{AdminAPIKey: AdminKey, Now: s.Clock.Now, SimUnlockDuration: time.Hour,
+		// Its secret key lets it take idempotency keys, as serve's does.
+		SecretKey: bytes.Repeat([]byte{8}, 32)})
 	if err := s.Controller.Seed(ctx); err != nil {
 		t.Fatalf("seed controller: %v", err)
 	}
@@ -163,7 +179,7 @@ func Start(t testing.TB, o Options) *Stack {
 		q = s.Queue
 	}
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
-		connector.Options{PublicURL: PublicURL, Now: s.Clock.Now, Queue: q, Reporter: o.Reporter,
+		connector.Options{PublicURL: s.URL, Now: s.Clock.Now, Queue: q, Reporter: o.Reporter,
 			Dialer: kisi.Dialer{URL: "http://lockctl.internal", Options: kisi.Options{SupportsUpdate: true,
 				RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1,
 				HTTPClient: &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(s.Controller.Handler())}}}})
@@ -180,6 +196,12 @@ func Start(t testing.TB, o Options) *Stack {
 	if o.UI.Now == nil {
 		o.UI.Now = s.Clock.Now
 	}
+	if o.UI.QueueStats == nil && s.Queue != nil {
+		o.UI.QueueStats = func(ctx context.Context) (web.QueueStats, error) {
+			st, err := s.Queue.Stats(ctx)
+			return web.QueueStats(st), err
+		}
+	}
 	ui, err := web.NewUI(log, s.Accounts, s.Service, s.Mappings, s.Kisi, s.Outbox, o.UI)
 	if err != nil {
 		t.Fatal(err)
@@ -193,5 +215,6 @@ func Start(t testing.TB, o Options) *Stack {
 		}
 		t.Cleanup(w.Shutdown)
 	}
+	served = s.Server
 	return s
 }
