@@ -54,8 +54,9 @@ func parseEmail(addr string) (string, error) {
 
 // CorrectEmail sets the guest's email address of visit id as the front
 // desk corrected it (later events of the visit do not change it back) and
-// sends the pass email to it. The visit must still give access, and its
-// links be mailed by latchkey.
+// sends the pass email to it. The visit must still give access, its links
+// be mailed by latchkey, and its credential not a member's (whose pass is
+// the controller user's own login).
 func (s *Service) CorrectEmail(ctx context.Context, id int64, email string) (Visit, error) {
 	addr, err := parseEmail(email)
 	if err != nil {
@@ -75,6 +76,12 @@ func (s *Service) CorrectEmail(ctx context.Context, id int64, email string) (Vis
 		}
 		if m != nil && m.Delivery == mappings.DeliveryController {
 			return latchkey.Errorf(latchkey.Conflict, "this flow's links are mailed by the controller, not by latchkey")
+		}
+		if m != nil && m.Credential == mappings.CredentialMember {
+			// A member's pass is the login of the controller user found by
+			// the address: sending it to another address would hand that
+			// user's login to whoever owns it.
+			return latchkey.Errorf(latchkey.Conflict, "this flow gives the controller user with the guest's address their access: correct the address in Envoy, where the visit comes from")
 		}
 		if err := tx.correctEmail(ctx, id, addr); err != nil {
 			return err

@@ -609,10 +609,76 @@ func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, hand
 	if err != nil {
 		return nil, true, fmt.Errorf("doors of the visit's %s: %w", c.Kind, err)
 	}
+	mine, err := s.visitDoors(ctx, v, doorsTTL)
+	if err != nil {
+		return nil, true, err
+	}
 	for _, lk := range locks {
-		doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown})
+		if rs := mine[lk.ID]; len(rs) > 0 {
+			doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: rs[0].GroupID})
+		}
 	}
 	return doors, true, nil
+}
+
+// visitDoors returns the doors of the groups visit v holds a role on, each
+// with the role (its group and the visit's own window), from a group-doors
+// listing at most maxAge old. A person's credential may open more (a
+// member's own roles, another visit's window): the pass opens only these.
+func (s *Service) visitDoors(ctx context.Context, v *Visit, maxAge time.Duration) (map[int64][]VisitRole, error) {
+	roles, err := s.store.Roles(ctx, v.ID)
+	if err != nil {
+		return nil, err
+	}
+	byGroup, err := s.groupDoors(ctx, v.InstallID, maxAge)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64][]VisitRole{}
+	for _, r := range roles {
+		if r.Removed || r.AssignmentID == 0 {
+			continue
+		}
+		for _, lk := range byGroup[r.GroupID] {
+			out[lk.ID] = append(out[lk.ID], r)
+		}
+	}
+	return out, nil
+}
+
+// personMayOpen refuses lockID unless a role of visit v on a group that
+// holds the door is valid now by the visit's own window: what the
+// controller checks for a link, latchkey checks for a person, whose role
+// may be shared with the person's other visits or whose credential opens
+// more.
+func (s *Service) personMayOpen(ctx context.Context, v *Visit, lockID int64) error {
+	now := s.opts.Now().UTC()
+	for _, age := range []time.Duration{doorsTTL, doorsRecheck} {
+		mine, err := s.visitDoors(ctx, v, age)
+		if err != nil {
+			return err
+		}
+		roles := mine[lockID]
+		if len(roles) == 0 {
+			continue
+		}
+		early := false
+		for _, r := range roles {
+			switch {
+			case now.Before(r.ValidFrom):
+				early = true
+			case now.Before(r.ValidUntil):
+				return nil
+			}
+		}
+		if early {
+			return latchkey.Wrap(latchkey.Forbidden, "access has not started yet",
+				&ControllerError{Message: "access has not started yet", Refusal: RefusedNotStarted})
+		}
+		return latchkey.Wrap(latchkey.Forbidden, "access has ended",
+			&ControllerError{Message: "access has ended", Refusal: RefusedEnded})
+	}
+	return latchkey.Errorf(latchkey.NotFound, "this pass does not open door %d", lockID)
 }
 
 // personUnlock unlocks lockID with visit v's person credential; handled
@@ -621,6 +687,9 @@ func (s *Service) personUnlock(ctx context.Context, v *Visit, lockID int64) (han
 	c, ok, err := s.personCredential(ctx, v)
 	if err != nil || !ok {
 		return false, err
+	}
+	if err := s.personMayOpen(ctx, v, lockID); err != nil {
+		return true, err
 	}
 	pa, err := s.personAccess(ctx)
 	if err != nil {

@@ -447,3 +447,56 @@ func TestGuestReplacementMakesBeforeBreak(t *testing.T) {
 	}
 	e.admin(http.MethodGet, "/guests/"+strconv.FormatInt(old, 10), nil, http.StatusNotFound, nil)
 }
+
+// A member's pass opens only the doors of the visit's mapped groups: the
+// controller user may hold roles of their own (an employee visiting
+// another site of the company), which the login behind the pass would
+// open too, so latchkey neither lists nor unlocks those.
+func TestMemberPassOpensOnlyTheVisitsDoors(t *testing.T) {
+	e := newEnv(t, envOptions{mapping: func(m *mappings.Mapping) {
+		m.Credential, m.GroupIDs = mappings.CredentialMember, []int64{1}
+	}})
+	e.client = e.idempotentClient()
+	e.svc = e.service(e.client)
+	for _, g := range []int64{1, 2} {
+		e.admin(http.MethodPatch, "/groups/"+strconv.FormatInt(g, 10), map[string]any{"group": map[string]any{"login_enabled": true}}, http.StatusNoContent, nil)
+	}
+	var u struct {
+		ID int64 `json:"id"`
+	}
+	e.admin(http.MethodPost, "/users", map[string]any{"user": map[string]any{"name": "Jane Visitor", "email": guestEmail}}, http.StatusOK, &u)
+	e.admin(http.MethodPost, "/role_assignments", map[string]any{"role_assignment": map[string]any{
+		"applies_to_type": "Group", "applies_to_id": 2, "assignee_type": "User", "assignee_id": u.ID, "role_id": "group_basic"}},
+		http.StatusOK, nil)
+
+	id := e.process(walkIn(t, start)).VisitID
+	token := e.svc.PassToken(e.visit(id))
+	doors := e.doors(token)
+	sort.Slice(doors, func(i, j int) bool { return doors[i] < doors[j] })
+	if fmt.Sprint(doors) != "[1 2 3]" {
+		t.Errorf("pass doors %v, want [1 2 3] (the Visitors group's; not the Workshop of the user's own role)", doors)
+	}
+	if err := e.svc.PassUnlock(e.ctx, token, 4); latchkey.KindOf(err) != latchkey.NotFound {
+		t.Errorf("unlock of the Workshop through the visit's pass: %v, want NotFound", err)
+	}
+	if err := e.svc.PassUnlock(e.ctx, token, 1); err != nil {
+		t.Errorf("unlock of the front door: %v", err)
+	}
+}
+
+// The front desk cannot correct the address of a member visit: its pass
+// is the login of the controller user found by that address, which a
+// corrected address would hand to someone else.
+func TestMemberEmailIsNotCorrectedAtTheDesk(t *testing.T) {
+	e := personEnv(t, mappings.CredentialMember, false)
+	id := e.process(walkIn(t, start)).VisitID
+	if _, err := e.svc.CorrectEmail(e.ctx, id, "someone.else@example.com"); latchkey.KindOf(err) != latchkey.Conflict {
+		t.Fatalf("correct a member's address: %v, want a conflict", err)
+	}
+	if v := e.visit(id); v.Email != guestEmail {
+		t.Errorf("address became %q", v.Email)
+	}
+	if n := len(e.mails()); n != 1 {
+		t.Errorf("%d emails, want the one of the sign-in", n)
+	}
+}

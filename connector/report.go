@@ -144,11 +144,12 @@ func (s *Service) ReportFailed(ctx context.Context, id int64, reason string) err
 // were not sent: their task was lost, or is still retrying. It first
 // forgets reports older than a week that were given up or never settled.
 func (s *Service) ReportsOwed(ctx context.Context, cutoff time.Time) ([]int64, error) {
-	if !s.reporting() {
-		return nil, nil
-	}
+	// Pruned even with reporting off: rows left from when it was on.
 	if err := s.store.pruneReports(ctx, s.now().Add(-reportKeep)); err != nil {
 		return nil, err
+	}
+	if !s.reporting() {
+		return nil, nil
 	}
 	return s.store.reportsOwed(ctx, cutoff, 1000)
 }

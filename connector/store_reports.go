@@ -119,10 +119,11 @@ func (s *Store) reportsOwed(ctx context.Context, cutoff time.Time, limit int) ([
 	return ids, nil
 }
 
-// pruneReports deletes reports given up, and reports still waiting for a
-// settlement, that were made before before.
+// pruneReports deletes the reports made before before that were given up,
+// still wait for a settlement, or are due but were never sent (reporting
+// was turned off): a week late, a report tells Envoy nothing.
 func (s *Store) pruneReports(ctx context.Context, before time.Time) error {
-	err := s.db.WithContext(ctx).Where("state IN ? AND created_at < ?", []string{reportFailed, reportWaiting}, before).
+	err := s.db.WithContext(ctx).Where("state IN ? AND created_at < ?", []string{reportFailed, reportWaiting, reportDue}, before).
 		Delete(&reportRow{}).Error
 	if err != nil {
 		return fmt.Errorf("prune reports: %w", err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/latchkey/latchkey/connector"
 )
 
 // Client enqueues tasks. It is safe for concurrent use.
@@ -139,7 +141,9 @@ func (c *Client) enqueueVisitSyncAt(ctx context.Context, visitID, version int64,
 // With RunLocally, the email also starts at once here.
 func (c *Client) EnqueueEmail(ctx context.Context, visitID int64, kind, windowKey string) error {
 	r := c.local.Load()
-	now := r.take(ctx)
+	// A resend's key is never recorded as the emailed window, so its
+	// backup copy could not tell it was sent: resends wait for the queue.
+	now := kind != connector.EmailResend && r.take(ctx)
 	t, id, err := NewEmailSendTask(EmailSendPayload{VisitID: visitID, Kind: kind, WindowKey: windowKey, Backup: now})
 	if err == nil {
 		err = c.enqueue(ctx, t, id, backupDelay(now)...)

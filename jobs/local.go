@@ -22,6 +22,9 @@ type localRunner struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// mu guards stopped, so no run starts once stop has begun.
+	mu      sync.Mutex
+	stopped bool
 }
 
 // RunLocally makes c run every sync and email it enqueues (not sweeps' or
@@ -50,8 +53,14 @@ func (r *localRunner) take(ctx context.Context) bool {
 	if others > 0 {
 		return false
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return false
+	}
 	select {
 	case r.slots <- struct{}{}:
+		r.wg.Add(1)
 		return true
 	default:
 		return false
@@ -59,12 +68,14 @@ func (r *localRunner) take(ctx context.Context) bool {
 }
 
 // release gives back a slot take claimed without running.
-func (r *localRunner) release() { <-r.slots }
+func (r *localRunner) release() {
+	<-r.slots
+	r.wg.Done()
+}
 
 // run runs handle on t in the background and gives back its slot. A
 // failure needs nothing here: the queued task retries the work.
 func (r *localRunner) run(t *asynq.Task, handle func(context.Context, *asynq.Task) error) {
-	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer func() { <-r.slots }()
@@ -76,15 +87,23 @@ func (r *localRunner) run(t *asynq.Task, handle func(context.Context, *asynq.Tas
 	}()
 }
 
-// stop waits for local runs up to d, then cancels those still running.
+// stop lets no new run start, waits for those running up to d, then
+// cancels them and waits a moment more (their queued copies redo what
+// they leave undone).
 func (r *localRunner) stop(d time.Duration) {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(d):
 		r.cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 	}
 	r.cancel()
 }
@@ -92,9 +111,13 @@ func (r *localRunner) stop(d time.Duration) {
 // inTaskKey marks the context of a task the worker's queue handed out.
 type inTaskKey struct{}
 
-// countBusy counts the tasks the worker's queue handed out while they run.
+// countBusy counts the syncs and emails the worker's queue handed out
+// while they run (sweeps and reports to Envoy do not hold up a visit).
 func (w *Worker) countBusy(h asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if t.Type() != TypeVisitSync && t.Type() != TypeEmailSend {
+			return h.ProcessTask(ctx, t)
+		}
 		w.busy.Add(1)
 		defer w.busy.Add(-1)
 		return h.ProcessTask(context.WithValue(ctx, inTaskKey{}, true), t)

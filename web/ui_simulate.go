@@ -87,7 +87,8 @@ func (u *UI) simulate(c echo.Context) error {
 	}
 	now := u.now().UTC().Truncate(time.Second)
 	key := "ui-simulate:" + randomToken(12)
-	res, err := u.svc.Ingest(ctx, connector.Inbound{DedupeKey: key, EventName: string(ev.Kind), JobID: key, Known: true, Event: ev})
+	// No job id: a simulated visit is no Envoy job, and owes Envoy no report.
+	res, err := u.svc.Ingest(ctx, connector.Inbound{DedupeKey: key, EventName: string(ev.Kind), Known: true, Event: ev})
 	if err != nil {
 		return err
 	}
