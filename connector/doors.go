@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // doorsTTL is how long a listing of an install's group doors is used: the
@@ -22,6 +24,8 @@ const (
 type doorCache struct {
 	mu      sync.Mutex
 	entries map[string]doorEntry
+	// fetch makes one listing serve every caller that needs it at once.
+	fetch singleflight.Group
 }
 
 type doorEntry struct {
@@ -41,22 +45,28 @@ func (s *Service) groupDoors(ctx context.Context, install string, maxAge time.Du
 	if ok && now.Sub(e.at) < maxAge {
 		return e.doors, nil
 	}
-	doors, err := s.ctl(ctx).GroupDoors(ctx)
+	v, err, _ := c.fetch.Do(install, func() (any, error) {
+		doors, err := s.ctl(ctx).GroupDoors(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.entries == nil {
+			c.entries = map[string]doorEntry{}
+		}
+		for k, old := range c.entries {
+			if now.Sub(old.at) >= doorsTTL {
+				delete(c.entries, k)
+			}
+		}
+		c.entries[install] = doorEntry{at: now, doors: doors}
+		return doors, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[string]doorEntry{}
-	}
-	for k, old := range c.entries {
-		if now.Sub(old.at) >= doorsTTL {
-			delete(c.entries, k)
-		}
-	}
-	c.entries[install] = doorEntry{at: now, doors: doors}
-	return doors, nil
+	return v.(map[int64][]Lock), nil
 }
 
 // forgetDoors drops install's listing (its controller changed).

@@ -23,6 +23,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sync/singleflight"
+
 	latchkey "github.com/latchkey/latchkey"
 	"github.com/latchkey/latchkey/connector"
 )
@@ -64,9 +66,11 @@ type Client struct {
 	base string
 	opts Options
 
-	mu      sync.Mutex // held while a token is fetched, so one fetch serves all
+	mu      sync.Mutex // guards token and renewAt
 	token   string
 	renewAt time.Time
+	// fetch makes one token request serve every caller waiting for it.
+	fetch singleflight.Group
 }
 
 var _ connector.Reporter = (*Client)(nil)
@@ -103,13 +107,34 @@ type tokenAnswer struct {
 }
 
 // Token returns the plugin token, fetching one when none is cached or the
-// cached one is due for renewal.
+// cached one is due for renewal. One fetch serves every caller waiting for
+// it; a caller whose ctx ends stops waiting (the fetch goes on for the
+// others, bounded by the client's timeout).
 func (c *Client) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.token != "" && c.opts.Now().Before(c.renewAt) {
-		return c.token, nil
+	tok, fresh := c.token, c.token != "" && c.opts.Now().Before(c.renewAt)
+	c.mu.Unlock()
+	if fresh {
+		return tok, nil
 	}
+	ch := c.fetch.DoChan("token", func() (any, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultTimeout)
+		defer cancel()
+		return c.fetchToken(fctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	case <-ctx.Done():
+		return "", latchkey.Wrap(latchkey.Unavailable, "envoy: waiting for the plugin token", ctx.Err())
+	}
+}
+
+// fetchToken asks Envoy for a plugin token and caches it.
+func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	body, _ := json.Marshal(tokenRequest{GrantType: "client_credentials", ClientID: c.opts.ClientID,
 		ClientSecret: c.opts.ClientSecret, Scope: "plugin,token.refresh"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+TokenPath, bytes.NewReader(body))
@@ -135,6 +160,8 @@ func (c *Client) Token(ctx context.Context) (string, error) {
 	if life <= 0 {
 		life = 5 * time.Minute
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.token, c.renewAt = t.AccessToken, obtained.Add(life-min(10*time.Minute, life/2))
 	return c.token, nil
 }

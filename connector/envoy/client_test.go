@@ -3,6 +3,7 @@ package envoy_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -191,5 +192,39 @@ func TestJobUpdateIsBounded(t *testing.T) {
 	}
 	if n := len([]rune(j.StatusMessage)); n > 500 || len(j.Attachments) > 10 || len([]rune(j.Attachments[5].Value)) > 2000 || len([]rune(j.Attachments[5].Label)) > 100 {
 		t.Errorf("not bounded: message %d runes, %d attachments", n, len(j.Attachments))
+	}
+}
+
+// A caller waiting for a token that Envoy is slow to give stops waiting
+// when its own context ends, whatever the others do.
+func TestSlowTokenDoesNotHoldACallerPastItsContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "slow", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	c, err := envoy.New(srv.URL, envoy.Options{ClientID: clientID, ClientSecret: clientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A report task with time to spare asks first and waits on.
+	first := make(chan error, 1)
+	go func() { _, err := c.Token(context.Background()); first <- err }()
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if _, err := c.Token(ctx); err == nil || time.Since(began) > 2*time.Second {
+		t.Fatalf("token from a stalled Envoy: %v after %v; want an error once the caller's 200 ms are up", err, time.Since(began))
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the first caller stopped waiting early: %v", err)
+	default:
 	}
 }
