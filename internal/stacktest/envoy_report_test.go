@@ -136,10 +136,20 @@ func TestEnvoyReportsBack(t *testing.T) {
 		t.Fatalf("sign-in while Envoy fails: %d %v", code, out)
 	}
 	failing := int64(out["visit_id"].(float64))
-	waitUntil(t, 10*time.Second, func() bool {
-		d, err := s.Service.Detail(ctx, failing)
-		return err == nil && d.Visit.Status == connector.StatusActive && fe.JobAttempts("job-A-e4") >= 2
-	})
+	var status connector.Status
+	began := time.Now()
+	for status != connector.StatusActive || fe.JobAttempts("job-A-e4") < 2 {
+		if time.Since(began) > 30*time.Second {
+			d, _ := s.Service.Detail(ctx, failing)
+			t.Fatalf("after 30 s: visit %s, %d report attempts; want active and at least 2; timeline:\n%s",
+				status, fe.JobAttempts("job-A-e4"), timelineText(d))
+		}
+		time.Sleep(50 * time.Millisecond)
+		if d, err := s.Service.Detail(ctx, failing); err == nil {
+			status = d.Visit.Status
+		}
+	}
+	t.Logf("active with %d report attempts %s after the sign-in", fe.JobAttempts("job-A-e4"), time.Since(began).Round(time.Millisecond))
 	if links, err := s.Service.Store().Links(ctx, failing); err != nil || len(links) != 1 || links[0].LinkID == 0 {
 		t.Fatalf("links while Envoy fails: %v %+v", err, links)
 	}
