@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/envoy"
 	"github.com/latchkey/latchkey/internal/fakeenvoy"
+	"github.com/latchkey/latchkey/internal/stacktest"
 )
 
 const (
@@ -20,24 +21,7 @@ const (
 	clientSecret = "client-secret-never-logged"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newClient(t *testing.T, fe *fakeenvoy.Envoy, clk *clock) *envoy.Client {
+func newClient(t *testing.T, fe *fakeenvoy.Envoy, clk *stacktest.Clock) *envoy.Client {
 	t.Helper()
 	c, err := envoy.New(fe.URL, envoy.Options{ClientID: clientID, ClientSecret: clientSecret, Now: clk.Now})
 	if err != nil {
@@ -55,7 +39,7 @@ func done(msg string) connector.JobReport {
 
 func TestOneTokenServesConcurrentReports(t *testing.T) {
 	fe := fakeenvoy.Start(t, clientID, clientSecret)
-	c := newClient(t, fe, &clock{t: time.Now()})
+	c := newClient(t, fe, stacktest.NewClock(time.Now()))
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 20 {
@@ -92,7 +76,7 @@ func TestOneTokenServesConcurrentReports(t *testing.T) {
 func TestTokenIsRenewedBeforeItRunsOut(t *testing.T) {
 	fe := fakeenvoy.Start(t, clientID, clientSecret)
 	fe.SetExpiresIn(3600)
-	clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	clk := stacktest.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	c := newClient(t, fe, clk)
 	ctx := context.Background()
 	first, err := c.Token(ctx)
@@ -128,7 +112,7 @@ func TestTokenIsRenewedBeforeItRunsOut(t *testing.T) {
 
 func TestRefusedTokenIsReplacedOnce(t *testing.T) {
 	fe := fakeenvoy.Start(t, clientID, clientSecret)
-	c := newClient(t, fe, &clock{t: time.Now()})
+	c := newClient(t, fe, stacktest.NewClock(time.Now()))
 	ctx := context.Background()
 	if err := c.ReportJob(ctx, "job-1", done("one")); err != nil {
 		t.Fatal(err)
@@ -144,7 +128,7 @@ func TestRefusedTokenIsReplacedOnce(t *testing.T) {
 
 func TestAnswersBecomeErrorKinds(t *testing.T) {
 	fe := fakeenvoy.Start(t, clientID, clientSecret)
-	c := newClient(t, fe, &clock{t: time.Now()})
+	c := newClient(t, fe, stacktest.NewClock(time.Now()))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		code int
@@ -178,7 +162,7 @@ func TestAnswersBecomeErrorKinds(t *testing.T) {
 
 func TestJobUpdateIsBounded(t *testing.T) {
 	fe := fakeenvoy.Start(t, clientID, clientSecret)
-	c := newClient(t, fe, &clock{t: time.Now()})
+	c := newClient(t, fe, stacktest.NewClock(time.Now()))
 	r := done(strings.Repeat("é", 5000))
 	for range 30 {
 		r.Attachments = append(r.Attachments, connector.Attachment{Type: connector.AttachText, Label: strings.Repeat("l", 500), Value: strings.Repeat("v", 9000)})
