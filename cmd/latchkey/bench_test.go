@@ -35,17 +35,21 @@ func TestBenchRunsAgainstServe(t *testing.T) {
 	getenv := func(string) string { return "" }
 	var out strings.Builder
 	args := []string{"bench", "--url", p.URL, "--secret", d.EnvoySecret, "--api-key", d.AdminKey, "--data-dir", d.DataDir,
-		"--database-url", d.DatabaseURL, "--phases", "ingest,signin,unlock,signout,burst", "--duration", "1s", "--count", "24",
+		"--database-url", d.DatabaseURL, "--phases", "quiet,ingest,signin,unlock,signout,burst", "--duration", "1s", "--count", "24",
 		"--rate", "100", "--event-rate", "10", "--concurrency", "8", "--json"}
 	if err := run(context.Background(), args, getenv, &out); err != nil {
 		t.Fatalf("bench: %v\n%s", err, out.String())
 	}
 	var rep struct {
 		Phases []struct {
-			Name     string `json:"name"`
-			Requests int64  `json:"requests"`
-			Errors   int64  `json:"errors"`
-			First    string `json:"first_error"`
+			Name       string  `json:"name"`
+			Requests   int64   `json:"requests"`
+			Errors     int64   `json:"errors"`
+			First      string  `json:"first_error"`
+			Statements float64 `json:"statements_per_op"`
+			Email      *struct {
+				P50 float64 `json:"p50_ms"`
+			} `json:"email_latency"`
 		} `json:"phases"`
 	}
 	raw := out.String()
@@ -61,8 +65,15 @@ func TestBenchRunsAgainstServe(t *testing.T) {
 		if ph.Requests == 0 || ph.Errors > 0 {
 			t.Errorf("phase %s: %d requests, %d errors (first: %s)", ph.Name, ph.Requests, ph.Errors, ph.First)
 		}
+		// Every webhook is at least one transaction.
+		if ph.Name == "ingest-max" && ph.Statements < 3 {
+			t.Errorf("ingest-max: %v statements per webhook, want the server's count (at least 3)", ph.Statements)
+		}
+		if ph.Name == "quiet" && (ph.Email == nil || ph.Email.P50 <= 0) {
+			t.Errorf("quiet: no email latency measured: %s", out.String())
+		}
 	}
-	for _, want := range []string{"ingest", "signin", "unlock", "signout", "burst"} {
+	for _, want := range []string{"quiet", "ingest", "signin", "unlock", "signout", "burst"} {
 		if !seen[want] {
 			t.Errorf("no %s phase in the report: %s", want, out.String())
 		}

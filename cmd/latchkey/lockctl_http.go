@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchkey/latchkey/internal/database"
+	"github.com/latchkey/latchkey/internal/metrics"
 	"github.com/latchkey/latchkey/lockctl"
 	"github.com/latchkey/latchkey/web"
 )
@@ -36,6 +37,7 @@ func lockctlHandler(log *slog.Logger, lc *lockctl.Controller, db *database.DB, t
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"method", "route"})
 	reg.MustRegister(reqs, dur)
+	metrics.RegisterStatements(reg, database.StatementsOf(db))
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

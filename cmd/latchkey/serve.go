@@ -236,6 +236,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	var m *metrics.Metrics
 	if a.srv != nil {
 		m = metrics.New(a.srv.Registry())
+		metrics.RegisterStatements(a.srv.Registry(), database.StatementsOf(a.db))
 		kopts.WrapTransport = m.Transport
 	}
 	ac, err := kisi.New(ctrlURL, kopts)

@@ -18,7 +18,7 @@ import (
 // Phases in the order they run. The unlock phase uses the passes the
 // signin phase made usable, and signout then revokes them; burst is the
 // front desk's busy moment (see Bench.burst).
-var Phases = []string{"ceiling", "ingest", "signin", "unlock", "signout", "burst"}
+var Phases = []string{"ceiling", "quiet", "ingest", "signin", "unlock", "signout", "burst"}
 
 // Config says what to drive and how hard. The zero value of a field means
 // its default.
@@ -29,6 +29,8 @@ type Config struct {
 	Rate float64
 	// EventRate is the paced rate of sign-ins and sign-outs (per second).
 	EventRate float64
+	// QuietRate is the paced rate of the quiet phase's sign-ins (5/s).
+	QuietRate float64
 	// PollRate bounds, across all waiting guests, how many times per
 	// second the signin and signout phases try a door to see whether
 	// access changed (default 400). Without the bound, a server that falls
@@ -93,6 +95,9 @@ func New(cfg Config) *Bench {
 	if cfg.EventRate <= 0 {
 		cfg.EventRate = 200
 	}
+	if cfg.QuietRate <= 0 {
+		cfg.QuietRate = 5
+	}
 	if cfg.PollRate <= 0 {
 		cfg.PollRate = 400
 	}
@@ -125,7 +130,11 @@ func (b *Bench) has(phase string) bool { return slices.Contains(b.cfg.Phases, ph
 // It fails only when the server cannot be used at all (unreachable, wrong
 // secret, unmapped flow); failed requests within a phase are counted.
 func (b *Bench) Run(ctx context.Context) (*Report, error) {
-	b.procs = newProcs(b.cfg.PID)
+	var stores []string
+	if b.cfg.DatabaseURL != "" {
+		stores = []string{"postgres", "redis-server"}
+	}
+	b.procs = newProcs(b.cfg.PID, stores, b.statements)
 	defer b.procs.close()
 	r := &Report{URL: b.cfg.URL, PID: b.cfg.PID, Concurrency: b.cfg.Concurrency, Database: "sqlite " + b.cfg.SQLitePath}
 	if b.cfg.DatabaseURL != "" {
@@ -144,7 +153,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 			r.InsertRate = ins.Rate
 		}
 	}
-	needsServer := b.has("ingest") || b.has("signin") || b.has("unlock") || b.has("signout") || b.has("burst")
+	needsServer := b.has("quiet") || b.has("ingest") || b.has("signin") || b.has("unlock") || b.has("signout") || b.has("burst")
 	if !needsServer {
 		b.finish(r)
 		return r, nil
@@ -153,6 +162,28 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	// run with one clear line, not thousands of errors.
 	if _, _, err := b.postWebhook(ctx, b.envoyBody(b.newVisitor(), "entry_sign_in", time.Now())); err != nil {
 		return nil, fmt.Errorf("first webhook: %w", err)
+	}
+	if b.has("quiet") || b.has("signin") || b.has("unlock") || b.has("signout") {
+		if b.cfg.APIKey == "" {
+			return nil, fmt.Errorf("the quiet, signin, unlock and signout phases need the admin API key (--api-key) to find each visit's pass")
+		}
+		id, err := b.discoverLock(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.lockID, r.LockID = id, id
+	}
+	if b.has("quiet") {
+		// First, while the server is idle: nothing queued, workers asleep.
+		if err := b.settle(ctx); err != nil {
+			return nil, err
+		}
+		b.pause(ctx, 2*time.Second)
+		b.section(fmt.Sprintf("quiet: sign-in -> usable and -> email captured, %.0f/s", b.cfg.QuietRate))
+		r.Phases = append(r.Phases, b.quiet(ctx))
+		if err := b.settle(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if b.has("ingest") {
 		b.section("ingest: signed entry_sign_in webhooks, each a new visit")
@@ -164,16 +195,6 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err := b.settle(ctx); err != nil {
 			return nil, err
 		}
-	}
-	if b.has("signin") || b.has("unlock") || b.has("signout") {
-		if b.cfg.APIKey == "" {
-			return nil, fmt.Errorf("the signin, unlock and signout phases need the admin API key (--api-key) to find each visit's pass")
-		}
-		id, err := b.discoverLock(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.lockID, r.LockID = id, id
 	}
 	if b.has("signin") {
 		b.section(fmt.Sprintf("signin: sign-in -> first successful unlock through the pass, %.0f/s", b.cfg.EventRate))

@@ -55,7 +55,7 @@ func TestEnvoyBodyIsSignedAndParses(t *testing.T) {
 
 func TestDrivePacedKeepsRateAndStops(t *testing.T) {
 	b := New(Config{URL: "http://127.0.0.1:1"})
-	b.procs = newProcs(0)
+	b.procs = newProcs(0, nil, nil)
 	defer b.procs.close()
 	var n atomic.Int64
 	p := b.drive(context.Background(), "t", load{Rate: 200, Concurrency: 4, Duration: 500 * time.Millisecond},
@@ -144,5 +144,22 @@ func TestRunAgainstFake(t *testing.T) {
 	Print(&out, r)
 	if !strings.Contains(out.String(), "ingest-max") || !strings.Contains(out.String(), "targets:") {
 		t.Fatalf("report:\n%s", out.String())
+	}
+}
+
+func TestSumSeriesAddsEveryLabelSet(t *testing.T) {
+	text := `# HELP latchkey_db_statements_total Database round trips by kind.
+# TYPE latchkey_db_statements_total counter
+latchkey_db_statements_total{kind="begin"} 12
+latchkey_db_statements_total{kind="query"} 3.5e+02
+latchkey_db_statements_total_other 1000
+latchkey_http_requests_total{route="/x"} 7
+`
+	got, err := sumSeries(strings.NewReader(text), "latchkey_db_statements_total")
+	if err != nil || got != 362 {
+		t.Errorf("sumSeries = %v, %v; want 362", got, err)
+	}
+	if _, err := sumSeries(strings.NewReader("up 1\n"), "latchkey_db_statements_total"); err == nil {
+		t.Error("sumSeries of a server without the metric: no error")
 	}
 }

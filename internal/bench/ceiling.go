@@ -48,7 +48,7 @@ func (b *Bench) echoCeiling(ctx context.Context) Phase {
 			return outcomeOK, resp.StatusCode, ""
 		})
 	// The echo server runs inside the bench: its CPU is the client's.
-	p.ServerCPU, p.ServerRSSMB = 0, 0
+	p.ServerCPU, p.ServerRSSMB, p.StoreCPU, p.CPUPerOpMs, p.StatementsPerOp = 0, 0, 0, 0, 0
 	p.Note = "bare echo handler served by the bench process itself"
 	return p
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -49,9 +50,14 @@ func (b *Bench) envoyBody(v *visitor, event string, now time.Time) []byte {
 		`"job":{"id":%q,"name":%q,"identifier":"vr:entry:%s"},`+
 		`"location":{"id":%q,"type":"locations","attributes":{"name":"HQ","timezone":"Europe/Berlin","time-zone":"Europe/Berlin"}},"config":{}},`+
 		`"payload":{"id":%q,"type":"entries","relationships":{"location":{"data":{"type":"locations","id":%q}},"flow":{"data":{"type":"flows","id":%q}}},`+
-		`"attributes":{"full-name":"Bench Guest %d","email":"guest%d-%d@bench.example","signed-in-at":%q%s,"flow-name":"Visitor","approval-status":{"status":"approved"}}}}`,
+		`"attributes":{"full-name":"Bench Guest %d","email":%q,"signed-in-at":%q%s,"flow-name":"Visitor","approval-status":{"status":"approved"}}}}`,
 		event, job, event, v.entryID, b.cfg.Location, v.entryID, b.cfg.Location, b.cfg.Flow,
-		v.n, b.runID, v.n, sql(now), out)
+		v.n, b.email(v), sql(now), out)
+}
+
+// email is the guest's address, unique to this run.
+func (b *Bench) email(v *visitor) string {
+	return fmt.Sprintf("guest%d-%d@bench.example", b.runID, v.n)
 }
 
 type ackBody struct {
@@ -117,21 +123,28 @@ type apiVisit struct {
 }
 
 func (b *Bench) getJSON(ctx context.Context, path string, dst any) error {
+	_, err := b.getJSONStatus(ctx, path, dst)
+	return err
+}
+
+// getJSONStatus is getJSON that also returns the HTTP status (0 when
+// there was no answer).
+func (b *Bench) getJSONStatus(ctx context.Context, path string, dst any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.URL+path, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+b.cfg.APIKey)
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<12))
-		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(raw)))
+		return resp.StatusCode, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(raw)))
 	}
-	return json.NewDecoder(resp.Body).Decode(dst)
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(dst)
 }
 
 // fetchPass fills v.pass from the admin API.
@@ -217,4 +230,55 @@ func (b *Bench) drain(ctx context.Context, wait time.Duration) error {
 		}
 	}
 	return fmt.Errorf("the worker did not catch up within %s", wait)
+}
+
+// statements returns the server's database round trips so far: the sum of
+// its latchkey_db_statements_total series on /metrics.
+func (b *Bench) statements() (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.cfg.URL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return sumSeries(io.LimitReader(resp.Body, 8<<20), "latchkey_db_statements_total")
+}
+
+// sumSeries adds up every sample of the metric name in a Prometheus text
+// exposition; it fails when there is none.
+func sumSeries(r io.Reader, name string) (float64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	total, found := 0.0, false
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: bad sample %q", name, line)
+		}
+		total, found = total+v, true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("the server reports no %s", name)
+	}
+	return total, nil
 }

@@ -20,12 +20,24 @@ type Phase struct {
 	// second of the phase.
 	Rate float64 `json:"rate"`
 	Latency
-	ServerCPU   float64          `json:"server_cpu_cores,omitempty"`
-	ServerRSSMB float64          `json:"server_peak_rss_mb,omitempty"`
-	ClientCPU   float64          `json:"client_cpu_cores,omitempty"`
-	ErrorCodes  map[string]int64 `json:"error_statuses,omitempty"`
-	FirstError  string           `json:"first_error,omitempty"`
-	Note        string           `json:"note,omitempty"`
+	ServerCPU   float64 `json:"server_cpu_cores,omitempty"`
+	ServerRSSMB float64 `json:"server_peak_rss_mb,omitempty"`
+	// StoreCPU is the cores PostgreSQL and Redis used on this machine
+	// (PostgreSQL + Redis only: the embedded stores are the server's).
+	StoreCPU float64 `json:"store_cpu_cores,omitempty"`
+	// CPUPerOpMs is server and store CPU per decision of the phase, in
+	// milliseconds; it includes whatever else the server did meanwhile
+	// (the syncs of the sign-ins an ingest phase posts, for one).
+	CPUPerOpMs float64 `json:"cpu_per_op_ms,omitempty"`
+	// StatementsPerOp is the server's database round trips per decision.
+	StatementsPerOp float64 `json:"statements_per_op,omitempty"`
+	// Email is the latency from a sign-in to its guest email being
+	// captured (the quiet phase, embedded mail only).
+	Email      *Latency         `json:"email_latency,omitempty"`
+	ClientCPU  float64          `json:"client_cpu_cores,omitempty"`
+	ErrorCodes map[string]int64 `json:"error_statuses,omitempty"`
+	FirstError string           `json:"first_error,omitempty"`
+	Note       string           `json:"note,omitempty"`
 }
 
 // op is one operation of a phase; i counts from 0.

@@ -32,6 +32,11 @@ func (b *Bench) ingest(ctx context.Context, l load, name string) Phase {
 
 // signIn signs a new visitor in and waits until its pass opens the door.
 func (b *Bench) signIn(ctx context.Context, wait time.Duration) (*visitor, int, error) {
+	return b.signInEvery(ctx, wait, pollEvery)
+}
+
+// signInEvery is signIn with the door first retried every every.
+func (b *Bench) signInEvery(ctx context.Context, wait, every time.Duration) (*visitor, int, error) {
 	v := b.newVisitor()
 	st, id, err := b.postWebhook(ctx, b.envoyBody(v, "entry_sign_in", time.Now()))
 	if err != nil {
@@ -41,7 +46,7 @@ func (b *Bench) signIn(ctx context.Context, wait time.Duration) (*visitor, int, 
 	if err := b.fetchPass(ctx, v); err != nil {
 		return nil, 0, err
 	}
-	st, err = b.pollUnlock(ctx, v, wait, http.StatusOK)
+	st, err = b.pollUnlock(ctx, v, wait, every, http.StatusOK)
 	if err != nil {
 		return nil, st, err
 	}
@@ -51,8 +56,8 @@ func (b *Bench) signIn(ctx context.Context, wait time.Duration) (*visitor, int, 
 	return v, st, nil
 }
 
-// pollUnlock tries the door every pollEvery until it answers want.
-func (b *Bench) pollUnlock(ctx context.Context, v *visitor, wait time.Duration, want int) (int, error) {
+// pollUnlock tries the door, first every every, until it answers want.
+func (b *Bench) pollUnlock(ctx context.Context, v *visitor, wait, every time.Duration, want int) (int, error) {
 	start := time.Now()
 	deadline := start.Add(wait)
 	last, lastMsg := 0, ""
@@ -71,7 +76,7 @@ func (b *Bench) pollUnlock(ctx context.Context, v *visitor, wait time.Duration, 
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(min(pollEvery+time.Since(start)/10, pollMax)):
+		case <-time.After(min(every+time.Since(start)/10, pollMax)):
 		}
 	}
 	return last, fmt.Errorf("visit %d: door did not answer %d within %s (last: %d %s)", v.visitID, want, wait, last, lastMsg)
@@ -166,7 +171,7 @@ func (b *Bench) signout(ctx context.Context) Phase {
 		if err != nil {
 			return outcomeError, st, err.Error()
 		}
-		if st, err := b.pollUnlock(ctx, v, 30*time.Second, http.StatusForbidden); err != nil {
+		if st, err := b.pollUnlock(ctx, v, 30*time.Second, pollEvery, http.StatusForbidden); err != nil {
 			return outcomeError, st, err.Error()
 		}
 		return outcomeOK, st, ""

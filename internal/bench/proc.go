@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,17 +66,24 @@ func peakRSS(pid string) int64 {
 	return 0
 }
 
-// procs samples the server's and this process's CPU and memory. It is safe
-// for concurrent use.
+// procs samples the server's and this process's CPU and memory, and, when
+// the server runs on PostgreSQL + Redis, the CPU of those processes on this
+// machine. It is safe for concurrent use.
 type procs struct {
-	pid  string // "" when the server's process is unknown
-	mu   sync.Mutex
-	peak int64 // highest RSS seen since the last begin
-	stop chan struct{}
+	pid string // "" when the server's process is unknown
+	// backends names the processes whose CPU counts as the server's
+	// stores (by /proc/<pid>/comm); none on the embedded default.
+	backends []string
+	// statements reads the server's database round trips so far (its
+	// latchkey_db_statements_total), or fails.
+	statements func() (float64, error)
+	mu         sync.Mutex
+	peak       int64 // highest RSS seen since the last begin
+	stop       chan struct{}
 }
 
-func newProcs(pid int) *procs {
-	p := &procs{stop: make(chan struct{})}
+func newProcs(pid int, backends []string, statements func() (float64, error)) *procs {
+	p := &procs{stop: make(chan struct{}), backends: backends, statements: statements}
 	if pid > 0 {
 		p.pid = strconv.Itoa(pid)
 		go p.sample()
@@ -105,11 +113,38 @@ func (p *procs) close() { close(p.stop) }
 type window struct {
 	at             time.Time
 	server, client procStat
+	backends       map[string]time.Duration // pid → CPU so far
+	stmts          float64                  // -1: not known
+}
+
+// backendCPU returns the CPU so far of every process named in names.
+func backendCPU(names []string) map[string]time.Duration {
+	if len(names) == 0 {
+		return nil
+	}
+	out := map[string]time.Duration{}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		comm, err := os.ReadFile(filepath.Join(d, "comm"))
+		if err != nil || !slices.Contains(names, strings.TrimSpace(string(comm))) {
+			continue
+		}
+		if s, err := readStat(filepath.Base(d)); err == nil {
+			out[filepath.Base(d)] = s.cpu
+		}
+	}
+	return out
 }
 
 func (p *procs) begin() window {
-	w := window{at: time.Now()}
+	w := window{at: time.Now(), stmts: -1}
 	w.client, _ = readStat("self")
+	w.backends = backendCPU(p.backends)
+	if p.statements != nil {
+		if n, err := p.statements(); err == nil {
+			w.stmts = n
+		}
+	}
 	if p.pid != "" {
 		w.server, _ = readStat(p.pid)
 		p.mu.Lock()
@@ -124,6 +159,12 @@ func (p *procs) end(w window, ph *Phase) {
 	if c, err := readStat("self"); err == nil {
 		ph.ClientCPU = round((c.cpu-w.client.cpu).Seconds()/wall, 2)
 	}
+	ops := float64(ph.OK + ph.Refused + ph.Limited)
+	if ops > 0 && w.stmts >= 0 {
+		if n, err := p.statements(); err == nil {
+			ph.StatementsPerOp = round((n-w.stmts)/ops, 1)
+		}
+	}
 	if p.pid == "" {
 		return
 	}
@@ -135,6 +176,16 @@ func (p *procs) end(w window, ph *Phase) {
 	p.mu.Lock()
 	ph.ServerRSSMB = round(float64(max(p.peak, s.rss))/(1<<20), 1)
 	p.mu.Unlock()
+	// A store process that started during the phase counts from zero;
+	// one that ended is missed (the server keeps its connections open).
+	var backend time.Duration
+	for pid, cpu := range backendCPU(p.backends) {
+		backend += cpu - w.backends[pid]
+	}
+	ph.StoreCPU = round(backend.Seconds()/wall, 2)
+	if ops > 0 {
+		ph.CPUPerOpMs = round(((s.cpu-w.server.cpu)+backend).Seconds()*1000/ops, 3)
+	}
 }
 
 // FindPID returns the pid of the process listening on rawURL's TCP port on

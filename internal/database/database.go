@@ -116,6 +116,7 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 	if err := Ping(ctx, db); err != nil {
 		return nil, err
 	}
+	countStatements(db)
 	return db, nil
 }
 

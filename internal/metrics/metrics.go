@@ -13,9 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/latchkey/latchkey/internal/database"
 )
 
 // Outcomes of syncs, emails and unlocks.
@@ -248,5 +251,19 @@ func (v *visits) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, s := range v.statuses {
 		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.GaugeValue, float64(last[s]), s)
+	}
+}
+
+// RegisterStatements registers latchkey_db_statements_total{kind}: the
+// database round trips of the process's handle (statements, and the BEGIN,
+// COMMIT and ROLLBACK of transactions). A nil s registers nothing.
+func RegisterStatements(reg prometheus.Registerer, s *database.Statements) {
+	if s == nil {
+		return
+	}
+	for kind, n := range map[string]*atomic.Int64{"query": &s.Queries, "exec": &s.Execs, "begin": &s.Begins, "commit": &s.Commits, "rollback": &s.Rollbacks} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "latchkey_db_statements_total", Help: "Database round trips by kind.", ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(n.Load()) }))
 	}
 }
