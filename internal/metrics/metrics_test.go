@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/latchkey/latchkey/internal/database"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -167,6 +169,8 @@ func TestDashboardQueriesExistingMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	m.controller.WithLabelValues("unlock", "200").Observe(0) // a vector shows once it has a series
+	m.reports.WithLabelValues(OK).Inc()
+	RegisterStatements(reg, &database.Statements{})
 	RegisterVisits(reg, []string{"active"}, time.Hour, func(context.Context) (map[string]int64, error) { return map[string]int64{}, nil })
 	known := map[string]bool{"latchkey_webhooks_total": true, "latchkey_http_requests_total": true, "latchkey_http_request_duration_seconds": true}
 	mfs, err := reg.Gather()
