@@ -20,12 +20,13 @@ const benchUsage = `usage: latchkey bench [flags]
 
 Drives a running latchkey over loopback with signed Envoy webhooks and guest
 pass unlocks, prints progress about once a second, then a table of
-throughput, latency percentiles, server CPU and memory, the machine's
-ceiling (a bare echo handler, single-row insert transactions) with our
-figures as ratios of it, and the targets met or missed. Phases run in the
-order ceiling, ingest, signin, unlock, signout. --seed N first bulk-inserts N
-visits with their links straight into the database, to measure how cost
-grows with stored data.`
+throughput, latency percentiles, CPU per operation (server, and PostgreSQL
+and Redis on this machine), database statements per operation and memory,
+the machine's ceiling (a bare echo handler, single-row insert transactions)
+with our figures as ratios of it, and the targets met or missed. Phases run
+in the order ceiling, quiet, ingest, signin, unlock, signout, burst.
+--seed N first bulk-inserts N visits with their links straight into the
+database, to measure how cost grows with stored data.`
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var (
@@ -43,6 +44,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&dataDir, "data-dir", envOr(getenv, "LATCHKEY_DATA_DIR", ""), "the server's data dir, for keys and the SQLite file (default: the server process's, else ./data)")
 	fs.Float64Var(&cfg.Rate, "rate", 2000, "paced rate of the ingest and unlock phases, per second")
 	fs.Float64Var(&cfg.EventRate, "event-rate", 200, "paced rate of the signin and signout phases, per second")
+	fs.Float64Var(&cfg.QuietRate, "quiet-rate", 5, "paced rate of the quiet phase's sign-ins, per second")
 	fs.Float64Var(&cfg.PollRate, "poll-rate", 400, "door tries per second at most, over all guests waiting in the signin and signout phases")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "requests in flight at most (closed-loop phases use exactly this many)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each phase")
