@@ -34,36 +34,38 @@ func countStatements(db *gorm.DB) {
 	if !ok {
 		return
 	}
-	p := &countingPool{db: sqlDB, n: &Statements{}}
+	p := &countingPool{counted: counted{ConnPool: sqlDB, n: &Statements{}}, db: sqlDB}
 	db.Config.ConnPool = p
 	db.Statement.ConnPool = p
 }
 
-// countingPool is the handle's pool with each call counted. It keeps the
-// interfaces gorm looks for: a transaction beginner, and the *sql.DB behind
-// it for DB().
+// counted is a pool or a transaction with each statement counted.
+type counted struct {
+	gorm.ConnPool
+	n *Statements
+}
+
+func (c counted) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	c.n.Execs.Add(1)
+	return c.ConnPool.ExecContext(ctx, q, args...)
+}
+
+func (c counted) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	c.n.Queries.Add(1)
+	return c.ConnPool.QueryContext(ctx, q, args...)
+}
+
+func (c counted) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	c.n.Queries.Add(1)
+	return c.ConnPool.QueryRowContext(ctx, q, args...)
+}
+
+// countingPool is the handle's pool, counted. It keeps the interfaces
+// gorm looks for: a transaction beginner, and the *sql.DB behind it for
+// DB().
 type countingPool struct {
+	counted
 	db *sql.DB
-	n  *Statements
-}
-
-func (p *countingPool) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
-	return p.db.PrepareContext(ctx, q)
-}
-
-func (p *countingPool) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	p.n.Execs.Add(1)
-	return p.db.ExecContext(ctx, q, args...)
-}
-
-func (p *countingPool) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	p.n.Queries.Add(1)
-	return p.db.QueryContext(ctx, q, args...)
-}
-
-func (p *countingPool) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	p.n.Queries.Add(1)
-	return p.db.QueryRowContext(ctx, q, args...)
 }
 
 func (p *countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
@@ -72,34 +74,15 @@ func (p *countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.C
 	if err != nil {
 		return nil, err
 	}
-	return &countingTx{tx: tx, n: p.n}, nil
+	return &countingTx{counted: counted{ConnPool: tx, n: p.n}, tx: tx}, nil
 }
 
 func (p *countingPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
-// countingTx is one transaction with each call counted.
+// countingTx is one transaction, counted, with its commit and rollback.
 type countingTx struct {
+	counted
 	tx *sql.Tx
-	n  *Statements
-}
-
-func (t *countingTx) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
-	return t.tx.PrepareContext(ctx, q)
-}
-
-func (t *countingTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	t.n.Execs.Add(1)
-	return t.tx.ExecContext(ctx, q, args...)
-}
-
-func (t *countingTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	t.n.Queries.Add(1)
-	return t.tx.QueryContext(ctx, q, args...)
-}
-
-func (t *countingTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	t.n.Queries.Add(1)
-	return t.tx.QueryRowContext(ctx, q, args...)
 }
 
 func (t *countingTx) Commit() error {
