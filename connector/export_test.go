@@ -54,7 +54,7 @@ func (s *Store) SweepPlans(now time.Time) (map[string]string, error) {
 		},
 		"memberWindows": func(tx *gorm.DB) *gorm.DB { return memberWindowsQuery(tx, 7, 1).Scan(&spans) },
 		"syncLag": func(tx *gorm.DB) *gorm.DB {
-			return tx.Model(&Visit{}).Where(owedSQL+" AND updated_at < ? AND synced_version < version", now).Count(&n)
+			return syncLagQuery(tx, now).Count(&n)
 		},
 		"failedVisits": func(tx *gorm.DB) *gorm.DB {
 			return tx.Model(&Visit{}).Where("status = ?", StatusFailed).Where(attentionSQL).Count(&n)

@@ -545,20 +545,31 @@ func (s *Store) LastUnlocks(ctx context.Context, visitIDs []int64) (map[int64]ti
 // SyncLag reports how many visits changed before cutoff wait for their
 // sync, and when the longest-waiting of them changed (zero when none).
 func (s *Store) SyncLag(ctx context.Context, cutoff time.Time) (int64, time.Time, error) {
-	q := s.db.WithContext(ctx).Model(&Visit{}).
-		Where(owedSQL+" AND updated_at < ? AND synced_version < version", cutoff.UTC())
 	var n int64
-	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+	if err := syncLagQuery(s.db.WithContext(ctx), cutoff).Count(&n).Error; err != nil {
 		return 0, time.Time{}, fmt.Errorf("count unsynced visits: %w", err)
 	}
 	if n == 0 {
 		return 0, time.Time{}, nil
 	}
 	var v Visit
-	if err := q.Session(&gorm.Session{}).Select("id, updated_at").Order("updated_at").Take(&v).Error; err != nil {
+	if err := unsyncedQuery(s.db.WithContext(ctx), cutoff, 1).Select("id, updated_at").Take(&v).Error; err != nil {
 		return n, time.Time{}, fmt.Errorf("oldest unsynced visit: %w", err)
 	}
 	return n, v.UpdatedAt, nil
+}
+
+// maxSyncLag bounds the count of visits waiting for their sync: far more
+// than ever wait, and a bound that keeps the count on visits_owed (below).
+const maxSyncLag = 1_000_000
+
+// syncLagQuery counts SyncLag's visits, up to maxSyncLag. PostgreSQL cannot
+// estimate the owed predicate (it compares two columns of a row, so it
+// guesses a third of all visits match) and would rather scan the table than
+// read visits_owed; ordered by the index's column and bounded, the count
+// reads the index.
+func syncLagQuery(q *gorm.DB, cutoff time.Time) *gorm.DB {
+	return q.Table("(?) AS lag", unsyncedQuery(q.Session(&gorm.Session{NewDB: true}), cutoff, maxSyncLag).Select("id"))
 }
 
 // due returns visits whose status changes by time alone as of now.
@@ -590,11 +601,13 @@ func (s *Store) unsynced(ctx context.Context, cutoff time.Time, limit int) ([]Vi
 	return refs, nil
 }
 
-// unsyncedQuery selects unsynced's visits, through the partial index
-// visits_owed.
+// unsyncedQuery selects unsynced's visits, the longest waiting first,
+// through the partial index visits_owed. The order keeps PostgreSQL on the
+// index: it guesses that a third of all visits owe work (see syncLagQuery),
+// so without it a scan of the table looks as quick a way to find limit.
 func unsyncedQuery(q *gorm.DB, cutoff time.Time, limit int) *gorm.DB {
 	return q.Model(&Visit{}).Select("id, version").
-		Where(owedSQL+" AND updated_at < ? AND synced_version < version", cutoff.UTC()).Limit(limit)
+		Where(owedSQL+" AND updated_at < ? AND synced_version < version", cutoff.UTC()).Order("updated_at").Limit(limit)
 }
 
 // emailsOwed lists the guest emails of synced visits, changed before cutoff,
@@ -623,12 +636,12 @@ func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]
 	return out, nil
 }
 
-// emailsOwedQuery selects emailsOwed's visits, through the partial index
-// visits_owed.
+// emailsOwedQuery selects emailsOwed's visits, the longest waiting first,
+// through the partial index visits_owed (ordered as unsyncedQuery).
 func emailsOwedQuery(q *gorm.DB, cutoff time.Time, limit int) *gorm.DB {
 	return q.Model(&Visit{}).Select("id, email_due_key, emailed_window").
 		Where(owedSQL+" AND updated_at < ? AND synced_version = version AND "+liveSQL+" AND email_due_key <> ''", cutoff.UTC()).
-		Limit(limit)
+		Order("updated_at").Limit(limit)
 }
 
 // claimEmail claims the sending of message key for visit id until until,

@@ -164,8 +164,12 @@ func TestSweepsReadOnlyWorkOwed(t *testing.T) {
 			continue
 		}
 		scans := planScans(plan)
+		// SQLite takes the index it is meant to; PostgreSQL may take
+		// another partial one by its statistics.
 		for _, ix := range indexes {
-			if !slices.ContainsFunc(scans, func(s planScan) bool { return s.index == ix }) {
+			if !slices.ContainsFunc(scans, func(s planScan) bool {
+				return s.index == ix || (testenv.Postgres() && slices.Contains(partial, s.index))
+			}) {
 				t.Errorf("%s does not read %s:\n%s", name, ix, plan)
 			}
 		}
