@@ -70,12 +70,6 @@ var droppedIndexes = []struct{ table, name string }{
 	{"visits", "idx_visits_synced_version"},
 }
 
-// visitsFillFactor leaves room in each page of visits on PostgreSQL, so an
-// update that changes no indexed column (a sync lease taken, renewed and
-// released, an email claim, a first view) stays in its page (a HOT update,
-// with no index entries written).
-const visitsFillFactor = 85
-
 // migrateIndexes drops the indexes no query needs and creates the partial
 // ones, on a new database and on one an earlier release made.
 func migrateIndexes(ctx context.Context, db *gorm.DB) error {
@@ -89,11 +83,6 @@ func migrateIndexes(ctx context.Context, db *gorm.DB) error {
 		sql := fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (%s) WHERE %s", ix.name, ix.table, ix.columns, ix.where)
 		if err := db.Exec(sql).Error; err != nil {
 			return fmt.Errorf("index %s: %w", ix.name, err)
-		}
-	}
-	if db.Dialector.Name() == "postgres" {
-		if err := db.Exec(fmt.Sprintf("ALTER TABLE visits SET (fillfactor = %d)", visitsFillFactor)).Error; err != nil {
-			return fmt.Errorf("visits fill factor: %w", err)
 		}
 	}
 	return nil
