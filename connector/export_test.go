@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"gorm.io/gorm"
@@ -20,9 +21,62 @@ func OpenLinkSecret(box *secretbox.Box, l VisitLink) (string, error) {
 // makes to find its visits.
 func (s *Store) ExplainVisitsFor(install, location, source, entry, invite string) (string, error) {
 	var vs []Visit
-	sql := s.db.ToSQL(func(tx *gorm.DB) *gorm.DB {
+	return s.explain(func(tx *gorm.DB) *gorm.DB {
 		return visitsForQuery(tx, install, location, source, entry, invite).Find(&vs)
 	})
+}
+
+// SweepPlans returns the database's plan for each periodic sweep's query,
+// and for each lookup that must read only rows that owe work, by name.
+func (s *Store) SweepPlans(now time.Time) (map[string]string, error) {
+	var (
+		refs  []VisitRef
+		ls    []VisitLink
+		ps    []VisitPerson
+		vs    []Visit
+		ids   []int64
+		n     int64
+		spans []struct{ ValidFrom, ValidUntil time.Time }
+	)
+	cutoff := now.Add(-30 * time.Second)
+	queries := map[string]func(tx *gorm.DB) *gorm.DB{
+		"due":         func(tx *gorm.DB) *gorm.DB { return dueQuery(tx, now, 1000).Scan(&refs) },
+		"unsynced":    func(tx *gorm.DB) *gorm.DB { return unsyncedQuery(tx, cutoff, 1000).Scan(&refs) },
+		"emailsOwed":  func(tx *gorm.DB) *gorm.DB { return emailsOwedQuery(tx, cutoff, 1000).Scan(&refs) },
+		"reportsOwed": func(tx *gorm.DB) *gorm.DB { return reportsOwedQuery(tx, cutoff, 1000).Pluck("id", &ids) },
+		"activeLinks": func(tx *gorm.DB) *gorm.DB { return activeLinksQuery(tx).Find(&ls) },
+		"peopleRows":  func(tx *gorm.DB) *gorm.DB { return peopleRowsQuery(tx).Find(&ps) },
+		"creatingElsewhere": func(tx *gorm.DB) *gorm.DB {
+			return creatingElsewhereQuery(tx, 1, 1, "link|1|x").Count(&n)
+		},
+		"guestCreatingElsewhere": func(tx *gorm.DB) *gorm.DB {
+			return guestCreatingQuery(tx, 1, "guest|Jane|x|").Count(&n)
+		},
+		"memberWindows": func(tx *gorm.DB) *gorm.DB { return memberWindowsQuery(tx, 7, 1).Scan(&spans) },
+		"syncLag": func(tx *gorm.DB) *gorm.DB {
+			return syncLagQuery(tx, now).Count(&n)
+		},
+		"failedVisits": func(tx *gorm.DB) *gorm.DB {
+			return tx.Model(&Visit{}).Where("status = ?", StatusFailed).Where(attentionSQL).Count(&n)
+		},
+		"emailFailedVisits": func(tx *gorm.DB) *gorm.DB {
+			return tx.Model(&Visit{}).Where(emailFailedSQL, KindEmailSent, KindEmailFailed, KindEmailFailed).Find(&vs)
+		},
+	}
+	out := map[string]string{}
+	for name, q := range queries {
+		plan, err := s.explain(q)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = plan
+	}
+	return out, nil
+}
+
+// explain returns the database's plan for the statement q runs.
+func (s *Store) explain(q func(tx *gorm.DB) *gorm.DB) (string, error) {
+	sql := s.db.ToSQL(q)
 	explain := "EXPLAIN QUERY PLAN "
 	if s.db.Dialector.Name() == "postgres" {
 		explain = "EXPLAIN "
@@ -46,6 +100,25 @@ func (s *Store) ExplainVisitsFor(install, location, source, entry, invite string
 		fmt.Fprintln(&plan, vals...)
 	}
 	return plan.String(), rows.Err()
+}
+
+// PartialIndexes names the partial indexes the migration makes.
+func PartialIndexes() []string {
+	var out []string
+	for _, ix := range partialIndexes {
+		out = append(out, ix.name)
+	}
+	return out
+}
+
+// DroppedIndexes names the indexes of earlier releases the migration
+// drops, by table.
+func DroppedIndexes() map[string][]string {
+	out := map[string][]string{}
+	for _, ix := range droppedIndexes {
+		out[ix.table] = append(out[ix.table], ix.name)
+	}
+	return out
 }
 
 // PersonCredentialOf returns the credential of visit v's person, if it

@@ -26,28 +26,14 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.WithContext(ctx).AutoMigrate(&Visit{}, &VisitLink{}, &TimelineEntry{}, &Delivery{}, &VisitPerson{}, &VisitRole{}); err != nil {
 		return fmt.Errorf("migrate connector: %w", err)
 	}
-	// An event finds its visit by install, location and entry or invite
-	// (visits_entry, visits_invite); the single-column indexes of earlier
-	// releases only cost every insert.
-	for _, old := range []string{"idx_visits_entry_id", "idx_visits_invite_id"} {
-		if db.Migrator().HasIndex(&Visit{}, old) {
-			if err := db.WithContext(ctx).Migrator().DropIndex(&Visit{}, old); err != nil {
-				return fmt.Errorf("migrate connector: drop index %s: %w", old, err)
-			}
-		}
-	}
 	if err := migrateInstalls(ctx, db); err != nil {
 		return fmt.Errorf("migrate connector: installs: %w", err)
 	}
 	if err := migrateReports(ctx, db); err != nil {
 		return fmt.Errorf("migrate connector: reports: %w", err)
 	}
-	// The sweep for lost work looks only at visits with work owed: a
-	// partial index keeps it from reading every visit ever stored.
-	err := db.WithContext(ctx).Exec(`CREATE INDEX IF NOT EXISTS visits_owed ON visits (updated_at)
-		WHERE synced_version < version OR email_due_key <> emailed_window`).Error
-	if err != nil {
-		return fmt.Errorf("migrate connector: index visits_owed: %w", err)
+	if err := migrateIndexes(ctx, db); err != nil {
+		return fmt.Errorf("migrate connector: %w", err)
 	}
 	return nil
 }
@@ -384,12 +370,17 @@ func (s *Store) statuses(ctx context.Context, ids []int64) (map[int64]Status, er
 // creation described by key under way.
 func (s *Store) creatingElsewhere(ctx context.Context, visitID, group int64, key string) (bool, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Model(&VisitLink{}).
-		Where("group_id = ? AND creating = ? AND visit_id <> ?", group, key, visitID).Count(&n).Error
+	err := creatingElsewhereQuery(s.db.WithContext(ctx), visitID, group, key).Count(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("links being created on group %d: %w", group, err)
 	}
 	return n > 0, nil
+}
+
+// creatingElsewhereQuery selects creatingElsewhere's rows, through the
+// partial index visit_links_creating.
+func creatingElsewhereQuery(q *gorm.DB, visitID, group int64, key string) *gorm.DB {
+	return q.Model(&VisitLink{}).Where(creatingSQL+" AND group_id = ? AND creating = ? AND visit_id <> ?", group, key, visitID)
 }
 
 // linksByControllerID maps controller link ids to their rows.
@@ -411,14 +402,20 @@ func (s *Store) linksByControllerID(ctx context.Context, ids []int64) (map[int64
 // activeLinks returns the links of visits that should have access.
 func (s *Store) activeLinks(ctx context.Context) ([]VisitLink, error) {
 	var ls []VisitLink
-	err := s.db.WithContext(ctx).Table("visit_links").
-		Joins("JOIN visits ON visits.id = visit_links.visit_id").
-		Where("visit_links.removed = ? AND visits.status IN ?", false, []Status{StatusScheduled, StatusActive}).
-		Select("visit_links.*").Find(&ls).Error
-	if err != nil {
+	if err := activeLinksQuery(s.db.WithContext(ctx)).Find(&ls).Error; err != nil {
 		return nil, fmt.Errorf("active links: %w", err)
 	}
 	return ls, nil
+}
+
+// activeLinksQuery selects activeLinks' rows: the live visits (the partial
+// index visits_live), then each one's links. CROSS JOIN keeps SQLite from
+// reading every link ever made and looking up its visit; PostgreSQL plans
+// it as any join.
+func activeLinksQuery(q *gorm.DB) *gorm.DB {
+	return q.Table("visits").Joins("CROSS JOIN visit_links").
+		Where("visit_links.visit_id = visits.id AND visits."+liveSQL+" AND visit_links.removed = ?", false).
+		Select("visit_links.*")
 }
 
 // AddTimeline appends an entry to a visit's timeline.
@@ -467,6 +464,14 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 	q := s.db.WithContext(ctx).Model(&Visit{})
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
+		// The partial index of live visits, or of those that wait for
+		// someone, serves the statuses it holds.
+		switch f.Status {
+		case StatusScheduled, StatusActive:
+			q = q.Where(liveSQL)
+		case StatusHeld, StatusFailed:
+			q = q.Where(attentionSQL)
+		}
 	}
 	if f.Email != "" {
 		q = q.Where("email = ?", f.Email)
@@ -485,7 +490,7 @@ func (s *Store) List(ctx context.Context, f VisitFilter) ([]Visit, int64, error)
 		q = q.Where("updated_at >= ?", f.Since.UTC())
 	}
 	if f.EmailFailed {
-		q = q.Where(emailFailedSQL, KindEmailSent, KindEmailFailed, KindEmailFailed, StatusScheduled, StatusActive)
+		q = q.Where(emailFailedSQL, KindEmailSent, KindEmailFailed, KindEmailFailed)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
@@ -540,50 +545,69 @@ func (s *Store) LastUnlocks(ctx context.Context, visitIDs []int64) (map[int64]ti
 // SyncLag reports how many visits changed before cutoff wait for their
 // sync, and when the longest-waiting of them changed (zero when none).
 func (s *Store) SyncLag(ctx context.Context, cutoff time.Time) (int64, time.Time, error) {
-	// The first OR is the visits_owed index predicate, as in unsynced.
-	q := s.db.WithContext(ctx).Model(&Visit{}).
-		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version < version", cutoff.UTC())
 	var n int64
-	if err := q.Session(&gorm.Session{}).Count(&n).Error; err != nil {
+	if err := syncLagQuery(s.db.WithContext(ctx), cutoff).Count(&n).Error; err != nil {
 		return 0, time.Time{}, fmt.Errorf("count unsynced visits: %w", err)
 	}
 	if n == 0 {
 		return 0, time.Time{}, nil
 	}
 	var v Visit
-	if err := q.Session(&gorm.Session{}).Select("id, updated_at").Order("updated_at").Take(&v).Error; err != nil {
+	if err := unsyncedQuery(s.db.WithContext(ctx), cutoff, 1).Select("id, updated_at").Take(&v).Error; err != nil {
 		return n, time.Time{}, fmt.Errorf("oldest unsynced visit: %w", err)
 	}
 	return n, v.UpdatedAt, nil
 }
 
+// maxSyncLag bounds the count of visits waiting for their sync: far more
+// than ever wait, and a bound that keeps the count on visits_owed (below).
+const maxSyncLag = 1_000_000
+
+// syncLagQuery counts SyncLag's visits, up to maxSyncLag. PostgreSQL cannot
+// estimate the owed predicate (it compares two columns of a row, so it
+// guesses a third of all visits match) and would rather scan the table than
+// read visits_owed; ordered by the index's column and bounded, the count
+// reads the index.
+func syncLagQuery(q *gorm.DB, cutoff time.Time) *gorm.DB {
+	return q.Table("(?) AS lag", unsyncedQuery(q.Session(&gorm.Session{NewDB: true}), cutoff, maxSyncLag).Select("id"))
+}
+
 // due returns visits whose status changes by time alone as of now.
 func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]VisitRef, error) {
 	var refs []VisitRef
-	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, version").
-		Where("(status = ? AND valid_from <= ?) OR (status IN ? AND valid_until <= ?)",
-			StatusScheduled, now.UTC(), []Status{StatusScheduled, StatusActive}, now.UTC()).
-		Order("id").Limit(limit).Scan(&refs).Error
-	if err != nil {
+	if err := dueQuery(s.db.WithContext(ctx), now, limit).Scan(&refs).Error; err != nil {
 		return nil, fmt.Errorf("due visits: %w", err)
 	}
 	return refs, nil
+}
+
+// dueQuery selects due's visits: windows that open (the partial index
+// visits_starting) and windows that close (visits_live). It has no ORDER
+// BY: with one, SQLite walks the primary key through every visit stored
+// instead of the two indexes.
+func dueQuery(q *gorm.DB, now time.Time, limit int) *gorm.DB {
+	return q.Model(&Visit{}).Select("id, version").
+		Where("("+startingSQL+" AND valid_from <= ?) OR ("+liveSQL+" AND valid_until <= ?)", now.UTC(), now.UTC()).
+		Limit(limit)
 }
 
 // unsynced returns visits changed before cutoff whose change was not synced,
 // or whose guest email is still owed.
 func (s *Store) unsynced(ctx context.Context, cutoff time.Time, limit int) ([]VisitRef, error) {
 	var refs []VisitRef
-	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, version").
-		// The first OR is the visits_owed index predicate, spelled out so
-		// SQLite and PostgreSQL both use that index.
-		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version < version",
-			cutoff.UTC()).
-		Limit(limit).Scan(&refs).Error
-	if err != nil {
+	if err := unsyncedQuery(s.db.WithContext(ctx), cutoff, limit).Scan(&refs).Error; err != nil {
 		return nil, fmt.Errorf("unsynced visits: %w", err)
 	}
 	return refs, nil
+}
+
+// unsyncedQuery selects unsynced's visits, the longest waiting first,
+// through the partial index visits_owed. The order keeps PostgreSQL on the
+// index: it guesses that a third of all visits owe work (see syncLagQuery),
+// so without it a scan of the table looks as quick a way to find limit.
+func unsyncedQuery(q *gorm.DB, cutoff time.Time, limit int) *gorm.DB {
+	return q.Model(&Visit{}).Select("id, version").
+		Where(owedSQL+" AND updated_at < ? AND synced_version < version", cutoff.UTC()).Order("updated_at").Limit(limit)
 }
 
 // emailsOwed lists the guest emails of synced visits, changed before cutoff,
@@ -594,11 +618,7 @@ func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]
 		EmailDueKey   string
 		EmailedWindow string
 	}
-	err := s.db.WithContext(ctx).Model(&Visit{}).Select("id, email_due_key, emailed_window").
-		// The first OR is the visits_owed index predicate, as in unsynced.
-		Where("(synced_version < version OR email_due_key <> emailed_window) AND updated_at < ? AND synced_version = version AND status IN ? AND email_due_key <> ''",
-			cutoff.UTC(), []Status{StatusScheduled, StatusActive}).
-		Limit(limit).Scan(&rows).Error
+	err := emailsOwedQuery(s.db.WithContext(ctx), cutoff, limit).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("owed emails: %w", err)
 	}
@@ -614,6 +634,14 @@ func (s *Store) emailsOwed(ctx context.Context, cutoff time.Time, limit int) ([]
 		out = append(out, EmailDue{VisitID: r.ID, Kind: kind, Key: r.EmailDueKey})
 	}
 	return out, nil
+}
+
+// emailsOwedQuery selects emailsOwed's visits, the longest waiting first,
+// through the partial index visits_owed (ordered as unsyncedQuery).
+func emailsOwedQuery(q *gorm.DB, cutoff time.Time, limit int) *gorm.DB {
+	return q.Model(&Visit{}).Select("id, email_due_key, emailed_window").
+		Where(owedSQL+" AND updated_at < ? AND synced_version = version AND "+liveSQL+" AND email_due_key <> ''", cutoff.UTC()).
+		Order("updated_at").Limit(limit)
 }
 
 // claimEmail claims the sending of message key for visit id until until,

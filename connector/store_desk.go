@@ -8,10 +8,10 @@ import (
 // emailFailedSQL selects the visits whose guest email failed: access is
 // open or about to be (a closed visit's email no longer matters), and the
 // visit's last email entry on the timeline is a failure. Its arguments are
-// KindEmailSent, KindEmailFailed, KindEmailFailed, StatusScheduled,
-// StatusActive.
-const emailFailedSQL = `(SELECT t.kind FROM visit_timeline t WHERE t.visit_id = visits.id AND t.kind IN (?, ?)
-	ORDER BY t.at DESC, t.id DESC LIMIT 1) = ? AND visits.status IN (?, ?)`
+// KindEmailSent, KindEmailFailed, KindEmailFailed; only live visits are
+// looked at (the partial index visits_live).
+var emailFailedSQL = `(SELECT t.kind FROM visit_timeline t WHERE t.visit_id = visits.id AND t.kind IN (?, ?)
+	ORDER BY t.at DESC, t.id DESC LIMIT 1) = ? AND visits.` + liveSQL
 
 // EmailFailures returns, for those of ids whose last email failed (as
 // emailFailedSQL says), the message of that failure.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // VisitPerson is the controller person behind a visit's pass when its
@@ -108,10 +110,16 @@ func (s *Store) personShared(ctx context.Context, visitID int64, p PersonRef) (b
 // person lives on).
 func (s *Store) peopleRows(ctx context.Context) ([]VisitPerson, error) {
 	var ps []VisitPerson
-	if err := s.db.WithContext(ctx).Where("removed = ? OR created = ?", false, false).Find(&ps).Error; err != nil {
+	if err := peopleRowsQuery(s.db.WithContext(ctx)).Find(&ps).Error; err != nil {
 		return nil, fmt.Errorf("visit people: %w", err)
 	}
 	return ps, nil
+}
+
+// peopleRowsQuery selects peopleRows' rows, through the partial index
+// visit_people_drift.
+func peopleRowsQuery(q *gorm.DB) *gorm.DB {
+	return q.Model(&VisitPerson{}).Where(peopleDriftSQL)
 }
 
 // rolesByAssignment maps controller role assignment ids to their rows.
@@ -191,11 +199,17 @@ func (s *Store) guestCreatingElsewhere(ctx context.Context, visitID int64, key s
 		key = key[:i+1]
 	}
 	var n int64
-	err := s.db.WithContext(ctx).Model(&VisitPerson{}).Where("creating LIKE ? ESCAPE '\\' AND visit_id <> ?", likePrefix(key), visitID).Count(&n).Error
+	err := guestCreatingQuery(s.db.WithContext(ctx), visitID, key).Count(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("guest invites under way: %w", err)
 	}
 	return n > 0, nil
+}
+
+// guestCreatingQuery selects guestCreatingElsewhere's rows, through the
+// partial index visit_people_creating.
+func guestCreatingQuery(q *gorm.DB, visitID int64, key string) *gorm.DB {
+	return q.Model(&VisitPerson{}).Where(creatingSQL+" AND creating LIKE ? ESCAPE '\\' AND visit_id <> ?", likePrefix(key), visitID)
 }
 
 // likePrefix is a LIKE pattern (ESCAPE '\\') matching strings that begin
@@ -221,12 +235,7 @@ func (s *Store) memberWindows(ctx context.Context, personID, group int64) ([][2]
 		ValidFrom  time.Time
 		ValidUntil time.Time
 	}
-	err := s.db.WithContext(ctx).Table("visit_roles").
-		Joins("JOIN visit_people ON visit_people.visit_id = visit_roles.visit_id").
-		Joins("JOIN visits ON visits.id = visit_roles.visit_id").
-		Where("visit_people.kind = ? AND visit_people.removed = ? AND visit_roles.person_id = ? AND visit_roles.group_id = ? AND visit_roles.removed = ? AND visits.status IN ?",
-			PersonMember, false, personID, group, false, []Status{StatusScheduled, StatusActive}).
-		Select("visit_roles.valid_from, visit_roles.valid_until").Scan(&rows).Error
+	err := memberWindowsQuery(s.db.WithContext(ctx), personID, group).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("windows of member %d on group %d: %w", personID, group, err)
 	}
@@ -235,6 +244,17 @@ func (s *Store) memberWindows(ctx context.Context, personID, group int64) ([][2]
 		out[i] = [2]time.Time{r.ValidFrom.UTC(), r.ValidUntil.UTC()}
 	}
 	return out, nil
+}
+
+// memberWindowsQuery selects memberWindows' rows: the member's live role
+// rows on group (the partial index visit_roles_person), then their visits.
+func memberWindowsQuery(q *gorm.DB, personID, group int64) *gorm.DB {
+	return q.Table("visit_roles").
+		Joins("JOIN visit_people ON visit_people.visit_id = visit_roles.visit_id").
+		Joins("JOIN visits ON visits.id = visit_roles.visit_id").
+		Where("visit_roles."+liveRoleSQL+" AND visit_roles.person_id = ? AND visit_roles.group_id = ? AND visit_people.kind = ? AND visit_people.removed = ? AND visits.status IN ?",
+			personID, group, PersonMember, false, []Status{StatusScheduled, StatusActive}).
+		Select("visit_roles.valid_from, visit_roles.valid_until")
 }
 
 // memberMadeByUs reports whether a visit's row records that latchkey made

@@ -111,12 +111,16 @@ func (s *Store) giveUpReport(ctx context.Context, id int64, reason string) (bool
 // reportsOwed lists up to limit due reports that became due before cutoff.
 func (s *Store) reportsOwed(ctx context.Context, cutoff time.Time, limit int) ([]int64, error) {
 	var ids []int64
-	err := s.db.WithContext(ctx).Model(&reportRow{}).Where("state = ? AND due_at < ?", reportDue, cutoff).
-		Order("id").Limit(limit).Pluck("id", &ids).Error
-	if err != nil {
+	if err := reportsOwedQuery(s.db.WithContext(ctx), cutoff, limit).Pluck("id", &ids).Error; err != nil {
 		return nil, fmt.Errorf("reports owed: %w", err)
 	}
 	return ids, nil
+}
+
+// reportsOwedQuery selects reportsOwed's reports, through the index
+// envoy_reports_state.
+func reportsOwedQuery(q *gorm.DB, cutoff time.Time, limit int) *gorm.DB {
+	return q.Model(&reportRow{}).Where("state = ? AND due_at < ?", reportDue, cutoff).Order("id").Limit(limit)
 }
 
 // pruneReports deletes the reports made before before that were given up,

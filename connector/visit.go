@@ -9,9 +9,11 @@ import (
 // and window are the last decision the reconciler applied.
 type Visit struct {
 	ID         int64  `gorm:"primaryKey"`
-	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_source,priority:1;index:visits_entry,priority:1;index:visits_invite,priority:1"`
-	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_source,priority:2;index:visits_entry,priority:2;index:visits_invite,priority:2"`
-	SourceID   string `gorm:"size:96;not null;uniqueIndex:visits_source,priority:3;index"`
+	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:2;index:visits_entry,priority:1;index:visits_invite,priority:1"`
+	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:3;index:visits_entry,priority:2;index:visits_invite,priority:2"`
+	// SourceID leads the unique key visits_by_source, so the key also
+	// serves the admin API's filter by source id alone.
+	SourceID string `gorm:"size:96;not null;uniqueIndex:visits_by_source,priority:1"`
 	// EntryID is the Envoy entry of the visitor's sign-in, also for a visit
 	// keyed by its invite, so a later entry event that lacks the invite
 	// relationship still finds the visit.
@@ -38,10 +40,12 @@ type Visit struct {
 	LocationAddress string `gorm:"size:300;not null;default:''"`
 	Locale          string `gorm:"size:35;not null;default:''"`
 
-	Status     Status     `gorm:"size:16;not null;index:visits_status_until,priority:1"`
-	Reason     string     `gorm:"size:500;not null"`
-	ValidFrom  *time.Time ``
-	ValidUntil *time.Time `gorm:"index:visits_status_until,priority:2"`
+	// Status and the window are indexed only where a visit is live (see
+	// visitIndexes): history needs no index of them.
+	Status     Status `gorm:"size:16;not null"`
+	Reason     string `gorm:"size:500;not null"`
+	ValidFrom  *time.Time
+	ValidUntil *time.Time
 
 	// Facts merged from every event of the visit, stored as JSON; Name,
 	// Email, Phone and FlowID above are copies kept for queries.
@@ -65,7 +69,7 @@ type Visit struct {
 	// Version counts changes to the desired state; SyncedVersion is the
 	// last version the reconciler applied.
 	Version       int64 `gorm:"not null;default:1"`
-	SyncedVersion int64 `gorm:"not null;default:0;index"`
+	SyncedVersion int64 `gorm:"not null;default:0"`
 	// SyncLeaseUntil and SyncLeaseOwner keep two reconcilers off the same
 	// visit: the holder renews the lease while it works, so a reconciler
 	// that died frees the visit when its short lease runs out.

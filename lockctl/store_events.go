@@ -127,9 +127,15 @@ func (s *store) recordUnlock(ctx context.Context, e *Event, linkID int64, at tim
 // deleteEventsBefore deletes up to batch of the oldest events created
 // before t and returns how many it deleted.
 func (s *store) deleteEventsBefore(ctx context.Context, t time.Time, batch int) (int64, error) {
-	ids := s.db.Model(&Event{}).Select("id").Where("created_at < ?", utc(t)).Order("id").Limit(batch)
-	res := s.db.WithContext(ctx).Where("id IN (?)", ids).Delete(&Event{})
+	res := s.db.WithContext(ctx).Where("id IN (?)", s.oldEvents(t, batch)).Delete(&Event{})
 	return res.RowsAffected, translate(res.Error, "delete old events", "event")
+}
+
+// oldEvents selects the ids of up to batch of the oldest events created
+// before t, in the order of the created_at index: ordered by id, SQLite
+// walks the primary key through every event kept to find them.
+func (s *store) oldEvents(t time.Time, batch int) *gorm.DB {
+	return s.db.Model(&Event{}).Select("id").Where("created_at < ?", utc(t)).Order("created_at").Limit(batch)
 }
 
 // deleteExpiredEventSets deletes the event sets that can no longer be read.
