@@ -201,6 +201,10 @@ type Pass struct {
 	// its QR code as a PNG.
 	QRToken string
 	QRImage []byte
+	// KeyWithGuest says the controller sent the guest their own access
+	// key and kept it from latchkey: the doors are listed, and only that
+	// key opens them (see ErrKeyWithGuest).
+	KeyWithGuest bool
 }
 
 // ErrPassNotFound is returned for an unknown pass token.
@@ -251,6 +255,9 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 		if p.QRToken, p.QRImage, _, err = s.personQR(ctx, &v); err != nil {
 			return p, err
 		}
+	}
+	if p.KeyWithGuest, err = s.keyWithGuest(ctx, &v); err != nil {
+		return p, err
 	}
 	return p, nil
 }

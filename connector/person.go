@@ -287,6 +287,17 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 	if err := lease.savePerson(ctx, p); err != nil {
 		return err
 	}
+	if grant.Secret == "" {
+		// Real Kisi keeps the access key to itself: the guest's key is
+		// the one Kisi sends them, if it was asked to.
+		kind, msg := KindLinkCreated, fmt.Sprintf("the controller keeps guest %d's access key and sends it to the guest itself; the pass lists the doors but cannot open them", grant.Guest.ID)
+		if !spec.Notify {
+			kind, msg = KindError, fmt.Sprintf("the controller keeps guest %d's access key and was not asked to send it (the mapping's delivery is latchkey): the guest holds no key and the pass cannot open doors; set the mapping's delivery to controller", grant.Guest.ID)
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, kind, msg); err != nil {
+			return err
+		}
+	}
 	r := byGroup[first]
 	if r == nil {
 		r = &VisitRole{VisitID: v.ID, GroupID: first}
@@ -593,13 +604,38 @@ func (s *Service) personCredential(ctx context.Context, v *Visit) (PersonCredent
 	return PersonCredential{Kind: p.Kind, Secret: string(secret)}, true, nil
 }
 
+// ErrKeyWithGuest refuses an unlock through the pass of a guest whose
+// access key the controller keeps to itself: Kisi's invite answer carries
+// no access key secret (plugin-and-members.md B6), and Kisi sends the key
+// to the guest (delivery controller), so only that key opens the doors.
+var ErrKeyWithGuest = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "the door system sent this guest their own key; this pass cannot open doors"}
+
+// keyWithGuest reports whether visit v's person is a guest whose access
+// key the controller did not hand to latchkey (see ErrKeyWithGuest).
+func (s *Service) keyWithGuest(ctx context.Context, v *Visit) (bool, error) {
+	p, err := s.store.visitPerson(ctx, v.ID)
+	if err != nil {
+		return false, err
+	}
+	return p.live() && p.Kind == PersonGuest && p.RetiredID == 0 && len(p.SecretEnc) == 0, nil
+}
+
 // personDoors lists the doors visit v's person may open, asked of the
 // controller with the person's own credential; handled false when the
-// visit has no person.
+// visit has no person. A guest whose key the controller kept has no
+// credential here: their doors are those of the groups the visit holds a
+// role on (the pass lists them and says the key was sent separately).
 func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, handled bool, err error) {
 	c, ok, err := s.personCredential(ctx, v)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, false, err
+	}
+	if !ok {
+		held, err := s.keyWithGuest(ctx, v)
+		if err != nil || !held {
+			return nil, false, err
+		}
+		return s.roleDoors(ctx, v)
 	}
 	pa, err := s.personAccess(ctx)
 	if err != nil {
@@ -616,6 +652,33 @@ func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, hand
 	for _, lk := range locks {
 		if rs := mine[lk.ID]; len(rs) > 0 {
 			doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: rs[0].GroupID})
+		}
+	}
+	return doors, true, nil
+}
+
+// roleDoors lists the doors of the groups visit v holds a role on, from
+// the install's group doors.
+func (s *Service) roleDoors(ctx context.Context, v *Visit) ([]Door, bool, error) {
+	roles, err := s.store.Roles(ctx, v.ID)
+	if err != nil {
+		return nil, true, err
+	}
+	byGroup, err := s.groupDoors(ctx, v.InstallID, doorsTTL)
+	if err != nil {
+		return nil, true, err
+	}
+	var doors []Door
+	seen := map[int64]bool{}
+	for _, r := range roles {
+		if r.Removed || r.AssignmentID == 0 {
+			continue
+		}
+		for _, lk := range byGroup[r.GroupID] {
+			if !seen[lk.ID] {
+				seen[lk.ID] = true
+				doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: r.GroupID})
+			}
 		}
 	}
 	return doors, true, nil
@@ -685,8 +748,15 @@ func (s *Service) personMayOpen(ctx context.Context, v *Visit, lockID int64) err
 // false when the visit has no person.
 func (s *Service) personUnlock(ctx context.Context, v *Visit, lockID int64) (handled bool, err error) {
 	c, ok, err := s.personCredential(ctx, v)
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
+	}
+	if !ok {
+		held, err := s.keyWithGuest(ctx, v)
+		if err != nil || !held {
+			return false, err
+		}
+		return true, ErrKeyWithGuest
 	}
 	if err := s.personMayOpen(ctx, v, lockID); err != nil {
 		return true, err
