@@ -163,12 +163,7 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 		}
 	}
 	if kind == PersonMember && (p.LoginID == 0 || len(p.SecretEnc) == 0) {
-		l, err := pa.CreateLogin(ctx, p.Email, truncateText("latchkey pass, visit "+strconv.FormatInt(v.ID, 10), 100))
-		if err != nil {
-			return fmt.Errorf("create a login for user %d: %w", p.PersonID, err)
-		}
-		p.LoginID, p.SecretEnc = l.ID, s.box.Seal([]byte(l.Secret), personAD(v.ID))
-		if err := lease.savePerson(ctx, p); err != nil {
+		if err := s.ensureLogin(ctx, pa, lease, v, p, now); err != nil {
 			return err
 		}
 	}
@@ -311,6 +306,85 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 	return s.store.AddTimeline(ctx, v.ID, now, KindLinkCreated, fmt.Sprintf("guest %d (%s) created with role assignment %d on group %d: %s", grant.Guest.ID, name, grant.Role.ID, first, s.windowText(v, Decision{ValidFrom: spec.ValidFrom, ValidUntil: spec.ValidUntil})))
 }
 
+// loginCreating starts a member row's Creating while a login for the
+// pass is being made; the rest is the login's name, unique to the
+// creation.
+const loginCreating = "login|"
+
+// creatingLogin reports whether p records a login creation under way.
+func (p *VisitPerson) creatingLogin() bool {
+	return p.Kind == PersonMember && strings.HasPrefix(p.Creating, loginCreating)
+}
+
+// ensureLogin makes the login whose secret is the member's pass
+// credential. The creation is recorded before it is asked for, under a
+// name of its own, so a login a cut-off creation made is found by that
+// name and deleted (settleLogin) instead of living on unknown.
+func (s *Service) ensureLogin(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
+	if err := s.settleLogin(ctx, pa, lease, v, p, now); err != nil {
+		return err
+	}
+	if p.LoginID != 0 {
+		// A login whose secret was not kept opens nothing for the pass.
+		if err := pa.DeleteLogin(ctx, p.LoginID); err != nil {
+			return fmt.Errorf("delete login %d of user %d: %w", p.LoginID, p.PersonID, err)
+		}
+		p.LoginID = 0
+	}
+	at := s.opts.Now().UTC().Truncate(time.Microsecond)
+	name := truncateText(fmt.Sprintf("latchkey pass, visit %d (%s)", v.ID, secretbox.RandomHex(4)), 100)
+	p.Creating, p.CreatingAt = loginCreating+name, &at
+	if err := lease.savePerson(ctx, p); err != nil {
+		return err
+	}
+	l, err := pa.CreateLogin(ctx, p.Email, name)
+	if err != nil {
+		if madeNothing(err) {
+			p.Creating, p.CreatingAt = "", nil
+			if serr := lease.savePerson(ctx, p); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return fmt.Errorf("create a login for user %d: %w", p.PersonID, err)
+	}
+	p.LoginID, p.SecretEnc = l.ID, s.box.Seal([]byte(l.Secret), personAD(v.ID))
+	p.Creating, p.CreatingAt = "", nil
+	return lease.savePerson(ctx, p)
+}
+
+// settleLogin deals with a login creation for member p whose outcome is
+// not known: the user's logins of the creation's name are deleted; when
+// none shows and the creation may still complete, it fails as
+// Unavailable, to be retried once it has settled.
+func (s *Service) settleLogin(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
+	if !p.creatingLogin() || p.CreatingAt == nil {
+		return nil
+	}
+	name := strings.TrimPrefix(p.Creating, loginCreating)
+	ls, err := pa.ListLogins(ctx, p.PersonID)
+	if err != nil {
+		return fmt.Errorf("look for a login left by an interrupted creation for user %d: %w", p.PersonID, err)
+	}
+	found := 0
+	for _, l := range ls {
+		if l.Name != name || l.ID == p.LoginID {
+			continue
+		}
+		found++
+		if err := pa.DeleteLogin(ctx, l.ID); err != nil {
+			return fmt.Errorf("delete login %d left by an interrupted creation: %w", l.ID, err)
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("login %d of user %d, left by an interrupted creation, deleted", l.ID, p.PersonID)); err != nil {
+			return err
+		}
+	}
+	if found == 0 && s.opts.Now().Before(p.CreatingAt.Add(s.opts.CreateSettle)) {
+		return latchkey.Errorf(latchkey.Unavailable, "a login creation for user %d was cut off and may still complete; retrying once it has settled", p.PersonID)
+	}
+	p.Creating, p.CreatingAt = "", nil
+	return lease.savePerson(ctx, p)
+}
+
 // settlePerson deals with a person creation whose outcome is not known
 // (p.Creating set): a guest invite under its idempotency key is voided and
 // the guest it made deleted; a user whose creation was cut off is taken
@@ -320,6 +394,9 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 func (s *Service) settlePerson(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
 	if p.Creating == "" || p.CreatingAt == nil {
 		return nil
+	}
+	if p.creatingLogin() {
+		return s.settleLogin(ctx, pa, lease, v, p, now)
 	}
 	if p.Creating == "user" {
 		u, found, err := pa.FindUser(ctx, v.Email)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/connector"
 	"github.com/latchkey/latchkey/connector/kisi"
@@ -71,6 +75,94 @@ func TestGuestKeyKeptByTheControllerIsSaid(t *testing.T) {
 			if said != want {
 				t.Errorf("timeline entry on the kept key: kind %q, want %q: %+v", said, want, e.timeline(id))
 			}
+		})
+	}
+}
+
+// lostLogin wraps a Kisi client: the first login creation reaches the
+// controller, and its answer is lost (the sync is cut off after the
+// controller made the login).
+type lostLogin struct {
+	*kisi.Client
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *lostLogin) CreateLogin(ctx context.Context, email, name string) (connector.PersonLogin, error) {
+	l, err := c.Client.CreateLogin(ctx, email, name)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls++; c.calls == 1 && err == nil {
+		return connector.PersonLogin{}, errLost
+	}
+	return l, err
+}
+
+// A member's login made by a sync that was cut off before it recorded the
+// answer leaves no orphan: the creation was recorded first, so the next
+// sync finds the login by its name and deletes it before making the one
+// the pass uses; the user (who was there before the visit, so is not
+// deleted with it) holds no login of latchkey's after the sign-out.
+func TestMemberLoginCutOffLeavesNoOrphan(t *testing.T) {
+	for _, realKisi := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kisi=%v", realKisi), func(t *testing.T) {
+			e := personEnv(t, mappings.CredentialMember, realKisi)
+			var user struct {
+				ID int64 `json:"id"`
+			}
+			e.admin(http.MethodPost, "/users", map[string]any{"user": map[string]any{"email": guestEmail, "name": "Jane Visitor"}}, http.StatusOK, &user)
+			logins := func() []int64 {
+				var ls []struct {
+					ID int64 `json:"id"`
+				}
+				e.admin(http.MethodGet, "/logins?user_id="+strconv.FormatInt(user.ID, 10), nil, http.StatusOK, &ls)
+				ids := make([]int64, len(ls))
+				for i, l := range ls {
+					ids[i] = l.ID
+				}
+				return ids
+			}
+			e.svc = e.service(&lostLogin{Client: e.client})
+			id := e.ingest(e.svc, walkIn(t, start)).VisitID
+			if _, err := e.svc.SyncVisit(e.ctx, id); err == nil {
+				t.Fatal("the sync whose login answer was lost: no error")
+			}
+			if n := len(logins()); n != 1 {
+				t.Fatalf("logins of user %d after the cut-off creation: %d, want the one it made", user.ID, n)
+			}
+			for n := 0; n < 5; n++ {
+				if _, err := e.svc.SyncVisit(e.ctx, id); err == nil {
+					break
+				}
+				e.clock.Advance(40 * time.Second) // past the settling time of a cut-off creation
+			}
+			v := e.visit(id)
+			if v.SyncedVersion != v.Version {
+				t.Fatalf("visit not synced after the cut-off login: %+v", e.timeline(id))
+			}
+			c, ok, err := e.svc.PersonCredentialOf(e.ctx, v)
+			if err != nil || !ok {
+				t.Fatalf("member credential: %v %v", ok, err)
+			}
+			if ls := logins(); len(ls) != 1 {
+				t.Errorf("logins of user %d: %v, want only the pass's", user.ID, ls)
+			}
+			settled := false
+			for _, te := range e.timeline(id) {
+				settled = settled || strings.Contains(te.Message, "left by an interrupted creation, deleted")
+			}
+			if !settled {
+				t.Errorf("timeline does not say the cut-off login was deleted: %+v", e.timeline(id))
+			}
+			e.clock.Set(*v.ValidFrom)
+			if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), 1); err != nil || c.Secret == "" {
+				t.Errorf("unlock through the pass: %v", err)
+			}
+			e.process(signOut(t, *v.ValidFrom, v.ValidFrom.Add(time.Minute)))
+			if ls := logins(); len(ls) != 0 {
+				t.Errorf("logins of user %d after sign-out: %v, want none", user.ID, ls)
+			}
+			e.admin(http.MethodGet, "/users/"+strconv.FormatInt(user.ID, 10), nil, http.StatusOK, nil)
 		})
 	}
 }
