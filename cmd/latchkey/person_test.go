@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/fixtures"
 	"github.com/latchkey/latchkey/internal/testenv"
 )
 
@@ -351,5 +352,112 @@ func waitPersonVisit(t testing.TB, base, key string, id int64, what string, ok f
 			t.Fatalf("visit %d not %s within 20 s: %+v", id, what, v)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// inviteFor is the captured invite on flow for a visitor of their own,
+// expected at arrival, with a fresh job id.
+func inviteFor(t testing.TB, event, flow, invite, email string, arrival time.Time) []byte {
+	t.Helper()
+	var body map[string]any
+	if err := json.Unmarshal(fixtures.Envoy("envoy-plugin-event-invite_created.json"), &body); err != nil {
+		t.Fatal(err)
+	}
+	setFlow(flow)(body)
+	meta := body["meta"].(map[string]any)
+	meta["event"] = event
+	meta["job"].(map[string]any)["id"] = "job-" + randomHex(t, 6)
+	pl := body["payload"].(map[string]any)
+	pl["id"] = invite
+	at := pl["attributes"].(map[string]any)
+	at["email"], at["expected-arrival-time"] = email, arrival.UTC().Format(time.RFC3339)
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// outboxCount is how many captured messages went to addr.
+func outboxCount(t testing.TB, base, key, addr string) int {
+	t.Helper()
+	code, raw := do(t, http.MethodGet, base+"/api/v1/outbox", key, nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET outbox: %d %s", code, raw)
+	}
+	var msgs []struct {
+		To string `json:"to"`
+	}
+	if err := json.Unmarshal(raw, &msgs); err != nil {
+		t.Fatalf("outbox %s: %v", raw, err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if strings.Contains(m.To, addr) {
+			n++
+		}
+	}
+	return n
+}
+
+// Links through LATCHKEY_CONTROLLER_KIND=kisi against a second lockctl,
+// which is driven as real Kisi (no PATCH of links): a window change makes
+// the new link before it deletes the old one, and the guest gets one email
+// for the invite and one for the new window, not one per link made.
+func TestLinksThroughKisiKind(t *testing.T) {
+	t.Parallel()
+	ctl := startController(t)
+	var groups []struct {
+		ID int64 `json:"id"`
+	}
+	ctl.kisi(t, http.MethodGet, "/groups", nil, http.StatusOK, &groups)
+	if len(groups) == 0 {
+		t.Fatal("the demo controller has no groups")
+	}
+	d := newDeployment(t, false)
+	p := d.serve(t, "serve", map[string]string{
+		"LATCHKEY_CONTROLLER_URL": ctl.URL, "LATCHKEY_CONTROLLER_API_KEY": ctl.Key, "LATCHKEY_CONTROLLER_KIND": "kisi",
+	})
+	createMapping(t, p.URL, d.AdminKey, mappingBody("flow-link", []int64{groups[0].ID}))
+	const email = "linked@example.com"
+	arrive := time.Now().UTC().Add(2 * time.Hour).Truncate(time.Second)
+	res := signIn(t, p.URL, d.EnvoySecret, inviteFor(t, "invite_created", "flow-link", "77001", email, arrive))
+	first := waitVisit(t, p.URL, d.AdminKey, res.VisitID, 20*time.Second, "synced with one link", syncedWithOneLink)
+	waitOutbox(t, p.URL, d.AdminKey, email, 20*time.Second)
+
+	arrive2 := arrive.Add(time.Hour)
+	signIn(t, p.URL, d.EnvoySecret, inviteFor(t, "invite_updated", "flow-link", "77001", email, arrive2))
+	second := waitVisit(t, p.URL, d.AdminKey, res.VisitID, 20*time.Second, "synced with a new link", func(v visit) bool {
+		return syncedWithOneLink(v) && v.Links[0].LinkID != first.Links[0].LinkID
+	})
+	var events []struct {
+		ID       int64  `json:"id"`
+		Type     string `json:"type"`
+		ObjectID *int64 `json:"object_id"`
+	}
+	ctl.kisi(t, http.MethodGet, "/events?type=group_link.create,group_link.destroy&limit=100", nil, http.StatusOK, &events)
+	made, broke := int64(0), int64(0)
+	for _, e := range events {
+		switch {
+		case e.ObjectID == nil:
+		case e.Type == "group_link.create" && *e.ObjectID == second.Links[0].LinkID:
+			made = e.ID
+		case e.Type == "group_link.destroy" && *e.ObjectID == first.Links[0].LinkID:
+			broke = e.ID
+		}
+	}
+	if made == 0 || broke == 0 || made > broke {
+		t.Errorf("controller events %+v: new link %d made at event %d, old link %d deleted at event %d; want made first",
+			events, second.Links[0].LinkID, made, first.Links[0].LinkID, broke)
+	}
+	// The invite's email and the new window's, and no more once the
+	// queue is quiet.
+	deadline := time.Now().Add(20 * time.Second)
+	for outboxCount(t, p.URL, d.AdminKey, email) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if n := outboxCount(t, p.URL, d.AdminKey, email); n != 2 {
+		t.Errorf("emails to %s: %d, want 2 (the access, then the new window)", email, n)
 	}
 }
