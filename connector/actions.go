@@ -144,9 +144,21 @@ type Detail struct {
 	Visit    Visit
 	Links    []VisitLink
 	Timeline []TimelineEntry
+	// Person is the controller person behind the pass of a visit whose
+	// mapping gives a guest or a member; nil when it never had one.
+	Person *PersonDetail
 }
 
-// Detail returns visit id with its links and timeline.
+// PersonDetail is what the desk sees of a visit's person: its kind, the
+// controller's id for it (0 once removed) and the group role assignments
+// that exist for the visit now, each with the visit's own window.
+type PersonDetail struct {
+	Kind     PersonKind
+	PersonID int64
+	Roles    []VisitRole
+}
+
+// Detail returns visit id with its links, person and timeline.
 func (s *Service) Detail(ctx context.Context, id int64) (Detail, error) {
 	v, err := s.store.Visit(ctx, id)
 	if err != nil {
@@ -160,7 +172,25 @@ func (s *Service) Detail(ctx context.Context, id int64) (Detail, error) {
 	if err != nil {
 		return Detail{}, err
 	}
-	return Detail{Visit: v, Links: links, Timeline: tl}, nil
+	d := Detail{Visit: v, Links: links, Timeline: tl}
+	p, err := s.store.visitPerson(ctx, id)
+	if err != nil || p == nil {
+		return d, err
+	}
+	d.Person = &PersonDetail{Kind: p.Kind}
+	if p.live() {
+		d.Person.PersonID = p.PersonID
+	}
+	roles, err := s.store.Roles(ctx, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	for _, r := range roles {
+		if !r.Removed && r.AssignmentID != 0 {
+			d.Person.Roles = append(d.Person.Roles, r)
+		}
+	}
+	return d, nil
 }
 
 // Pass is what a guest's pass page shows.
@@ -171,6 +201,10 @@ type Pass struct {
 	// its QR code as a PNG.
 	QRToken string
 	QRImage []byte
+	// KeyWithGuest says the controller sent the guest their own access
+	// key and kept it from latchkey: the doors are listed, and only that
+	// key opens them (see ErrKeyWithGuest).
+	KeyWithGuest bool
 }
 
 // ErrPassNotFound is returned for an unknown pass token.
@@ -221,6 +255,9 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 		if p.QRToken, p.QRImage, _, err = s.personQR(ctx, &v); err != nil {
 			return p, err
 		}
+	}
+	if p.KeyWithGuest, err = s.keyWithGuest(ctx, &v); err != nil {
+		return p, err
 	}
 	return p, nil
 }

@@ -163,12 +163,7 @@ func (s *Service) syncPerson(ctx context.Context, lease *Lease, v *Visit, m *map
 		}
 	}
 	if kind == PersonMember && (p.LoginID == 0 || len(p.SecretEnc) == 0) {
-		l, err := pa.CreateLogin(ctx, p.Email, truncateText("latchkey pass, visit "+strconv.FormatInt(v.ID, 10), 100))
-		if err != nil {
-			return fmt.Errorf("create a login for user %d: %w", p.PersonID, err)
-		}
-		p.LoginID, p.SecretEnc = l.ID, s.box.Seal([]byte(l.Secret), personAD(v.ID))
-		if err := lease.savePerson(ctx, p); err != nil {
+		if err := s.ensureLogin(ctx, pa, lease, v, p, now); err != nil {
 			return err
 		}
 	}
@@ -287,6 +282,17 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 	if err := lease.savePerson(ctx, p); err != nil {
 		return err
 	}
+	if grant.Secret == "" {
+		// Real Kisi keeps the access key to itself: the guest's key is
+		// the one Kisi sends them, if it was asked to.
+		kind, msg := KindLinkCreated, fmt.Sprintf("the controller keeps guest %d's access key and sends it to the guest itself; the pass lists the doors but cannot open them", grant.Guest.ID)
+		if !spec.Notify {
+			kind, msg = KindError, fmt.Sprintf("the controller keeps guest %d's access key and was not asked to send it (the mapping's delivery is latchkey): the guest holds no key and the pass cannot open doors; set the mapping's delivery to controller", grant.Guest.ID)
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, kind, msg); err != nil {
+			return err
+		}
+	}
 	r := byGroup[first]
 	if r == nil {
 		r = &VisitRole{VisitID: v.ID, GroupID: first}
@@ -300,6 +306,85 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 	return s.store.AddTimeline(ctx, v.ID, now, KindLinkCreated, fmt.Sprintf("guest %d (%s) created with role assignment %d on group %d: %s", grant.Guest.ID, name, grant.Role.ID, first, s.windowText(v, Decision{ValidFrom: spec.ValidFrom, ValidUntil: spec.ValidUntil})))
 }
 
+// loginCreating starts a member row's Creating while a login for the
+// pass is being made; the rest is the login's name, unique to the
+// creation.
+const loginCreating = "login|"
+
+// creatingLogin reports whether p records a login creation under way.
+func (p *VisitPerson) creatingLogin() bool {
+	return p.Kind == PersonMember && strings.HasPrefix(p.Creating, loginCreating)
+}
+
+// ensureLogin makes the login whose secret is the member's pass
+// credential. The creation is recorded before it is asked for, under a
+// name of its own, so a login a cut-off creation made is found by that
+// name and deleted (settleLogin) instead of living on unknown.
+func (s *Service) ensureLogin(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
+	if err := s.settleLogin(ctx, pa, lease, v, p, now); err != nil {
+		return err
+	}
+	if p.LoginID != 0 {
+		// A login whose secret was not kept opens nothing for the pass.
+		if err := pa.DeleteLogin(ctx, p.LoginID); err != nil {
+			return fmt.Errorf("delete login %d of user %d: %w", p.LoginID, p.PersonID, err)
+		}
+		p.LoginID = 0
+	}
+	at := s.opts.Now().UTC().Truncate(time.Microsecond)
+	name := truncateText(fmt.Sprintf("latchkey pass, visit %d (%s)", v.ID, secretbox.RandomHex(4)), 100)
+	p.Creating, p.CreatingAt = loginCreating+name, &at
+	if err := lease.savePerson(ctx, p); err != nil {
+		return err
+	}
+	l, err := pa.CreateLogin(ctx, p.Email, name)
+	if err != nil {
+		if madeNothing(err) {
+			p.Creating, p.CreatingAt = "", nil
+			if serr := lease.savePerson(ctx, p); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return fmt.Errorf("create a login for user %d: %w", p.PersonID, err)
+	}
+	p.LoginID, p.SecretEnc = l.ID, s.box.Seal([]byte(l.Secret), personAD(v.ID))
+	p.Creating, p.CreatingAt = "", nil
+	return lease.savePerson(ctx, p)
+}
+
+// settleLogin deals with a login creation for member p whose outcome is
+// not known: the user's logins of the creation's name are deleted; when
+// none shows and the creation may still complete, it fails as
+// Unavailable, to be retried once it has settled.
+func (s *Service) settleLogin(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
+	if !p.creatingLogin() || p.CreatingAt == nil {
+		return nil
+	}
+	name := strings.TrimPrefix(p.Creating, loginCreating)
+	ls, err := pa.ListLogins(ctx, p.PersonID)
+	if err != nil {
+		return fmt.Errorf("look for a login left by an interrupted creation for user %d: %w", p.PersonID, err)
+	}
+	found := 0
+	for _, l := range ls {
+		if l.Name != name || l.ID == p.LoginID {
+			continue
+		}
+		found++
+		if err := pa.DeleteLogin(ctx, l.ID); err != nil {
+			return fmt.Errorf("delete login %d left by an interrupted creation: %w", l.ID, err)
+		}
+		if err := s.store.AddTimeline(ctx, v.ID, now, KindLinkRevoked, fmt.Sprintf("login %d of user %d, left by an interrupted creation, deleted", l.ID, p.PersonID)); err != nil {
+			return err
+		}
+	}
+	if found == 0 && s.opts.Now().Before(p.CreatingAt.Add(s.opts.CreateSettle)) {
+		return latchkey.Errorf(latchkey.Unavailable, "a login creation for user %d was cut off and may still complete; retrying once it has settled", p.PersonID)
+	}
+	p.Creating, p.CreatingAt = "", nil
+	return lease.savePerson(ctx, p)
+}
+
 // settlePerson deals with a person creation whose outcome is not known
 // (p.Creating set): a guest invite under its idempotency key is voided and
 // the guest it made deleted; a user whose creation was cut off is taken
@@ -309,6 +394,9 @@ func (s *Service) ensurePerson(ctx context.Context, pa PersonAccess, lease *Leas
 func (s *Service) settlePerson(ctx context.Context, pa PersonAccess, lease *Lease, v *Visit, p *VisitPerson, now time.Time) error {
 	if p.Creating == "" || p.CreatingAt == nil {
 		return nil
+	}
+	if p.creatingLogin() {
+		return s.settleLogin(ctx, pa, lease, v, p, now)
 	}
 	if p.Creating == "user" {
 		u, found, err := pa.FindUser(ctx, v.Email)
@@ -593,13 +681,38 @@ func (s *Service) personCredential(ctx context.Context, v *Visit) (PersonCredent
 	return PersonCredential{Kind: p.Kind, Secret: string(secret)}, true, nil
 }
 
+// ErrKeyWithGuest refuses an unlock through the pass of a guest whose
+// access key the controller keeps to itself: Kisi's invite answer carries
+// no access key secret (plugin-and-members.md B6), and Kisi sends the key
+// to the guest (delivery controller), so only that key opens the doors.
+var ErrKeyWithGuest = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "the door system sent this guest their own key; this pass cannot open doors"}
+
+// keyWithGuest reports whether visit v's person is a guest whose access
+// key the controller did not hand to latchkey (see ErrKeyWithGuest).
+func (s *Service) keyWithGuest(ctx context.Context, v *Visit) (bool, error) {
+	p, err := s.store.visitPerson(ctx, v.ID)
+	if err != nil {
+		return false, err
+	}
+	return p.live() && p.Kind == PersonGuest && p.RetiredID == 0 && len(p.SecretEnc) == 0, nil
+}
+
 // personDoors lists the doors visit v's person may open, asked of the
 // controller with the person's own credential; handled false when the
-// visit has no person.
+// visit has no person. A guest whose key the controller kept has no
+// credential here: their doors are those of the groups the visit holds a
+// role on (the pass lists them and says the key was sent separately).
 func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, handled bool, err error) {
 	c, ok, err := s.personCredential(ctx, v)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, false, err
+	}
+	if !ok {
+		held, err := s.keyWithGuest(ctx, v)
+		if err != nil || !held {
+			return nil, false, err
+		}
+		return s.roleDoors(ctx, v)
 	}
 	pa, err := s.personAccess(ctx)
 	if err != nil {
@@ -616,6 +729,33 @@ func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, hand
 	for _, lk := range locks {
 		if rs := mine[lk.ID]; len(rs) > 0 {
 			doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: rs[0].GroupID})
+		}
+	}
+	return doors, true, nil
+}
+
+// roleDoors lists the doors of the groups visit v holds a role on, from
+// the install's group doors.
+func (s *Service) roleDoors(ctx context.Context, v *Visit) ([]Door, bool, error) {
+	roles, err := s.store.Roles(ctx, v.ID)
+	if err != nil {
+		return nil, true, err
+	}
+	byGroup, err := s.groupDoors(ctx, v.InstallID, doorsTTL)
+	if err != nil {
+		return nil, true, err
+	}
+	var doors []Door
+	seen := map[int64]bool{}
+	for _, r := range roles {
+		if r.Removed || r.AssignmentID == 0 {
+			continue
+		}
+		for _, lk := range byGroup[r.GroupID] {
+			if !seen[lk.ID] {
+				seen[lk.ID] = true
+				doors = append(doors, Door{LockID: lk.ID, Name: lk.Name, Online: lk.Online, LockedDown: lk.LockedDown, GroupID: r.GroupID})
+			}
 		}
 	}
 	return doors, true, nil
@@ -685,8 +825,15 @@ func (s *Service) personMayOpen(ctx context.Context, v *Visit, lockID int64) err
 // false when the visit has no person.
 func (s *Service) personUnlock(ctx context.Context, v *Visit, lockID int64) (handled bool, err error) {
 	c, ok, err := s.personCredential(ctx, v)
-	if err != nil || !ok {
+	if err != nil {
 		return false, err
+	}
+	if !ok {
+		held, err := s.keyWithGuest(ctx, v)
+		if err != nil || !held {
+			return false, err
+		}
+		return true, ErrKeyWithGuest
 	}
 	if err := s.personMayOpen(ctx, v, lockID); err != nil {
 		return true, err

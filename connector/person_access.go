@@ -75,9 +75,10 @@ type GuestGrant struct {
 }
 
 // PersonLogin is a login made for a user, with its secret (known only
-// from the create answer).
+// from the create answer; "" in a listing).
 type PersonLogin struct {
 	ID     int64
+	Name   string
 	Secret string
 }
 
@@ -124,6 +125,8 @@ type PersonAccess interface {
 	VoidRole(ctx context.Context, key string) (RoleAssignment, bool, error)
 	// CreateLogin makes a login for the user with email.
 	CreateLogin(ctx context.Context, email, name string) (PersonLogin, error)
+	// ListLogins lists the logins of user userID (without secrets).
+	ListLogins(ctx context.Context, userID int64) ([]PersonLogin, error)
 	// DeleteLogin deletes login id; one already gone counts as deleted.
 	DeleteLogin(ctx context.Context, id int64) error
 	// PersonLocks lists the locks the person holding c may open now.

@@ -20,6 +20,32 @@ type linkResponse struct {
 	Removed    bool      `json:"removed"`
 }
 
+// personResponse is the controller person behind a visit's pass
+// (mapping credential guest or member) and its group role assignments.
+type personResponse struct {
+	Credential string         `json:"credential"`
+	PersonID   int64          `json:"person_id"`
+	Roles      []roleResponse `json:"roles"`
+}
+
+type roleResponse struct {
+	GroupID          int64     `json:"group_id"`
+	RoleAssignmentID int64     `json:"role_assignment_id"`
+	ValidFrom        time.Time `json:"valid_from"`
+	ValidUntil       time.Time `json:"valid_until"`
+}
+
+func newPersonResponse(p *connector.PersonDetail) *personResponse {
+	if p == nil {
+		return nil
+	}
+	r := &personResponse{Credential: string(p.Kind), PersonID: p.PersonID, Roles: []roleResponse{}}
+	for _, ra := range p.Roles {
+		r.Roles = append(r.Roles, roleResponse{GroupID: ra.GroupID, RoleAssignmentID: ra.AssignmentID, ValidFrom: ra.ValidFrom.UTC(), ValidUntil: ra.ValidUntil.UTC()})
+	}
+	return r
+}
+
 type timelineResponse struct {
 	At      time.Time `json:"at"`
 	Kind    string    `json:"kind"`
@@ -46,6 +72,7 @@ type visitResponse struct {
 	Synced          bool               `json:"synced"`
 	Links           []linkResponse     `json:"links"`
 	PassURL         string             `json:"pass_url,omitempty"`
+	Person          *personResponse    `json:"person,omitempty"`
 	Timeline        []timelineResponse `json:"timeline,omitempty"`
 	CreatedAt       time.Time          `json:"created_at"`
 	UpdatedAt       time.Time          `json:"updated_at"`
@@ -116,6 +143,7 @@ func (a *API) visitDetail(c echo.Context, id int64) error {
 	}
 	r := newVisitResponse(d.Visit, d.Links)
 	r.PassURL = a.svc.PassURL(d.Visit)
+	r.Person = newPersonResponse(d.Person)
 	r.Timeline = make([]timelineResponse, len(d.Timeline))
 	for i, e := range d.Timeline {
 		r.Timeline[i] = timelineResponse{At: e.At.UTC(), Kind: e.Kind, Message: e.Message}

@@ -77,6 +77,11 @@ type ptOptions struct {
 	// receiver and a jobs worker on Redis, as `latchkey serve` does; the
 	// clock is then the wall clock.
 	live bool
+	// credential is the credential of the stack's mapping (default link).
+	credential mappings.Credential
+	// control, when set, wraps the controller client the service drives
+	// (not live).
+	control func(*kisi.Client) connector.AccessControl
 }
 
 // ptStack is one latchkey with its controller.
@@ -131,7 +136,7 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	}
 	maps := mappings.NewStore(db)
 	if _, err := maps.Create(ctx, mappings.Mapping{LocationID: ptLocation, FlowID: ptFlow, GroupIDs: []int64{ptGroup},
-		DurationMinutes: 240, AdvanceMinutes: 30, RevokeOnSignOut: true, Delivery: mappings.DeliveryLatchkey}); err != nil {
+		DurationMinutes: 240, AdvanceMinutes: 30, RevokeOnSignOut: true, Delivery: mappings.DeliveryLatchkey, Credential: o.credential}); err != nil {
 		t.Fatalf("create mapping: %v", err)
 	}
 	box, err := secretbox.New(bytes.Repeat([]byte{9}, 32))
@@ -150,7 +155,11 @@ func newPTStack(t *testing.T, o ptOptions) *ptStack {
 	}
 	s.srv = web.New(log, nil, web.Options{})
 	if !o.live {
-		s.svc = connector.NewService(log, s.store, client, outbox, box, connector.Options{PublicURL: s.url, Now: now,
+		var ac connector.AccessControl = client
+		if o.control != nil {
+			ac = o.control(client)
+		}
+		s.svc = connector.NewService(log, s.store, ac, outbox, box, connector.Options{PublicURL: s.url, Now: now,
 			Dialer: kisi.Dialer{URL: ctrl.URL, Options: kisi.Options{SupportsUpdate: true, RatePerSecond: math.Inf(1), MaxRetries: -1}}})
 		web.NewAPI(log, s.svc, maps, client, outbox, ptAdminKey).Register(s.srv)
 		return s

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -212,6 +213,43 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	k.do(call{method: http.MethodPost, path: vpath + "/email", body: `{"email":"ada.lovelace@example.com"}`, header: bearer(), wantStatus: 200, checkRequest: true})
 	k.do(call{method: http.MethodPost, path: vpath + "/email", body: `{"email":"Ada <ada@example.com>"}`, header: bearer(), wantStatus: 400, checkRequest: true})
 	k.do(call{method: http.MethodGet, path: "/api/v1/outbox?to=ada.lovelace@example.com", header: bearer(), wantStatus: 200, checkRequest: true})
+
+	// A guest visit (mapping credential guest): its detail names the
+	// person and the role assignment behind the pass, with the window.
+	guestMapping := strings.NewReplacer(`"flow_id":"400001"`, `"flow_id":"400003"`, `"delivery":"latchkey"`, `"delivery":"latchkey","credential":"guest"`).Replace(newMapping)
+	k.do(call{method: http.MethodPost, path: "/api/v1/mappings", body: guestMapping, header: bearer(), wantStatus: 201, checkRequest: true})
+	var body map[string]any
+	if err := json.Unmarshal(ptSignInBody(t, ptGuest{ID: "770003", Name: "Grace Hopper", Email: "grace@example.com"}, k.s.clock.Now()), &body); err != nil {
+		t.Fatal(err)
+	}
+	body["payload"].(map[string]any)["relationships"].(map[string]any)["flow"].(map[string]any)["data"].(map[string]any)["id"] = "400003"
+	guestSignIn, _ := json.Marshal(body)
+	if err := json.Unmarshal(k.do(call{method: http.MethodPost, path: "/webhooks/envoy", body: string(guestSignIn), header: signed(guestSignIn), wantStatus: 202, checkRequest: true}), &accepted); err != nil {
+		t.Fatal(err)
+	}
+	guestVisit, guestPass := k.s.resync(accepted.VisitID)
+	var detail struct {
+		ValidFrom  time.Time `json:"valid_from"`
+		ValidUntil time.Time `json:"valid_until"`
+		Person     *struct {
+			Credential string `json:"credential"`
+			PersonID   int64  `json:"person_id"`
+			Roles      []struct {
+				GroupID          int64     `json:"group_id"`
+				RoleAssignmentID int64     `json:"role_assignment_id"`
+				ValidFrom        time.Time `json:"valid_from"`
+				ValidUntil       time.Time `json:"valid_until"`
+			} `json:"roles"`
+		} `json:"person"`
+	}
+	if err := json.Unmarshal(k.do(call{method: http.MethodGet, path: fmt.Sprintf("/api/v1/visits/%d", guestVisit.ID), header: bearer(), wantStatus: 200, checkRequest: true}), &detail); err != nil {
+		t.Fatal(err)
+	}
+	if p := detail.Person; p == nil || p.Credential != "guest" || p.PersonID == 0 || len(p.Roles) != 1 || p.Roles[0].GroupID != 1 || p.Roles[0].RoleAssignmentID == 0 ||
+		!p.Roles[0].ValidFrom.Equal(detail.ValidFrom) || !p.Roles[0].ValidUntil.Equal(detail.ValidUntil) {
+		t.Errorf("guest visit detail: person %+v, window %v – %v; want a guest with one role on group 1 over the window", detail.Person, detail.ValidFrom, detail.ValidUntil)
+	}
+	k.do(call{method: http.MethodGet, path: "/v/" + guestPass, wantStatus: 200, checkRequest: true})
 
 	// The guest pass: the page, an unlock, a refused door, an unknown
 	// pass; then the desk revokes and the pass refuses.

@@ -69,13 +69,14 @@ var unlockMessages = map[connector.Refusal]string{
 
 // Messages for outcomes that are not a controller code.
 const (
-	msgUnlocked    = "unlock.ok"
-	msgPassEnded   = "unlock.pass_ended"
-	msgWrongDoor   = "unlock.wrong_door"
-	msgUnreachable = "unlock.unreachable"
-	msgUnknownPass = "unlock.unknown_pass"
-	msgInternal    = "unlock.internal"
-	msgNoDoors     = "pass.doors.unavailable"
+	msgUnlocked     = "unlock.ok"
+	msgPassEnded    = "unlock.pass_ended"
+	msgWrongDoor    = "unlock.wrong_door"
+	msgUnreachable  = "unlock.unreachable"
+	msgUnknownPass  = "unlock.unknown_pass"
+	msgKeyElsewhere = "unlock.key_with_guest"
+	msgInternal     = "unlock.internal"
+	msgNoDoors      = "pass.doors.unavailable"
 )
 
 // unlockOutcome turns an unlock error into an HTTP status and a message id
@@ -93,6 +94,9 @@ func unlockOutcome(err error) (int, string) {
 			}
 			return http.StatusForbidden, msg
 		}
+	}
+	if errors.Is(err, connector.ErrKeyWithGuest) {
+		return http.StatusForbidden, msgKeyElsewhere
 	}
 	switch latchkey.KindOf(err) {
 	case latchkey.TooMany:
@@ -148,7 +152,10 @@ type passView struct {
 	QR                    template.URL
 	StartsAt, EndsAt, Now time.Time
 	Usable                bool
-	Nonce                 string
+	// KeyNote says the doors open with a key the door system sent the
+	// guest itself, not from this page (connector.Pass.KeyWithGuest).
+	KeyNote string
+	Nonce   string
 }
 
 // passState is what the page shows for a visit at now. The window decides
@@ -262,6 +269,9 @@ func (a *API) renderPass(c echo.Context, token string, status int, msg string, o
 		view.StateText = txt.T("pass.state."+view.State, nil)
 	}
 	view.Usable = view.State == stateActive
+	if p.KeyWithGuest {
+		view.Usable, view.KeyNote = false, txt.T("pass.doors.key_with_guest", nil)
+	}
 	for _, d := range p.Doors {
 		dv := doorView{LockID: d.LockID, Name: d.Name, Available: d.Available()}
 		switch {

@@ -1,10 +1,12 @@
 package web_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/latchkey/latchkey/connector"
+	"github.com/latchkey/latchkey/connector/kisi"
+	"github.com/latchkey/latchkey/mappings"
 )
 
 var (
@@ -435,4 +439,35 @@ func TestPassTokenStorage(t *testing.T) {
 	s.get("/v/" + tok)
 	s.unlock(tok, ptFrontDoor, false)
 	s.checkNoSecretsLogged(tok)
+}
+
+// keptKeys answers guest invites as real Kisi does: without the access
+// key's secret or QR code, which Kisi sends to the guest itself.
+type keptKeys struct{ *kisi.Client }
+
+func (c keptKeys) InviteGuest(ctx context.Context, spec connector.GuestSpec) (connector.GuestGrant, error) {
+	g, err := c.Client.InviteGuest(ctx, spec)
+	g.Secret, g.QRToken, g.QRImagePNG = "", "", nil
+	return g, err
+}
+
+// A guest whose access key the controller kept sees their doors, greyed
+// out, with the reason (the door system sent them their key), and an
+// unlock says the same; the page is never an empty list of doors.
+func TestPassOfAGuestWhoseKeyTheControllerKept(t *testing.T) {
+	s := newPTStack(t, ptOptions{credential: mappings.CredentialGuest,
+		control: func(c *kisi.Client) connector.AccessControl { return keptKeys{c} }})
+	_, tok := s.apply(ptSignInBody(t, ptJane, s.clock.Now()))
+	rec := s.get("/v/" + tok)
+	page := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(page, `id="key-note"`) || !strings.Contains(page, "sent to you separately by the door system") {
+		t.Fatalf("pass page: %d, want 200 saying the door system sent the key:\n%s", rec.Code, page)
+	}
+	if !strings.Contains(page, fmt.Sprintf("/locks/%d/unlock", ptFrontDoor)) || strings.Count(page, "<button") != strings.Count(page, " disabled>") {
+		t.Errorf("pass page: want the visit's doors listed, every button disabled:\n%s", page)
+	}
+	rec = s.unlock(tok, ptFrontDoor, false)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "use the door key the door system sent you") {
+		t.Errorf("unlock: %d %s, want 403 naming the key the door system sent", rec.Code, rec.Body.String())
+	}
 }

@@ -355,6 +355,21 @@ func (cl *Client) CreateLogin(ctx context.Context, email, name string) (connecto
 	return l, nil
 }
 
+// ListLogins lists the logins of user userID (GET /logins?user_id=, all
+// pages), without their secrets. Errors as on ListLinks.
+func (cl *Client) ListLogins(ctx context.Context, userID int64) ([]connector.PersonLogin, error) {
+	js, err := listAll[Login](ctx, cl, call{method: http.MethodGet, path: []string{"logins"}, policy: retryIdempotent,
+		query: url.Values{"user_id": {strconv.FormatInt(userID, 10)}}, op: "list the logins of a user", subject: "the user's logins"})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]connector.PersonLogin, len(js))
+	for i, j := range js {
+		out[i] = connector.PersonLogin{ID: j.ID, Name: j.Name}
+	}
+	return out, nil
+}
+
 var errNoCredential = &latchkey.Error{Kind: latchkey.Invalid, Msg: "a person credential is required"}
 
 // scheme is the Authorization scheme of a person credential.
