@@ -159,6 +159,40 @@ type installControllers struct {
 	def    AccessControl
 	mu     sync.Mutex
 	cache  map[string]cachedController
+	// unlocks holds each install's resolution for unlocks, for
+	// unlockResolveTTL (see ForUnlock).
+	unlocks map[string]cachedController
+}
+
+// unlockResolveTTL is how long an unlock reuses its install's resolved
+// controller.
+const unlockResolveTTL = 2 * time.Second
+
+// ForUnlock is For for a guest's unlock, reusing the install's resolution
+// for up to unlockResolveTTL (at is when it was made) instead of reading
+// the install on every unlock. It only chooses which controller to ask:
+// the controller still checks the link at that instant, and the visit's
+// status is read on every unlock, so no door opens that either would
+// refuse; a link secret opens doors only on the controller that made it.
+func (c *installControllers) ForUnlock(ctx context.Context, id string) (AccessControl, error) {
+	now := time.Now()
+	c.mu.Lock()
+	cc, ok := c.unlocks[id]
+	c.mu.Unlock()
+	if ok && now.Sub(cc.at) >= 0 && now.Sub(cc.at) < unlockResolveTTL {
+		return cc.ac, nil
+	}
+	ac, err := c.For(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unlocks == nil || len(c.unlocks) > 1000 {
+		c.unlocks = map[string]cachedController{}
+	}
+	c.unlocks[id] = cachedController{at: now, ac: ac}
+	return ac, nil
 }
 
 type cachedController struct {
@@ -204,6 +238,7 @@ func (c *installControllers) For(ctx context.Context, id string) (AccessControl,
 func (c *installControllers) forget(id string) {
 	c.mu.Lock()
 	delete(c.cache, id)
+	delete(c.unlocks, id)
 	c.mu.Unlock()
 }
 
@@ -229,6 +264,20 @@ func (s *Service) ctl(ctx context.Context) AccessControl {
 
 // bindController resolves install id's controller and returns ctx bound to
 // it.
+// bindUnlockController is bindController for a guest's unlock (see
+// installControllers.ForUnlock).
+func (s *Service) bindUnlockController(ctx context.Context, installID string) (context.Context, error) {
+	ic, ok := s.controllers.(*installControllers)
+	if !ok {
+		return s.bindController(ctx, installID)
+	}
+	ac, err := ic.ForUnlock(ctx, installID)
+	if err != nil {
+		return ctx, err
+	}
+	return withController(ctx, ac), nil
+}
+
 func (s *Service) bindController(ctx context.Context, installID string) (context.Context, error) {
 	ac, err := s.controllers.For(ctx, installID)
 	if err != nil {

@@ -78,6 +78,8 @@ type Service struct {
 	// controller call goes through it.
 	controllers Controllers
 	dialer      Dialer
+	// timeline writes the unlock path's timeline rows off the request path.
+	timeline *timelineWriter
 }
 
 // NewService returns a Service.
@@ -104,6 +106,7 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 		opts.DriftMargin = 5 * time.Second
 	}
 	svc := &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue, dialer: opts.Dialer}
+	svc.timeline = newTimelineWriter(store, svc.log)
 	svc.controllers = processOnly{ac}
 	if opts.Dialer != nil {
 		svc.controllers = &installControllers{store: store, dialer: opts.Dialer, def: ac, cache: map[string]cachedController{},

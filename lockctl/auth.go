@@ -46,6 +46,9 @@ func (p *principal) person() *person {
 const (
 	principalKey = "lockctl.principal"
 	authErrKey   = "lockctl.auth_error"
+	// viewKey holds the *accessView a group link was resolved under, so
+	// that its unlock decides on the same access generation.
+	viewKey = "lockctl.access_view"
 )
 
 var (
@@ -62,39 +65,50 @@ var (
 // records failed attempts before answering.
 func (c *Controller) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		p, err := c.resolve(ec)
+		p, v, err := c.resolveHeader(ec.Request().Context(), ec.Request().Header.Get(echo.HeaderAuthorization), addressKey(ec.RealIP()))
 		if err != nil {
 			ec.Set(authErrKey, err)
 		} else {
 			ec.Set(principalKey, p)
 		}
+		if v != nil {
+			ec.Set(viewKey, v)
+		}
 		return next(ec)
 	}
 }
 
-func (c *Controller) resolve(ec echo.Context) (*principal, error) {
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(ec.Request().Header.Get(echo.HeaderAuthorization)), " ")
+// resolveHeader resolves an Authorization header sent from address into
+// a principal. A group link is looked up through the access cache; the
+// view it was read under comes back with it (nil for other credentials).
+func (c *Controller) resolveHeader(ctx context.Context, header, address string) (*principal, *accessView, error) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(header), " ")
 	cred = strings.TrimSpace(cred)
 	if cred == "" {
-		return nil, errNoCredentials
+		return nil, nil, errNoCredentials
 	}
-	ctx := ec.Request().Context()
 	switch strings.ToUpper(scheme) {
 	case "KISI-LOGIN":
-		return c.resolveLogin(ctx, addressKey(ec.RealIP()), cred)
+		p, err := c.resolveLogin(ctx, address, cred)
+		return p, nil, err
 	case "KISI-GROUP-LINK":
-		l, err := c.store.linkBySecret(ctx, hashSecret(cred))
+		v, err := c.view(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := v.linkBySecret(ctx, hashSecret(cred))
 		if latchkey.KindOf(err) == latchkey.NotFound {
-			return nil, errBadLink
+			return nil, v, errBadLink
 		}
 		if err != nil {
-			return nil, err
+			return nil, v, err
 		}
-		return &principal{Link: &l}, nil
+		return &principal{Link: &l}, v, nil
 	case "KISI-ACCESS-KEY":
-		return c.resolveAccessKey(ctx, cred)
+		p, err := c.resolveAccessKey(ctx, cred)
+		return p, nil, err
 	}
-	return nil, errNoCredentials
+	return nil, nil, errNoCredentials
 }
 
 // defaultLoginFailRate is how many wrong KISI-LOGIN keys one address may
@@ -236,9 +250,11 @@ func (c *Controller) requestEvent(ec echo.Context, typ string) Event {
 
 // record stores e; a failure is logged, never returned, so that the answer
 // to the client does not depend on the audit log being writable.
-func (c *Controller) record(ec echo.Context, e Event) {
-	ctx := context.WithoutCancel(ec.Request().Context())
-	if err := c.store.addEvent(ctx, &e); err != nil {
+func (c *Controller) record(ec echo.Context, e Event) { c.recordEvent(ec.Request().Context(), e) }
+
+// recordEvent is record outside an HTTP request.
+func (c *Controller) recordEvent(ctx context.Context, e Event) {
+	if err := c.store.addEvent(context.WithoutCancel(ctx), &e); err != nil {
 		c.log.Error("record event", "type", e.Type, "err", err)
 	}
 }

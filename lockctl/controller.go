@@ -67,12 +67,15 @@ type Controller struct {
 	loginFails *limiters
 	refusals   *refusals
 	sweepBatch int
+	access     *accessCache
+	audit      *auditWriter
 }
 
 // New returns a Controller over db (already migrated with Migrate). driver
 // moves the locks; nil means a SimDriver. mailer may be nil: then links with
 // an email are not mailed. New registers the Controller as the driver's
-// watcher, so driver-reported lock changes become events.
+// watcher, so driver-reported lock changes become events. Call Close when
+// done, so that queued audit events are written.
 func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts Options) *Controller {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -107,10 +110,17 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		loginFails: newLimiters(opts.LoginFailRate, opts.Now),
 		refusals:   newRefusals(opts.RefusalSamples),
 		sweepBatch: defaultSweepBatch,
+		access:     newAccessCache(),
 	}
+	c.audit = newAuditWriter(c.store, c.log)
 	driver.Watch(c.onStateChange)
 	return c
 }
+
+// Close writes the audit events still queued (see auditWriter). Unlocks
+// after Close are still recorded, each by its own request. It does not
+// close the database or the driver.
+func (c *Controller) Close() { c.audit.close() }
 
 // Handler returns a standalone HTTP handler serving the Kisi API at "/",
 // with its own Kisi-style error handler, panic recovery, request IDs and a

@@ -18,6 +18,7 @@ const maxEventInterval = 90 * 24 * time.Hour
 // object_type, object_id,
 // place_id, success, since and until, paged with limit/offset.
 func (c *Controller) listEvents(ec echo.Context) error {
+	c.audit.flush(ec.Request().Context())
 	pg, err := parsePage(ec, defaultEventsPageLimit)
 	if err != nil {
 		return err
@@ -86,6 +87,7 @@ type eventSetResponse struct {
 // createEventSet freezes a query over the events. lockctl answers it at
 // once, so the set is "finished" and its first page is in the answer.
 func (c *Controller) createEventSet(ec echo.Context) error {
+	c.audit.flush(ec.Request().Context())
 	var req createEventSetRequest
 	if err := bindBody(ec, &req); err != nil {
 		return err
@@ -155,6 +157,7 @@ func (c *Controller) getEventSet(ec echo.Context) error {
 }
 
 func (c *Controller) eventSetPage(ec echo.Context, set EventSet, f EventFilter, before int64, limit int) error {
+	c.audit.flush(ec.Request().Context())
 	events, more, err := c.store.eventSetPage(ec.Request().Context(), set, f, before, limit)
 	if err != nil {
 		return err

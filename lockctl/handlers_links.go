@@ -203,6 +203,7 @@ func createdAnswer(l GroupLink, secret, qrToken string) (groupLinkCreatedRespons
 }
 
 func (c *Controller) getLink(ec echo.Context) error {
+	c.audit.flush(ec.Request().Context()) // last_used_at of unlocks just answered
 	id, err := pathID(ec)
 	if err != nil {
 		return err
@@ -219,6 +220,7 @@ func (c *Controller) getLink(ec echo.Context) error {
 }
 
 func (c *Controller) listLinks(ec echo.Context) error {
+	c.audit.flush(ec.Request().Context()) // last_used_at of unlocks just answered
 	pg, err := parsePage(ec, 10)
 	if err != nil {
 		return err

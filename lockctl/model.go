@@ -99,9 +99,12 @@ func (Login) TableName() string { return "lockctl_logins" }
 func Migrate(ctx context.Context, db *gorm.DB) error {
 	err := db.WithContext(ctx).AutoMigrate(
 		&Place{}, &Lock{}, &Group{}, &GroupLock{}, &GroupLink{}, &Login{}, &Event{}, &EventSet{}, &IdempotencyRecord{},
-		&User{}, &Guest{}, &AccessKey{}, &RoleAssignment{},
+		&User{}, &Guest{}, &AccessKey{}, &RoleAssignment{}, &accessGeneration{},
 	)
 	if err != nil {
+		return fmt.Errorf("migrate lockctl: %w", err)
+	}
+	if err := migrateGeneration(ctx, db); err != nil {
 		return fmt.Errorf("migrate lockctl: %w", err)
 	}
 	return nil

@@ -17,7 +17,7 @@ import (
 // /locks/{id}/unlock. GET /grouplinks is the holder's landing page (the
 // secret in the URL fragment).
 func (c *Controller) Register(g *echo.Group) {
-	g.Use(c.kisiErrors, c.authenticate)
+	g.Use(c.kisiErrors, c.authenticate, c.flushBeforeWrites)
 
 	g.GET("/places", c.listPlaces, requireAny)
 	g.POST("/places", c.createPlace, requireAdmin)

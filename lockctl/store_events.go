@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // addEvent stores e, filling UUID and CreatedAt when unset.
@@ -112,16 +114,58 @@ func (s *store) eventSetPage(ctx context.Context, set EventSet, f EventFilter, b
 	return out, more, nil
 }
 
-// recordUnlock stores a granted unlock's event and the link's last_used_at
-// in one transaction: one commit on the hot path instead of two.
-func (s *store) recordUnlock(ctx context.Context, e *Event, linkID int64, at time.Time) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		ts := &store{db: tx, now: s.now}
-		if err := ts.addEvent(ctx, e); err != nil {
-			return err
+// recordUnlocks stores the unlock path's events in one transaction: in one
+// insert, then each link's last_used_at (the latest of its unlocks).
+func (s *store) recordUnlocks(ctx context.Context, items []auditItem) error {
+	if len(items) == 0 {
+		return nil
+	}
+	events := make([]Event, len(items))
+	last := map[int64]time.Time{}
+	for i, it := range items {
+		e := it.e
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = s.stamp()
 		}
-		return ts.touchLink(ctx, linkID, at)
+		e.CreatedAt = utc(e.CreatedAt)
+		events[i] = e
+		if it.linkID == 0 {
+			continue
+		}
+		if t, ok := last[it.linkID]; !ok || it.at.After(t) {
+			last[it.linkID] = it.at
+		}
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Omit(clause.Associations).CreateInBatches(&events, 500).Error; err != nil {
+			return translate(err, "record unlock events", "event")
+		}
+		return touchLinks(tx, last)
 	})
+}
+
+// touchLinks sets each link's last_used_at to its time in at, in one
+// statement, unless the link was used later.
+func touchLinks(tx *gorm.DB, at map[int64]time.Time) error {
+	if len(at) == 0 {
+		return nil
+	}
+	// PostgreSQL types a VALUES list's parameters as text unless told.
+	row := "(?, ?)"
+	if tx.Dialector.Name() == "postgres" {
+		row = "(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ))"
+	}
+	rows := make([]string, 0, len(at))
+	args := make([]any, 0, 2*len(at))
+	for id, t := range at {
+		rows = append(rows, row)
+		args = append(args, id, utc(t))
+	}
+	err := tx.Exec(`UPDATE lockctl_group_links SET last_used_at = v.column2
+		FROM (VALUES `+strings.Join(rows, ", ")+`) AS v
+		WHERE lockctl_group_links.id = v.column1
+		AND (lockctl_group_links.last_used_at IS NULL OR lockctl_group_links.last_used_at < v.column2)`, args...).Error
+	return translate(err, fmt.Sprintf("touch %d group links", len(at)), "group link")
 }
 
 // deleteEventsBefore deletes up to batch of the oldest events created

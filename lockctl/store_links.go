@@ -68,7 +68,7 @@ func (s *store) listLinks(ctx context.Context, f linkFilter, p page) ([]GroupLin
 }
 
 // updateLink applies change to link id inside a transaction and returns the
-// link after the change. The secret never changes. The link is locked from
+// link after the change, bumping the access generation. The secret never changes. The link is locked from
 // the read to the write, so concurrent changes apply one after the other.
 func (s *store) updateLink(ctx context.Context, id int64, change func(*GroupLink) error) (GroupLink, error) {
 	var l GroupLink
@@ -83,20 +83,26 @@ func (s *store) updateLink(ctx context.Context, id int64, change func(*GroupLink
 		l.UpdatedAt = s.stamp()
 		err := tx.Model(&GroupLink{ID: id}).Select("name", "email", "phone", "link_enabled",
 			"valid_from", "valid_until", "updated_at").Updates(&l).Error
-		return translate(err, fmt.Sprintf("update group link %d", id), "group link")
+		if err != nil {
+			return translate(err, fmt.Sprintf("update group link %d", id), "group link")
+		}
+		return bumpGeneration(tx)
 	})
 	return l, err
 }
 
-// deleteLink removes link id and returns it as it was.
+// deleteLink removes link id, bumping the access generation, and returns it
+// as it was.
 func (s *store) deleteLink(ctx context.Context, id int64) (GroupLink, error) {
 	var l GroupLink
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("id = ?", id).Take(&l).Error; err != nil {
 			return translate(err, fmt.Sprintf("get group link %d", id), "group link")
 		}
-		err := tx.Where("id = ?", id).Delete(&GroupLink{}).Error
-		return translate(err, fmt.Sprintf("delete group link %d", id), "group link")
+		if err := tx.Where("id = ?", id).Delete(&GroupLink{}).Error; err != nil {
+			return translate(err, fmt.Sprintf("delete group link %d", id), "group link")
+		}
+		return bumpGeneration(tx)
 	})
 	return l, err
 }

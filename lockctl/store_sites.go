@@ -134,7 +134,15 @@ func (s *store) updateLock(ctx context.Context, id int64, change func(*Lock) err
 		after.UpdatedAt = s.stamp()
 		err := tx.Model(&Lock{ID: id}).Select("name", "description", "online", "locked_down",
 			"locked_down_since", "unlocked", "unlocked_until", "updated_at").Updates(&after).Error
-		return translate(err, fmt.Sprintf("update lock %d", id), "lock")
+		if err != nil {
+			return translate(err, fmt.Sprintf("update lock %d", id), "lock")
+		}
+		if before.Online != after.Online || before.LockedDown != after.LockedDown || before.Name != after.Name {
+			// What an unlock decides on (or records) changed; a door
+			// merely opening and closing does not drop the cache.
+			return bumpGeneration(tx)
+		}
+		return nil
 	})
 	return before, after, err
 }
@@ -177,9 +185,15 @@ func (s *store) listGroups(ctx context.Context, f groupFilter, p page) ([]Group,
 	return out, total, translate(err, "list groups", "group")
 }
 
+// createGroupLock adds a lock to a group, bumping the access generation.
 func (s *store) createGroupLock(ctx context.Context, gl *GroupLock) error {
 	gl.CreatedAt, gl.UpdatedAt = s.stamp(), s.stamp()
-	return create(ctx, s, gl, "group lock")
+	return s.tx(ctx, func(ts *store) error {
+		if err := create(ctx, ts, gl, "group lock"); err != nil {
+			return err
+		}
+		return bumpGeneration(ts.db)
+	})
 }
 
 func (s *store) listGroupLocks(ctx context.Context, f groupLockFilter, p page) ([]GroupLock, int64, error) {
@@ -195,15 +209,19 @@ func (s *store) listGroupLocks(ctx context.Context, f groupLockFilter, p page) (
 	return out, total, translate(err, "list group locks", "group lock")
 }
 
+// deleteGroupLock takes a lock out of a group, bumping the access
+// generation.
 func (s *store) deleteGroupLock(ctx context.Context, id int64) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&GroupLock{})
-	if res.Error != nil {
-		return translate(res.Error, fmt.Sprintf("delete group lock %d", id), "group lock")
-	}
-	if res.RowsAffected == 0 {
-		return translate(gorm.ErrRecordNotFound, "", "group lock")
-	}
-	return nil
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Where("id = ?", id).Delete(&GroupLock{})
+		if res.Error != nil {
+			return translate(res.Error, fmt.Sprintf("delete group lock %d", id), "group lock")
+		}
+		if res.RowsAffected == 0 {
+			return translate(gorm.ErrRecordNotFound, "", "group lock")
+		}
+		return bumpGeneration(tx)
+	})
 }
 
 // groupOpens reports whether group opens lock.

@@ -19,6 +19,7 @@ const (
 // sets and logins minted under an earlier bootstrap key. It returns the first error; what was deleted stays deleted.
 // It is safe to call concurrently, also from several replicas.
 func (c *Controller) Sweep(ctx context.Context) error {
+	c.audit.flush(ctx)
 	for _, e := range c.refusals.flush(c.now()) {
 		if err := c.store.addEvent(ctx, &e); err != nil {
 			return fmt.Errorf("store refusal summary: %w", err)

@@ -19,19 +19,68 @@ func tooMany(wait time.Duration) *apiError {
 		Message: "Too many unlock requests, retry in " + strconv.Itoa(int(wait/time.Second)) + " s", RetryAfter: wait}
 }
 
-// unlock serves POST /locks/{id}/unlock for link holders and admins. The
-// order of checks is: credentials (without a valid one, the client
-// address's rate limit), the credential's rate limit, link state and window
-// (at this instant), group membership, lock state, then the driver. A valid
-// credential is limited per credential only, so strangers at the same
-// address cannot throttle a guest. Every granted unlock is recorded as a
-// lock.unlock event with the client IP and user agent; so is every refusal
-// of a known credential within its limit, while the rest are sampled (see
-// refusals).
+// unlockAttempt is one unlock to decide: who asks (the principal, or why
+// there is none), the lock (lockID 0: a path that names none), and where
+// the request comes from.
+type unlockAttempt struct {
+	p         *principal
+	authErr   error
+	lockID    int64
+	ip, agent string
+	// view is the access data the credential was resolved under; nil:
+	// the decision takes its own.
+	view *accessView
+}
+
+// unlock serves POST /locks/{id}/unlock for link holders and admins (see
+// decideUnlock).
 func (c *Controller) unlock(ec echo.Context) error {
+	a := unlockAttempt{ip: ec.RealIP(), agent: ec.Request().UserAgent()}
+	a.p, a.authErr = who(ec)
+	a.view, _ = ec.Get(viewKey).(*accessView)
+	if id, err := pathID(ec); err == nil {
+		a.lockID = id
+	}
+	if err := c.decideUnlock(ec.Request().Context(), a); err != nil {
+		return err
+	}
+	return ec.JSON(http.StatusOK, map[string]string{"message": "Unlocked!"})
+}
+
+// UnlockInProcess answers an unlock asked by a client in this process, in
+// memory: what POST /locks/{lockID}/unlock with the Authorization header
+// authorization, from clientIP with userAgent, would answer, as its HTTP
+// status and, for a refusal, Kisi's error code and message. The checks,
+// rate limits and audit events are those of the HTTP route. It is safe for
+// concurrent use.
+func (c *Controller) UnlockInProcess(ctx context.Context, authorization string, lockID int64, clientIP, userAgent string) (status int, code, message string) {
+	a := unlockAttempt{lockID: max(lockID, 0), ip: clientIP, agent: userAgent}
+	a.p, a.view, a.authErr = c.resolveHeader(ctx, authorization, addressKey(clientIP))
+	err := c.decideUnlock(ctx, a)
+	if err == nil {
+		return http.StatusOK, "", ""
+	}
+	ae, _ := toAPIError(err)
+	if ae.Status >= 500 {
+		c.log.Error("unlock failed", "lock_id", lockID, "err", err)
+	}
+	return ae.Status, ae.Code, ae.Message
+}
+
+// decideUnlock decides and carries out an unlock. The order of checks is:
+// credentials (without a valid one, the client address's rate limit), the
+// credential's rate limit, link state and window (at this instant), group
+// membership, lock state, then the driver. A valid credential is limited
+// per credential only, so strangers at the same address cannot throttle a
+// guest. Every granted unlock is recorded as a lock.unlock event with the
+// client IP and user agent (a link's off the request path, see
+// auditWriter); so is every refusal of a known credential within its
+// limit, while the rest are sampled (see refusals). It returns nil when
+// the door was unlocked.
+func (c *Controller) decideUnlock(ctx context.Context, a unlockAttempt) error {
 	now := c.now()
-	ctx := ec.Request().Context()
-	e := c.requestEvent(ec, EventLockUnlock)
+	e := Event{Type: EventLockUnlock, ClientIP: truncate(a.ip, 64), UserAgent: boundedUserAgent(a.agent)}
+	actor(&e, a.p)
 	e.UUID, e.CreatedAt, e.ObjectType = uuid.NewString(), now, objectLock
 	// Once a credential is known and within its rate limit, its refusals
 	// (a revoked guest trying the door after sign-out) are each recorded:
@@ -42,16 +91,20 @@ func (c *Controller) unlock(ec echo.Context) error {
 		ae, _ := toAPIError(err)
 		e.Success, e.Code, e.Message = false, ae.Code, ae.Message
 		if identified {
-			c.record(ec, e)
+			c.audit.record(ctx, e, 0, now)
 		} else {
-			c.recordRefusal(ec, e)
+			c.recordRefusal(ctx, e)
 		}
 		return err
 	}
 
-	p, err := who(ec)
-	if err != nil {
-		if ok, wait := c.ipLimits.allow(addressKey(ec.RealIP())); !ok {
+	p := a.p
+	if p == nil {
+		err := a.authErr
+		if err == nil {
+			err = errNoCredentials
+		}
+		if ok, wait := c.ipLimits.allow(addressKey(a.ip)); !ok {
 			return deny(tooMany(wait))
 		}
 		return deny(err)
@@ -60,12 +113,19 @@ func (c *Controller) unlock(ec echo.Context) error {
 		return deny(tooMany(wait))
 	}
 	identified = true
-	lockID, err := pathID(ec)
-	if err != nil {
+	if a.lockID < 1 {
 		return deny(errLockNotFound)
 	}
+	lockID := a.lockID
 	e.ObjectID = &lockID
-	lock, err := c.store.lock(ctx, lockID)
+	v := a.view
+	if v == nil {
+		var err error
+		if v, err = c.view(ctx); err != nil {
+			return deny(err)
+		}
+	}
+	lock, err := v.lock(ctx, lockID)
 	found := err == nil
 	if err != nil && latchkey.KindOf(err) != latchkey.NotFound {
 		return deny(err)
@@ -93,7 +153,7 @@ func (c *Controller) unlock(ec echo.Context) error {
 	case p.Link != nil:
 		inGroup := false
 		if found {
-			if inGroup, err = c.store.groupOpens(ctx, p.Link.GroupID, lock.ID); err != nil {
+			if inGroup, err = v.groupOpens(ctx, p.Link.GroupID, lock.ID); err != nil {
 				return deny(err)
 			}
 		}
@@ -119,13 +179,11 @@ func (c *Controller) unlock(ec echo.Context) error {
 			c.log.Error("record unlock", "actor_type", e.ActorType, "actor_id", *e.ActorID, "err", err)
 		}
 	case p.Link == nil:
-		c.record(ec, e)
+		c.audit.record(ctx, e, 0, now)
 	default:
-		if err := c.store.recordUnlock(context.WithoutCancel(ctx), &e, p.Link.ID, now); err != nil {
-			c.log.Error("record unlock", "link_id", p.Link.ID, "err", err)
-		}
+		c.audit.record(ctx, e, p.Link.ID, now)
 	}
-	return ec.JSON(http.StatusOK, map[string]string{"message": "Unlocked!"})
+	return nil
 }
 
 // credentialKey names the credential of p for its rate limit.
@@ -143,12 +201,12 @@ func credentialKey(p *principal) string {
 
 // recordRefusal stores the event of a refused unlock if the sample takes
 // it, and the summary of an earlier minute's unstored refusals.
-func (c *Controller) recordRefusal(ec echo.Context, e Event) {
+func (c *Controller) recordRefusal(ctx context.Context, e Event) {
 	keep, summary := c.refusals.admit(e.Code, e.CreatedAt)
 	if summary != nil {
-		c.record(ec, *summary)
+		c.audit.record(ctx, *summary, 0, e.CreatedAt)
 	}
 	if keep {
-		c.record(ec, e)
+		c.audit.record(ctx, e, 0, e.CreatedAt)
 	}
 }

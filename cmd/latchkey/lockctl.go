@@ -108,7 +108,9 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Shutdown(sctx)
+	lc.Close() // queued audit events, once no request is left to add any
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

@@ -43,6 +43,8 @@ import (
 // app holds what serve built, for shutdown in reverse order.
 type app struct {
 	log       *slog.Logger
+	lockctl   *lockctl.Controller // the bundled controller this process serves, or nil
+	service   *connector.Service
 	db        *database.DB
 	redis     *jobs.Redis
 	miniredis *redisserver.Server
@@ -204,6 +206,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 		lc = lockctl.New(log, a.db, driver, sender, lockctl.Options{AdminAPIKey: cfg.AdminAPIKey, PublicURL: public + "/lockctl",
 			EventRetention: cfg.EventRetention, Now: a.clock.Now, SecretKey: idempotencyKeyFrom(cfg.SecretKey)})
 		lc.Register(a.srv.Group("/lockctl"))
+		a.lockctl = lc
 		go lc.RunSweeps(ctx, cfg.SweepEvery)
 		if cfg.Demo {
 			if err := lc.Seed(ctx); err != nil {
@@ -231,6 +234,8 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 			// handler in memory, not over loopback TCP and not through the
 			// public server's middleware.
 			kopts.HTTPClient = &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(http.StripPrefix("/lockctl", lc.Handler()))}
+			// Unlocks skip even that: the controller decides in memory.
+			kopts.Local = lc
 		}
 	}
 	var m *metrics.Metrics
@@ -254,6 +259,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	}
 	svc := connector.NewService(log, connector.NewStore(a.db), ac, sender, box, connector.Options{PublicURL: public, Now: a.clock.Now, Queue: client,
 		Dialer: kisi.Dialer{URL: ctrlURL, Options: kopts}, Reporter: reporter})
+	a.service = svc
 
 	if ln != nil {
 		metrics.RegisterVisits(a.srv.Registry(), connector.StatusNames(), 10*time.Second, svc.Store().CountByStatus)
@@ -341,6 +347,8 @@ func (a *app) registerUI(cfg *config, accts *accounts.Store, setupToken, redisUR
 	return nil
 }
 
+var _ kisi.Local = (*lockctl.Controller)(nil)
+
 func newDriver(ctx context.Context, cfg *config, log *slog.Logger) (lockctl.Driver, error) {
 	if cfg.LockDriver == "mqtt" {
 		d, err := lockctl.NewMQTTDriver(ctx, cfg.MQTTURL, cfg.MQTTPrefix, log)
@@ -407,6 +415,14 @@ func (a *app) shutdown(ctx context.Context) {
 		_ = a.debug.Close()
 	}
 	wg.Wait()
+	// Their queued timeline rows and audit events, once no request or
+	// task is left to add any.
+	if a.service != nil {
+		a.service.Close()
+	}
+	if a.lockctl != nil {
+		a.lockctl.Close()
+	}
 }
 
 // idempotencyKeyFrom derives, from the hex secret key, the key lockctl

@@ -66,6 +66,10 @@ type Options struct {
 	// any idempotent call and a creation cut off half way is simply sent
 	// again.
 	IdempotentCreates bool
+	// Local, when set, is the controller this client talks to, running in
+	// the same process: unlocks are asked of it in memory (see Local),
+	// every other call goes through HTTPClient as usual.
+	Local Local
 }
 
 // Client talks to one Kisi-compatible controller with one API key. It is

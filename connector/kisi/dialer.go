@@ -9,8 +9,8 @@ import (
 
 // Dialer opens Clients on Envoy installs' controller accounts: the same
 // options as the process's client, another API key, and for the process's
-// own controller URL the process's HTTP client (the bundled lockctl is
-// reached in memory).
+// own controller URL the process's HTTP client and Local (the bundled
+// lockctl is reached in memory); any other URL gets neither.
 type Dialer struct {
 	// URL is the process's controller URL; Options its client's options.
 	URL     string
@@ -30,7 +30,7 @@ func (d Dialer) Dial(controllerURL, apiKey string) (connector.AccessControl, err
 	o := d.Options
 	o.APIKey = apiKey
 	if strings.TrimRight(controllerURL, "/") != strings.TrimRight(d.URL, "/") {
-		o.HTTPClient = d.Other
+		o.HTTPClient, o.Local = d.Other, nil
 	}
 	return New(controllerURL, o)
 }

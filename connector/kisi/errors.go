@@ -32,10 +32,14 @@ func unreadable(c call, err error) error {
 // the parsed *connector.ControllerError. Secrets the controller might echo
 // are redacted from the message.
 func (cl *Client) answerError(c call, resp *response) error {
-	ce := parseControllerError(resp.status, resp.body)
+	return cl.refusalError(c, parseControllerError(resp.status, resp.body))
+}
+
+// refusalError is answerError for an answer already parsed into ce.
+func (cl *Client) refusalError(c call, ce *connector.ControllerError) error {
 	ce.Message = redact(ce.Message, cl.opts.APIKey, c.secret)
-	k := kindFor(resp.status)
-	if resp.status == http.StatusGone {
+	k := kindFor(ce.Status)
+	if ce.Status == http.StatusGone {
 		// A create under an idempotency key whose link was deleted or
 		// voided: it made nothing, and never will.
 		return latchkey.Wrap(latchkey.Conflict, publicMessage(latchkey.Conflict, c, ce.Message), errors.Join(ce, connector.ErrCreationGone))

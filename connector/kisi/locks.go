@@ -122,7 +122,7 @@ func (cl *Client) Unlock(ctx context.Context, secret string, lockID int64) error
 	if secret == "" {
 		return fmt.Errorf("kisi: unlock lock %s: %w", ids, errNoSecret)
 	}
-	_, err := cl.do(ctx, call{
+	c := call{
 		method:   http.MethodPost,
 		path:     []string{"locks", ids, "unlock"},
 		policy:   retryUnsent,
@@ -130,6 +130,10 @@ func (cl *Client) Unlock(ctx context.Context, secret string, lockID int64) error
 		op:       "unlock lock " + ids,
 		subject:  "the unlock of lock " + ids,
 		notFound: "lock " + ids,
-	})
+	}
+	if cl.opts.Local != nil {
+		return cl.unlockLocal(ctx, c, lockID)
+	}
+	_, err := cl.do(ctx, c)
 	return err
 }

@@ -402,7 +402,11 @@ func (cl *Client) PersonUnlock(ctx context.Context, pc connector.PersonCredentia
 	if pc.Secret == "" {
 		return fmt.Errorf("kisi: unlock lock %s: %w", ids, errNoCredential)
 	}
-	_, err := cl.do(ctx, call{method: http.MethodPost, path: []string{"locks", ids, "unlock"}, policy: retryUnsent,
-		secret: pc.Secret, scheme: scheme(pc.Kind), op: "unlock lock " + ids, subject: "the unlock of lock " + ids, notFound: "lock " + ids})
+	c := call{method: http.MethodPost, path: []string{"locks", ids, "unlock"}, policy: retryUnsent,
+		secret: pc.Secret, scheme: scheme(pc.Kind), op: "unlock lock " + ids, subject: "the unlock of lock " + ids, notFound: "lock " + ids}
+	if cl.opts.Local != nil {
+		return cl.unlockLocal(ctx, c, lockID)
+	}
+	_, err := cl.do(ctx, c)
 	return err
 }

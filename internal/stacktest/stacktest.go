@@ -155,11 +155,12 @@ func Start(t testing.TB, o Options) *Stack {
 	s.Controller = lockctl.New(log, s.DB, sim, s.Outbox, lockctl.Options{AdminAPIKey: AdminKey, Now: s.Clock.Now, SimUnlockDuration: time.Hour,
 		// Its secret key lets it take idempotency keys, as serve's does.
 		SecretKey: bytes.Repeat([]byte{8}, 32)})
+	t.Cleanup(s.Controller.Close)
 	if err := s.Controller.Seed(ctx); err != nil {
 		t.Fatalf("seed controller: %v", err)
 	}
 	s.Kisi, err = kisi.New("http://lockctl.internal", kisi.Options{APIKey: AdminKey, SupportsUpdate: true, IdempotentCreates: true,
-		RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1,
+		RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1, Local: s.Controller,
 		HTTPClient: &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(s.Controller.Handler())}})
 	if err != nil {
 		t.Fatal(err)
@@ -181,8 +182,9 @@ func Start(t testing.TB, o Options) *Stack {
 	s.Service = connector.NewService(log, connector.NewStore(s.DB), s.Kisi, s.Outbox, box,
 		connector.Options{PublicURL: s.URL, Now: s.Clock.Now, Queue: q, Reporter: o.Reporter,
 			Dialer: kisi.Dialer{URL: "http://lockctl.internal", Options: kisi.Options{SupportsUpdate: true,
-				RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1,
+				RatePerSecond: math.Inf(1), Burst: 1, MaxRetries: -1, Local: s.Controller,
 				HTTPClient: &http.Client{Timeout: kisi.DefaultTimeout, Transport: kisi.InProcess(s.Controller.Handler())}}}})
+	t.Cleanup(s.Service.Close)
 	s.Accounts = accounts.NewStore(s.DB)
 	s.Server = web.New(log, nil, web.Options{})
 	if len(o.EnvoySecrets) == 0 {

@@ -1,0 +1,170 @@
+package lockctl
+
+import (
+	"context"
+	"sync"
+)
+
+// The unlock decision of a group link needs three things that change
+// rarely: the link (its group, enabled flag and validity window), whether
+// its group holds the door, and the door's state (online, locked down).
+// accessCache keeps them in memory, keyed by the secret's hash, the group
+// and the lock, so that a decision costs one read of the access generation
+// instead of three or four queries.
+//
+// Staleness across replicas. Every write that can change such a decision
+// (a link updated or deleted, a group's locks changed, a lock going
+// offline or locked down, and back) bumps the one-row access generation
+// in its own transaction (bumpGeneration). Every decision first reads the
+// generation; a cache filled under another generation is dropped whole
+// before it is used. So a revocation committed by any process over the
+// same database is seen by the very next decision of every process, and
+// the cache never answers for a state older than the last committed
+// change. Entries hold the data, never a verdict: the window is checked
+// against the decision's own instant (CheckUnlock), so validity stays exact
+// to the second.
+//
+// Person credentials (access keys, logins) and their role assignments are
+// not cached: their decisions read the database every time.
+//
+// The cache is bounded: past accessCacheMax entries of one kind it is
+// emptied and refilled from the database.
+type accessCache struct {
+	mu     sync.Mutex
+	gen    int64
+	filled bool // gen is the generation the entries were read under
+	links  map[string]GroupLink
+	locks  map[int64]Lock
+	groups map[int64]map[int64]bool // group id → the ids of its locks
+}
+
+// accessCacheMax bounds each of the cache's maps.
+const accessCacheMax = 50_000
+
+func newAccessCache() *accessCache {
+	return &accessCache{links: map[string]GroupLink{}, locks: map[int64]Lock{}, groups: map[int64]map[int64]bool{}}
+}
+
+// sync makes the cache hold only entries read under generation gen.
+func (c *accessCache) sync(gen int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.filled && c.gen == gen {
+		return
+	}
+	if c.filled && gen < c.gen {
+		// A decision that read the generation before a later one already
+		// synced the cache: it reads the database, the cache stays.
+		return
+	}
+	c.gen, c.filled = gen, true
+	c.clearLocked()
+}
+
+func (c *accessCache) clearLocked() {
+	clear(c.links)
+	clear(c.locks)
+	clear(c.groups)
+}
+
+// accessView is one decision's look at the access data: everything it
+// returns was read under generation gen or later.
+type accessView struct {
+	s   *store
+	c   *accessCache
+	gen int64
+}
+
+// view reads the access generation and returns a view under it. It fails
+// when the generation cannot be read: then nothing is decided.
+func (ctl *Controller) view(ctx context.Context) (*accessView, error) {
+	gen, err := ctl.store.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctl.access.sync(gen)
+	return &accessView{s: ctl.store, c: ctl.access, gen: gen}, nil
+}
+
+// current reports whether the cache holds entries of v's generation; c.mu
+// is held.
+func (v *accessView) currentLocked() bool { return v.c.filled && v.c.gen == v.gen }
+
+// linkBySecret is store.linkBySecret through the cache.
+func (v *accessView) linkBySecret(ctx context.Context, hash string) (GroupLink, error) {
+	v.c.mu.Lock()
+	l, ok := v.c.links[hash]
+	ok = ok && v.currentLocked()
+	v.c.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	l, err := v.s.linkBySecret(ctx, hash)
+	if err != nil {
+		return l, err
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	if v.currentLocked() {
+		if len(v.c.links) >= accessCacheMax {
+			clear(v.c.links)
+		}
+		v.c.links[hash] = l
+	}
+	return l, nil
+}
+
+// lock is store.lock through the cache. Only the fields an unlock decision
+// and its event use are current: the open/closed state (Unlocked) is not
+// kept up to date.
+func (v *accessView) lock(ctx context.Context, id int64) (Lock, error) {
+	v.c.mu.Lock()
+	l, ok := v.c.locks[id]
+	ok = ok && v.currentLocked()
+	v.c.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	l, err := v.s.lock(ctx, id)
+	if err != nil {
+		return l, err
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	if v.currentLocked() {
+		if len(v.c.locks) >= accessCacheMax {
+			clear(v.c.locks)
+		}
+		v.c.locks[id] = l
+	}
+	return l, nil
+}
+
+// groupOpens is store.groupOpens through the cache: the group's locks are
+// read once per generation.
+func (v *accessView) groupOpens(ctx context.Context, groupID, lockID int64) (bool, error) {
+	v.c.mu.Lock()
+	set, ok := v.c.groups[groupID]
+	ok = ok && v.currentLocked()
+	v.c.mu.Unlock()
+	if ok {
+		return set[lockID], nil
+	}
+	ids, err := v.s.groupLockIDs(ctx, groupID)
+	if err != nil {
+		return false, err
+	}
+	set = make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	if v.currentLocked() {
+		if len(v.c.groups) >= accessCacheMax {
+			clear(v.c.groups)
+		}
+		v.c.groups[groupID] = set
+	}
+	return set[lockID], nil
+}

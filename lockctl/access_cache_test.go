@@ -1,0 +1,184 @@
+package lockctl
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/testenv"
+)
+
+// groupLockID finds the id of the group lock joining group and lock.
+func (e *env) groupLockID(group, lock int64) int64 {
+	e.t.Helper()
+	gls := decode[[]idOnly](e.t, e.must(200, req{method: "GET", path: fmt.Sprintf("/group_locks?group_id=%d&lock_id=%d", group, lock), auth: admin()}))
+	if len(gls) != 1 {
+		e.t.Fatalf("group locks of group %d and lock %d: %v", group, lock, gls)
+	}
+	return gls[0].ID
+}
+
+// second returns another Controller over e's database and clock, as a
+// second replica would be, and its handler.
+func (e *env) second() *Controller {
+	e.t.Helper()
+	sim := NewSimDriver(e.clock.Now)
+	e.t.Cleanup(sim.Close)
+	c := New(testenv.Logger(e.t), e.c.store.db, sim, nil, Options{AdminAPIKey: adminKey, Now: e.clock.Now, SimUnlockDuration: time.Hour,
+		LinkRate: Rate{PerSecond: 1000, Burst: 1000}})
+	e.t.Cleanup(c.Close)
+	return c
+}
+
+// TestCachedDecisionSeesEveryChange warms the access cache with a granted
+// unlock, changes what the decision depends on (through this controller,
+// or through a second one over the same database), and expects the very
+// next unlock refused.
+func TestCachedDecisionSeesEveryChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(e *env, h func(req) int, f fixture, l createdLink)
+		status int
+		code   string
+	}{
+		{"link disabled", func(e *env, h func(req) int, f fixture, l createdLink) {
+			h(req{method: "PATCH", path: fmt.Sprintf("/group_links/%d", l.ID), auth: admin(),
+				body: map[string]any{"group_link": map[string]any{"link_enabled": false}}})
+		}, 403, CodeLinkInvalid},
+		{"window cut to now", func(e *env, h func(req) int, f fixture, l createdLink) {
+			h(req{method: "PATCH", path: fmt.Sprintf("/group_links/%d", l.ID), auth: admin(),
+				body: map[string]any{"group_link": map[string]any{"valid_until": rfc(e.clock.Now())}}})
+		}, 403, CodeNoLongerValid},
+		{"link deleted", func(e *env, h func(req) int, f fixture, l createdLink) {
+			h(req{method: "DELETE", path: fmt.Sprintf("/group_links/%d", l.ID), auth: admin()})
+		}, 401, CodeLinkInvalid},
+		{"door taken out of the group", func(e *env, h func(req) int, f fixture, l createdLink) {
+			h(req{method: "DELETE", path: fmt.Sprintf("/group_locks/%d", e.groupLockID(f.visitors, f.front)), auth: admin()})
+		}, 404, CodeNotFound},
+		{"door locked down", func(e *env, h func(req) int, f fixture, l createdLink) {
+			h(req{method: "POST", path: fmt.Sprintf("/locks/%d/lock_down", f.front), auth: admin()})
+		}, 403, CodeLockedDown},
+	}
+	for _, tt := range tests {
+		for _, where := range []string{"same controller", "second controller"} {
+			t.Run(tt.name+", "+where, func(t *testing.T) {
+				e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+				f := e.site()
+				l := e.link(f.visitors, nil)
+				e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+				e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}) // from the cache
+				h := e.h
+				if where == "second controller" {
+					h = e.second().Handler()
+				}
+				tt.change(e, func(r req) int {
+					t.Helper()
+					rec := (&env{t: t, h: h}).do(r)
+					if rec.Code >= 300 {
+						t.Fatalf("%s %s: %d %s", r.method, r.path, rec.Code, rec.Body)
+					}
+					return rec.Code
+				}, f, l)
+				wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}), tt.status, tt.code)
+			})
+		}
+	}
+}
+
+// TestCachedDecisionSeesLockOffline: a driver reporting the door offline
+// (on either replica) ends unlocks at once, and back online they resume.
+func TestCachedDecisionSeesLockOffline(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	other := e.second()
+	other.onStateChange(StateChange{LockID: f.front, Online: ptr(false)})
+	wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}), 403, CodeLockOffline)
+	e.c.onStateChange(StateChange{LockID: f.front, Online: ptr(true)})
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+}
+
+// TestCachedDecisionSeesAddedDoor: the cache never refuses what the
+// database allows either: a door added to the group opens at once.
+func TestCachedDecisionSeesAddedDoor(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	wantError(t, e.do(req{method: "POST", path: unlockPath(f.back), auth: holder(l.Secret)}), 404, CodeNotFound)
+	(&env{t: t, h: e.second().Handler()}).must(200, req{method: "POST", path: "/group_locks", auth: admin(),
+		body: map[string]any{"group_lock": map[string]any{"group_id": f.visitors, "lock_id": f.back}}})
+	e.must(200, req{method: "POST", path: unlockPath(f.back), auth: holder(l.Secret)})
+}
+
+// TestCachedLinkWindowToTheSecond: the cache holds the window, not a
+// verdict: a link decided valid a second before valid_until is refused at
+// valid_until and a second after, without any write in between.
+func TestCachedLinkWindowToTheSecond(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	t0 := e.clock.Now()
+	until := t0.Add(time.Hour)
+	l := e.link(f.visitors, map[string]any{"valid_from": rfc(t0), "valid_until": rfc(until)})
+	e.clock.Set(until.Add(-time.Second))
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	for _, at := range []time.Time{until, until.Add(time.Second)} {
+		e.clock.Set(at)
+		wantError(t, e.do(req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}), 403, CodeNoLongerValid)
+	}
+}
+
+// TestUnlockInProcessMatchesHTTP: the in-memory entry answers what the
+// route answers, and records the guest's address.
+func TestUnlockInProcessMatchesHTTP(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	ctx := context.Background()
+	if st, code, _ := e.c.UnlockInProcess(ctx, holder(l.Secret), f.front, "203.0.113.9", "phone"); st != 200 || code != "" {
+		t.Fatalf("unlock: %d %q, want 200", st, code)
+	}
+	if st, code, _ := e.c.UnlockInProcess(ctx, holder(l.Secret), f.back, "203.0.113.9", "phone"); st != 404 || code != CodeNotFound {
+		t.Errorf("other group's door: %d %q, want 404 %s", st, code, CodeNotFound)
+	}
+	if st, code, _ := e.c.UnlockInProcess(ctx, holder("not-a-secret-at-all-000000"), f.front, "203.0.113.9", "phone"); st != 401 || code != CodeLinkInvalid {
+		t.Errorf("unknown secret: %d %q, want 401 %s", st, code, CodeLinkInvalid)
+	}
+	evs := decode[[]kisiEvent](t, e.must(200, req{method: "GET", path: "/events?type=lock.unlock&success=true", auth: admin()}))
+	if len(evs) != 1 || evs[0].ClientIP == nil || *evs[0].ClientIP != "203.0.113.9" {
+		t.Errorf("granted unlock events %+v, want one from 203.0.113.9", evs)
+	}
+}
+
+// TestCloseWritesQueuedEvents: events queued for the writer are in the
+// database once Close returns, without any reader flushing them.
+func TestCloseWritesQueuedEvents(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	for range 20 {
+		e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	}
+	e.c.Close()
+	evs, total, err := e.c.store.listEvents(context.Background(), EventFilter{Types: []string{EventLockUnlock}}, page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 20 || len(evs) != 20 {
+		t.Errorf("%d unlock events stored, want 20", total)
+	}
+	got, err := e.c.store.link(context.Background(), l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(e.clock.Now()) {
+		t.Errorf("last_used_at %v, want %v", got.LastUsedAt, e.clock.Now())
+	}
+	// After Close an unlock is still recorded, by its own request.
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	if _, total, _ := e.c.store.listEvents(context.Background(), EventFilter{Types: []string{EventLockUnlock}}, page{Limit: 100}); total != 21 {
+		t.Errorf("%d unlock events after Close, want 21", total)
+	}
+}

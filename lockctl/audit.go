@@ -1,0 +1,162 @@
+package lockctl
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// auditWriter stores the events of the unlock path (a granted link
+// unlock's event with the link's last_used_at, refusals) off the request
+// path: one goroutine takes what is
+// queued and writes up to auditBatch of them in one transaction, with one
+// multi-row insert. Nothing waits on purpose: a batch is whatever queued
+// while the previous one was written. When the queue is full the caller
+// writes its own unlock at once (write rather than drop); Close writes
+// what is queued. Readers of the audit log call flush first, so an event
+// is listed as soon as its unlock was answered, and every other write
+// (the admin API's, see flushBeforeWrites) first flushes, so the audit
+// log's order is the order things were answered in. It is safe for
+// concurrent use.
+type auditWriter struct {
+	store *store
+	log   *slog.Logger
+	queue chan auditItem
+
+	mu     sync.RWMutex // held for reading while queueing, for writing by close
+	closed bool
+	done   chan struct{}
+}
+
+// auditItem is an event to record, with the link whose last_used_at it
+// moves (0: none), or (flushed non-nil) a request to report once
+// everything queued before it is written.
+type auditItem struct {
+	e       Event
+	linkID  int64
+	at      time.Time
+	flushed chan struct{}
+}
+
+const (
+	auditQueue = 4096
+	auditBatch = 256
+)
+
+func newAuditWriter(s *store, log *slog.Logger) *auditWriter {
+	w := &auditWriter{store: s, log: log, queue: make(chan auditItem, auditQueue), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// record queues e (for a granted unlock of link linkID, 0 for other
+// events), or writes it at once when the queue is full or closed.
+func (w *auditWriter) record(ctx context.Context, e Event, linkID int64, at time.Time) {
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.queue <- auditItem{e: e, linkID: linkID, at: at}:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	w.mu.RUnlock()
+	if err := w.store.recordUnlocks(context.WithoutCancel(ctx), []auditItem{{e: e, linkID: linkID, at: at}}); err != nil {
+		w.log.Error("record event", "type", e.Type, "link_id", linkID, "err", err)
+	}
+}
+
+// flush returns once every unlock queued before the call is written (or
+// ctx ends).
+func (w *auditWriter) flush(ctx context.Context) {
+	ch := make(chan struct{})
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return
+	}
+	select {
+	case w.queue <- auditItem{flushed: ch}:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return
+	}
+	w.mu.RUnlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// close writes what is queued and stops the writer; later unlocks are
+// written by their callers.
+func (w *auditWriter) close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return
+	}
+	w.closed = true
+	close(w.queue)
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (w *auditWriter) run() {
+	defer close(w.done)
+	batch := make([]auditItem, 0, auditBatch)
+	var waiting []chan struct{}
+	for it := range w.queue {
+		batch, waiting = batch[:0], waiting[:0]
+		add := func(it auditItem) {
+			if it.flushed != nil {
+				waiting = append(waiting, it.flushed)
+				return
+			}
+			batch = append(batch, it)
+		}
+		add(it)
+	more:
+		for len(batch) < auditBatch {
+			select {
+			case it, ok := <-w.queue:
+				if !ok {
+					break more
+				}
+				add(it)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := w.store.recordUnlocks(ctx, batch); err != nil {
+				w.log.Error("record events", "count", len(batch), "err", err)
+			}
+			cancel()
+		}
+		for _, ch := range waiting {
+			close(ch)
+		}
+	}
+}
+
+// flushBeforeWrites is the middleware that makes every request but a GET,
+// HEAD or an unlock wait until the audit events queued before it are
+// written, so that events it writes come after them in the log.
+func (c *Controller) flushBeforeWrites(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		r := ec.Request()
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !strings.HasSuffix(r.URL.Path, "/unlock") {
+			c.audit.flush(r.Context())
+		}
+		return next(ec)
+	}
+}
