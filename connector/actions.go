@@ -266,6 +266,11 @@ func (s *Service) PassView(ctx context.Context, token string) (Pass, error) {
 // ErrPassEnded is returned when a pass no longer gives access.
 var ErrPassEnded = &latchkey.Error{Kind: latchkey.Forbidden, Msg: "this pass no longer opens doors"}
 
+// ErrPassSettingUp is the answer to an unlock of a visit whose access is
+// open but not yet made on the controller (its sync is still to run): the
+// guest may try again in a moment.
+var ErrPassSettingUp = &latchkey.Error{Kind: latchkey.Conflict, Msg: "this pass's access is still being set up"}
+
 // PassUnlock unlocks lockID with the link behind token that opens it: with
 // one link, that link; with several, the one whose group holds the door
 // (see linkFor), so no other link is tried and refused. A refusal carries the controller's reason (a
@@ -291,6 +296,9 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 		if !l.Removed && l.LinkID != 0 {
 			live = append(live, l)
 		}
+	}
+	if len(live) == 0 && !f.HasPerson && f.Status == StatusActive {
+		return ErrPassSettingUp
 	}
 	if ctx, err = s.bindUnlockController(ctx, f.InstallID); err != nil {
 		return err

@@ -94,3 +94,23 @@ func TestInProcessUnlockRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestPassBeforeItsAccessIsMade: a guest who tries the door after signing
+// in but before the sync has made their access is told it is being set up
+// (worth trying again in a moment), not that the pass does not open the
+// door; once synced, the same door opens.
+func TestPassBeforeItsAccessIsMade(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	in := start.Add(time.Minute)
+	e.clock.Set(in)
+	id := e.ingest(e.svc, walkIn(t, in)).VisitID // no sync yet
+	v := e.visit(id)
+	door := e.lockIDs()[0]
+	if err := e.svc.PassUnlock(e.ctx, e.svc.PassToken(v), door); !errors.Is(err, connector.ErrPassSettingUp) {
+		t.Fatalf("unlock before the sync: %v, want ErrPassSettingUp", err)
+	}
+	e.sync(id)
+	if got := e.unlockingDoor(id); got == 0 {
+		t.Fatal("no door after the sync")
+	}
+}

@@ -74,6 +74,7 @@ const (
 	msgWrongDoor    = "unlock.wrong_door"
 	msgUnreachable  = "unlock.unreachable"
 	msgUnknownPass  = "unlock.unknown_pass"
+	msgSettingUp    = "unlock.setting_up"
 	msgKeyElsewhere = "unlock.key_with_guest"
 	msgInternal     = "unlock.internal"
 	msgNoDoors      = "pass.doors.unavailable"
@@ -349,6 +350,8 @@ func (a *API) passUnlock(c echo.Context) error {
 	switch {
 	case errors.Is(err, connector.ErrPassNotFound):
 		status, msg = http.StatusNotFound, msgUnknownPass
+	case errors.Is(err, connector.ErrPassSettingUp):
+		status, msg = http.StatusConflict, msgSettingUp
 	case err != nil:
 		status, msg = unlockOutcome(err)
 		if status >= 500 {
@@ -363,8 +366,11 @@ func (a *API) passUnlock(c echo.Context) error {
 	default:
 		a.metrics.Unlock(metrics.Refused)
 	}
-	if status == http.StatusTooManyRequests {
+	switch status {
+	case http.StatusTooManyRequests:
 		c.Response().Header().Set("Retry-After", "5")
+	case http.StatusConflict:
+		c.Response().Header().Set("Retry-After", "1")
 	}
 	if wantsHTML(c) {
 		return a.renderPass(c, token, status, msg, err == nil)

@@ -281,6 +281,7 @@ func TestPassUnlockOutcomes(t *testing.T) {
 		msgWrong    = "This pass does not open this door."
 		msgUnknown  = "This pass does not exist."
 		msgDown     = "The door system is not reachable right now."
+		msgSettling = "Your access is being set up."
 	)
 	tests := []struct {
 		name string
@@ -345,6 +346,21 @@ func TestPassUnlockOutcomes(t *testing.T) {
 			_, tok := s.apply(ptSignInBody(s.t, ptJane, s.clock.Now()))
 			return tok, ptWorkshop
 		}, http.StatusForbidden, msgWrong},
+		{"signed in, access not made yet", func(s *ptStack) (string, int64) {
+			in, err := parseDelivery(ptSignInBody(s.t, ptJane, s.clock.Now()))
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			res, err := s.svc.Ingest(s.ctx, in) // the sync has not run
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			v, err := s.store.Visit(s.ctx, res.VisitID)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			return s.svc.PassToken(v), ptFrontDoor
+		}, http.StatusConflict, msgSettling},
 		{"unknown pass", func(*ptStack) (string, int64) {
 			return strings.Repeat("y", 43), ptFrontDoor
 		}, http.StatusNotFound, msgUnknown},
@@ -368,8 +384,8 @@ func TestPassUnlockOutcomes(t *testing.T) {
 			if rec.Code != tt.wantStatus || !strings.HasPrefix(got.Message, tt.wantMsg) {
 				t.Errorf("JSON unlock: got %d %q, want %d %q…", rec.Code, got.Message, tt.wantStatus, tt.wantMsg)
 			}
-			if tt.wantStatus == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
-				t.Error("429 without Retry-After")
+			if (tt.wantStatus == http.StatusTooManyRequests || tt.wantStatus == http.StatusConflict) && rec.Header().Get("Retry-After") == "" {
+				t.Errorf("%d without Retry-After", tt.wantStatus)
 			}
 
 			// Without JavaScript the form post answers with the page and
