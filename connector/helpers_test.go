@@ -231,16 +231,25 @@ func (e *env) downService() *connector.Service {
 	return e.service(newClient(e.t, dead.URL, true))
 }
 
+// inbound parses body as the webhook receiver does.
+func inbound(body []byte) (connector.Inbound, error) {
+	d, err := webhooks.Parse(body)
+	if err != nil {
+		return connector.Inbound{}, err
+	}
+	return connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event}, nil
+}
+
 // ingest parses body as the webhook receiver does and ingests it.
 func (e *env) ingest(svc *connector.Service, body []byte) connector.IngestResult {
 	e.t.Helper()
-	d, err := webhooks.Parse(body)
+	in, err := inbound(body)
 	if err != nil {
 		e.t.Fatalf("parse delivery: %v", err)
 	}
-	res, err := svc.Ingest(e.ctx, connector.Inbound{DedupeKey: d.DedupeKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, Event: d.Event})
+	res, err := svc.Ingest(e.ctx, in)
 	if err != nil {
-		e.t.Fatalf("ingest %s: %v", d.Kind, err)
+		e.t.Fatalf("ingest %s: %v", in.EventName, err)
 	}
 	return res
 }

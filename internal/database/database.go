@@ -67,6 +67,11 @@ func Open(ctx context.Context, dsn, sqlitePath string, log *slog.Logger) (*gorm.
 	}
 	cfg := &gorm.Config{
 		TranslateError: true,
+		// A single Create, Update or Delete is one statement, atomic on
+		// its own (no model has associations or hooks), so gorm's
+		// BEGIN/COMMIT around each only cost two round trips. Work that
+		// must be atomic uses an explicit transaction.
+		SkipDefaultTransaction: true,
 		// gorm's prepared-statement cache re-prepares inside every
 		// transaction: measured slower on PostgreSQL and no faster on
 		// SQLite (webhooks BenchmarkWebhookIngest), so it stays off.
