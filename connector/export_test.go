@@ -56,6 +56,12 @@ func (s *Store) SweepPlans(now time.Time) (map[string]string, error) {
 		"syncLag": func(tx *gorm.DB) *gorm.DB {
 			return syncLagQuery(tx, now).Count(&n)
 		},
+		"openCountsLive": func(tx *gorm.DB) *gorm.DB {
+			return openCountQuery(tx, openCountQueries[0]).Scan(&refs)
+		},
+		"openCountsAttention": func(tx *gorm.DB) *gorm.DB {
+			return openCountQuery(tx, openCountQueries[1]).Scan(&refs)
+		},
 		"failedVisits": func(tx *gorm.DB) *gorm.DB {
 			return tx.Model(&Visit{}).Where("status = ?", StatusFailed).Where(attentionSQL).Count(&n)
 		},

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -848,4 +850,69 @@ func (s *Store) CountByStatus(ctx context.Context) (map[string]int64, error) {
 		out[r.Status] = r.N
 	}
 	return out, nil
+}
+
+// openCountQueries count the visits of the statuses that change all day,
+// each through the partial index that holds only them.
+var openCountQueries = []string{liveSQL, attentionSQL}
+
+// countOpenByStatus counts the held, scheduled, active and failed visits:
+// work proportional to the open visits, not to history.
+func (s *Store) countOpenByStatus(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, where := range openCountQueries {
+		var rows []struct {
+			Status string
+			N      int64
+		}
+		if err := openCountQuery(s.db.WithContext(ctx), where).Scan(&rows).Error; err != nil {
+			return nil, fmt.Errorf("count open visits by status: %w", err)
+		}
+		for _, r := range rows {
+			out[r.Status] = r.N
+		}
+	}
+	return out, nil
+}
+
+func openCountQuery(tx *gorm.DB, where string) *gorm.DB {
+	return tx.Model(&Visit{}).Select("status, count(*) AS n").Where(where).Group("status")
+}
+
+// VisitCounter counts visits by status for the latchkey_visits gauge
+// without reading every stored visit on each call: the open statuses
+// (held, scheduled, active, failed) are counted every time through the
+// partial indexes that hold only them; the final ones (revoked, expired,
+// ignored), which grow with history, come from one full count made at most
+// every finalEvery, so they may lag by that much. It is safe for
+// concurrent use.
+func (s *Store) VisitCounter(finalEvery time.Duration) func(ctx context.Context) (map[string]int64, error) {
+	var (
+		mu    sync.Mutex
+		at    time.Time
+		final map[string]int64
+	)
+	return func(ctx context.Context) (map[string]int64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if final == nil || time.Since(at) >= finalEvery {
+			all, err := s.CountByStatus(ctx)
+			if err != nil {
+				return nil, err
+			}
+			final, at = map[string]int64{}, time.Now()
+			for st, n := range all {
+				if Status(st).Final() {
+					final[st] = n
+				}
+			}
+			return all, nil
+		}
+		out, err := s.countOpenByStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, final)
+		return out, nil
+	}
 }

@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -160,6 +161,8 @@ func TestSweepsReadOnlyWorkOwed(t *testing.T) {
 		"guestCreatingElsewhere": {"visit_people_creating"},
 		"memberWindows":          {"visit_roles_person"},
 		"failedVisits":           {"visits_attention"},
+		"openCountsLive":         {"visits_live"},
+		"openCountsAttention":    {"visits_attention"},
 		"emailFailedVisits":      {"visits_live"},
 	}
 	partial := connector.PartialIndexes()
@@ -267,5 +270,37 @@ func TestMigrationDropsIndexesOfEarlierReleases(t *testing.T) {
 	dup := connector.Visit{InstallID: v.InstallID, LocationID: v.LocationID, SourceID: v.SourceID, PassHash: "other"}
 	if err := e.db.Create(&dup).Error; err == nil {
 		t.Error("a second visit of one source was stored")
+	}
+}
+
+// TestVisitCounterReadsHistoryRarely: the gauge's counts are exact for the
+// open statuses on every call and, for the final ones, as of the last full
+// count, made again once finalEvery has passed.
+func TestVisitCounterReadsHistoryRarely(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	storeHistory(t, e.db, 20)
+	count := e.store.VisitCounter(time.Hour)
+	want := map[string]int64{"expired": 20, "scheduled": 1, "active": 2, "failed": 1}
+	got, err := count(e.ctx)
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("first count: %v %v, want %v", got, err, want)
+	}
+	// One active visit ends, one failed one is held for the desk.
+	for _, ch := range []struct{ from, to connector.Status }{{connector.StatusActive, connector.StatusExpired}, {connector.StatusFailed, connector.StatusHeld}} {
+		var id int64
+		e.db.Model(&connector.Visit{}).Where("status = ?", ch.from).Limit(1).Pluck("id", &id)
+		if err := e.db.Model(&connector.Visit{}).Where("id = ?", id).Update("status", ch.to).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = count(e.ctx)
+	want = map[string]int64{"expired": 20, "scheduled": 1, "active": 1, "held": 1}
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("within finalEvery: %v %v, want %v (open statuses now, final ones as first counted)", got, err, want)
+	}
+	got, err = e.store.VisitCounter(0)(e.ctx)
+	want["expired"] = 21
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("a full count: %v %v, want %v", got, err, want)
 	}
 }

@@ -262,7 +262,7 @@ func (a *app) start(ctx context.Context, cfg *config) error {
 	a.service = svc
 
 	if ln != nil {
-		metrics.RegisterVisits(a.srv.Registry(), connector.StatusNames(), 10*time.Second, svc.Store().CountByStatus)
+		metrics.RegisterVisits(a.srv.Registry(), connector.StatusNames(), 10*time.Second, svc.Store().VisitCounter(10*time.Minute))
 		wh := webhooks.NewHandler(log, svc, cfg.EnvoySecrets, a.srv.Registry()).WithInstaller(svc).WithMetrics(m)
 		wh.Register(a.srv.Group("/webhooks"))
 		wh.RegisterRoutes(a.srv.Group("/envoy/routes"))
