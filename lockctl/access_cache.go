@@ -3,6 +3,7 @@ package lockctl
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // The unlock decision of a group link needs three things that change
@@ -28,18 +29,28 @@ import (
 // not cached: their decisions read the database every time.
 //
 // The cache is bounded: past accessCacheMax entries of one kind it is
-// emptied and refilled from the database.
+// emptied and refilled from the database. Entries live at most
+// accessCacheMaxAge, so a write made without the bump (an earlier
+// release's controller during a rolling upgrade, an operator's SQL) is
+// seen within that long.
 type accessCache struct {
-	mu     sync.Mutex
-	gen    int64
-	filled bool // gen is the generation the entries were read under
-	links  map[string]GroupLink
-	locks  map[int64]Lock
-	groups map[int64]map[int64]bool // group id → the ids of its locks
+	mu       sync.Mutex
+	gen      int64
+	filled   bool      // gen is the generation the entries were read under
+	filledAt time.Time // when the entries began to be read
+	links    map[string]GroupLink
+	locks    map[int64]Lock
+	groups   map[int64]map[int64]bool // group id → the ids of its locks
 }
 
 // accessCacheMax bounds each of the cache's maps.
 const accessCacheMax = 50_000
+
+// accessCacheMaxAge bounds how long entries are kept even when the
+// generation has not moved: a write made without the bump (a controller
+// of an earlier release during a rolling upgrade, an operator's SQL) is
+// seen within this long.
+const accessCacheMaxAge = 10 * time.Second
 
 func newAccessCache() *accessCache {
 	return &accessCache{links: map[string]GroupLink{}, locks: map[int64]Lock{}, groups: map[int64]map[int64]bool{}}
@@ -49,7 +60,7 @@ func newAccessCache() *accessCache {
 func (c *accessCache) sync(gen int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.filled && c.gen == gen {
+	if c.filled && c.gen == gen && time.Since(c.filledAt) < accessCacheMaxAge {
 		return
 	}
 	if c.filled && gen < c.gen {
@@ -57,7 +68,7 @@ func (c *accessCache) sync(gen int64) {
 		// synced the cache: it reads the database, the cache stays.
 		return
 	}
-	c.gen, c.filled = gen, true
+	c.gen, c.filled, c.filledAt = gen, true, time.Now()
 	c.clearLocked()
 }
 
@@ -140,7 +151,7 @@ func (v *accessView) lock(ctx context.Context, id int64) (Lock, error) {
 	return l, nil
 }
 
-// groupOpens is store.groupOpens through the cache: the group's locks are
+// groupOpens reports whether the group opens the lock, through the cache: the group's locks are
 // read once per generation.
 func (v *accessView) groupOpens(ctx context.Context, groupID, lockID int64) (bool, error) {
 	v.c.mu.Lock()

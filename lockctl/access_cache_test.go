@@ -182,3 +182,23 @@ func TestCloseWritesQueuedEvents(t *testing.T) {
 		t.Errorf("%d unlock events after Close, want 21", total)
 	}
 }
+
+// TestGrantedUnlockIsStoredWhenAnswered: the audit writer batches events,
+// but a door answered open is in the log before the answer leaves, so a
+// crash right after cannot lose it.
+func TestGrantedUnlockIsStoredWhenAnswered(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	for i := range 20 {
+		e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+		// The store directly: no flush of the writer's queue.
+		_, total, err := e.c.store.listEvents(context.Background(), EventFilter{Types: []string{EventLockUnlock}}, page{Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != int64(i+1) {
+			t.Fatalf("after unlock %d answered 200: %d unlock events stored", i+1, total)
+		}
+	}
+}

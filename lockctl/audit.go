@@ -11,14 +11,17 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// auditWriter stores the events of the unlock path (a granted link
-// unlock's event with the link's last_used_at, refusals) off the request
-// path: one goroutine takes what is
-// queued and writes up to auditBatch of them in one transaction, with one
-// multi-row insert. Nothing waits on purpose: a batch is whatever queued
-// while the previous one was written. When the queue is full the caller
-// writes its own unlock at once (write rather than drop); Close writes
-// what is queued. Readers of the audit log call flush first, so an event
+// auditWriter group-commits the events of the unlock path (a granted
+// unlock's event with the link's last_used_at, refusals): one goroutine
+// takes what is queued and writes up to auditBatch of them in one
+// transaction, with one multi-row insert. Nothing waits on purpose: a
+// batch is whatever queued while the previous one was written. A granted
+// unlock's caller waits until its batch is committed, so a door that was
+// answered open is in the audit log even if the process dies right after;
+// sampled refusals do not wait. A batch that fails is written again one
+// event at a time, so one bad row or a lost connection costs at most that
+// event. When the queue is full the caller writes its own event at once
+// (write rather than drop); Close writes what is queued. Readers of the audit log call flush first, so an event
 // is listed as soon as its unlock was answered, and every other write
 // (the admin API's, see flushBeforeWrites) first flushes, so the audit
 // log's order is the order things were answered in. It is safe for
@@ -41,6 +44,8 @@ type auditItem struct {
 	linkID  int64
 	at      time.Time
 	flushed chan struct{}
+	// written, when set, receives the outcome once the event is stored.
+	written chan error
 }
 
 const (
@@ -54,21 +59,58 @@ func newAuditWriter(s *store, log *slog.Logger) *auditWriter {
 	return w
 }
 
-// record queues e (for a granted unlock of link linkID, 0 for other
-// events), or writes it at once when the queue is full or closed.
+// record queues e (for an unlock of link linkID, 0 for other events), or
+// writes it at once when the queue is full or closed. A successful
+// unlock's event is stored when record returns.
 func (w *auditWriter) record(ctx context.Context, e Event, linkID int64, at time.Time) {
+	it := auditItem{e: e, linkID: linkID, at: at}
+	if e.Success {
+		it.written = make(chan error, 1)
+	}
 	w.mu.RLock()
 	if !w.closed {
 		select {
-		case w.queue <- auditItem{e: e, linkID: linkID, at: at}:
+		case w.queue <- it:
 			w.mu.RUnlock()
+			if it.written != nil {
+				<-it.written // the writer logs a failure
+			}
 			return
 		default:
 		}
 	}
 	w.mu.RUnlock()
-	if err := w.store.recordUnlocks(context.WithoutCancel(ctx), []auditItem{{e: e, linkID: linkID, at: at}}); err != nil {
+	if err := w.store.recordUnlocks(context.WithoutCancel(ctx), []auditItem{it}); err != nil {
 		w.log.Error("record event", "type", e.Type, "link_id", linkID, "err", err)
+	}
+}
+
+// write stores batch, and when that fails each of its events on its own;
+// it tells every waiting caller its event's outcome.
+func (w *auditWriter) write(batch []auditItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := w.store.recordUnlocks(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		w.log.Warn("record events: writing them one by one", "count", len(batch), "err", err)
+		for _, it := range batch {
+			ierr := w.store.recordUnlocks(ctx, []auditItem{it})
+			if ierr != nil {
+				w.log.Error("record event", "type", it.e.Type, "link_id", it.linkID, "err", ierr)
+			}
+			if it.written != nil {
+				it.written <- ierr
+			}
+		}
+		return
+	}
+	if err != nil {
+		w.log.Error("record event", "type", batch[0].e.Type, "link_id", batch[0].linkID, "err", err)
+	}
+	for _, it := range batch {
+		if it.written != nil {
+			it.written <- err
+		}
 	}
 }
 
@@ -136,11 +178,7 @@ func (w *auditWriter) run() {
 			}
 		}
 		if len(batch) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := w.store.recordUnlocks(ctx, batch); err != nil {
-				w.log.Error("record events", "count", len(batch), "err", err)
-			}
-			cancel()
+			w.write(batch)
 		}
 		for _, ch := range waiting {
 			close(ch)

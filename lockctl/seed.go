@@ -74,7 +74,8 @@ func (s *store) seedDemoOnce(ctx context.Context) error {
 				}
 			}
 		}
-		return nil
+		// Doors added to groups change unlock decisions.
+		return bumpGeneration(tx)
 	})
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,11 +157,14 @@ func touchLinks(tx *gorm.DB, at map[int64]time.Time) error {
 	if tx.Dialector.Name() == "postgres" {
 		row = "(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ))"
 	}
+	// Rows are locked in id order, so two writers' batches over the same
+	// links cannot deadlock.
+	ids := slices.Sorted(maps.Keys(at))
 	rows := make([]string, 0, len(at))
 	args := make([]any, 0, 2*len(at))
-	for id, t := range at {
+	for _, id := range ids {
 		rows = append(rows, row)
-		args = append(args, id, utc(t))
+		args = append(args, id, utc(at[id]))
 	}
 	err := tx.Exec(`UPDATE lockctl_group_links SET last_used_at = v.column2
 		FROM (VALUES `+strings.Join(rows, ", ")+`) AS v

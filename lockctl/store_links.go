@@ -107,13 +107,6 @@ func (s *store) deleteLink(ctx context.Context, id int64) (GroupLink, error) {
 	return l, err
 }
 
-// touchLink sets the link's last_used_at.
-func (s *store) touchLink(ctx context.Context, id int64, at time.Time) error {
-	err := s.db.WithContext(ctx).Model(&GroupLink{}).Where("id = ?", id).
-		UpdateColumn("last_used_at", utc(at)).Error
-	return translate(err, fmt.Sprintf("touch group link %d", id), "group link")
-}
-
 func (s *store) createLogin(ctx context.Context, l *Login) error {
 	l.CreatedAt = s.stamp()
 	return create(ctx, s, l, "login")

@@ -224,14 +224,6 @@ func (s *store) deleteGroupLock(ctx context.Context, id int64) error {
 	})
 }
 
-// groupOpens reports whether group opens lock.
-func (s *store) groupOpens(ctx context.Context, groupID, lockID int64) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&GroupLock{}).
-		Where("group_id = ? AND lock_id = ?", groupID, lockID).Count(&n).Error
-	return n > 0, translate(err, "check group lock", "group lock")
-}
-
 // countLocks returns, for each id in ids, how many locks it has: per place
 // when col is "place_id" (table locks), per group when col is "group_id"
 // (table group_locks).

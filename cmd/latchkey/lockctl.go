@@ -104,6 +104,7 @@ func runLockctl(ctx context.Context, args []string, getenv func(string) string, 
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		lc.Close() // queued audit events, before the database closes
 		return err
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)

@@ -516,6 +516,15 @@ func (a *app) close() {
 	if a.miniredis != nil {
 		a.miniredis.Close()
 	}
+	// Queued timeline rows and audit events are written before the
+	// database closes, also when serving failed and shutdown never ran
+	// (both closes are idempotent).
+	if a.service != nil {
+		a.service.Close()
+	}
+	if a.lockctl != nil {
+		a.lockctl.Close()
+	}
 	if a.db != nil {
 		_ = database.Close(a.db)
 	}
