@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -576,7 +577,7 @@ func (s *Service) Uninstall(ctx context.Context, id string) error {
 				}); err != nil {
 					return err
 				}
-				if _, err := s.SyncVisit(ctx, vid); err != nil {
+				if err := s.syncWaiting(ctx, vid); err != nil {
 					return fmt.Errorf("revoke visit %d of install %s: %w", vid, id, err)
 				}
 			}
@@ -590,6 +591,31 @@ func (s *Service) Uninstall(ctx context.Context, id string) error {
 	}
 	s.forgetDoors(id)
 	return nil
+}
+
+// syncWaiting syncs visit id now, waiting for a reconciler that holds it
+// to let go: the install's key is forgotten next, so no queued sync could
+// revoke its links later. A lease held by a dead worker runs out after
+// SyncLease; past twice that the ErrBusy is returned and the caller's
+// caller (Envoy) retries.
+func (s *Service) syncWaiting(ctx context.Context, id int64) error {
+	giveUp := time.NewTimer(2 * s.opts.SyncLease)
+	defer giveUp.Stop()
+	wait := 20 * time.Millisecond
+	for {
+		_, err := s.SyncVisit(ctx, id)
+		if !errors.Is(err, ErrBusy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-giveUp.C:
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // unresolved is the controller of work whose install was not resolved: it

@@ -179,7 +179,17 @@ func TestTwoEnvoyInstalls(t *testing.T) {
 		t.Fatalf("flow mapped by Envoy's configuration: %d %v", code, out)
 	}
 
-	// Uninstalling B revokes B's access only and forgets its key.
+	// Uninstalling B revokes B's access only and forgets its key. A worker
+	// holding B's visit when the uninstall arrives delays it, and the
+	// uninstall waits for it instead of refusing.
+	held, err := s.Service.Store().Acquire(ctx, visits["B"], "another-worker", s.Clock.Now(), s.Clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = held.Release(ctx)
+	}()
 	rec := webhook(s, []byte(`{"meta":{"event":"plugin_uninstalled","install_id":"B","job":{"id":"u1"}},"payload":null}`))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("uninstall: %d %s", rec.Code, rec.Body)
