@@ -302,3 +302,49 @@ func TestStalledReconcilerCannotOverwrite(t *testing.T) {
 		t.Errorf("controller links %+v, want only link %d", got, recorded)
 	}
 }
+
+// TestSyncGivesItsLeaseUp: the statement that marks a visit synced also
+// frees it, and a sync whose visit changed meanwhile (so it marks nothing)
+// frees it on its way out; either way the next sync may start at once.
+func TestSyncGivesItsLeaseUp(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctl := &stallingControl{AccessControl: e.client, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	svc := e.serviceWith(ctl, nil, connector.Options{Now: time.Now, SyncLease: time.Hour, CreateSettle: time.Nanosecond})
+	id := e.ingest(svc, walkIn(t, time.Now())).VisitID
+	lease := func() (owner string, held bool) {
+		var row struct {
+			SyncLeaseOwner string
+			SyncLeaseUntil *time.Time
+		}
+		if err := e.db.Raw("SELECT sync_lease_owner, sync_lease_until FROM visits WHERE id = ?", id).Scan(&row).Error; err != nil {
+			t.Fatal(err)
+		}
+		return row.SyncLeaseOwner, row.SyncLeaseUntil != nil
+	}
+
+	// The visit changes while its sync waits on the controller.
+	first := syncUntilStalled(t, e, svc, ctl, id)
+	if err := e.db.Exec("UPDATE visits SET version = version + 1 WHERE id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	close(ctl.release)
+	if err := <-first; err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if owner, held := lease(); owner != "" || held {
+		t.Fatalf("after a sync of an outdated version: lease owner %q, held %v; want it freed", owner, held)
+	}
+	if v := e.visit(id); v.SyncedVersion == v.Version {
+		t.Fatalf("synced version %d marked although the visit changed to %d", v.SyncedVersion, v.Version)
+	}
+
+	if _, err := svc.SyncVisit(e.ctx, id); err != nil {
+		t.Fatalf("the next sync: %v", err)
+	}
+	if owner, held := lease(); owner != "" || held {
+		t.Fatalf("after a sync: lease owner %q, held %v; want it freed", owner, held)
+	}
+	if v := e.visit(id); v.SyncedVersion != v.Version {
+		t.Fatalf("synced version %d, want %d", v.SyncedVersion, v.Version)
+	}
+}

@@ -670,15 +670,26 @@ func (s *Service) removePerson(ctx context.Context, pa PersonAccess, v *Visit, p
 // personCredential returns the credential of visit v's person, found false
 // when the visit has no live person with one.
 func (s *Service) personCredential(ctx context.Context, v *Visit) (PersonCredential, bool, error) {
+	c, ok, _, err := s.personHolds(ctx, v)
+	return c, ok, err
+}
+
+// personHolds reads visit v's person once and returns its credential
+// (found false when it has no live one) and, when it has none, whether it
+// is a guest whose key the controller kept (see ErrKeyWithGuest).
+func (s *Service) personHolds(ctx context.Context, v *Visit) (c PersonCredential, found, keyWithGuest bool, err error) {
 	p, err := s.store.visitPerson(ctx, v.ID)
-	if err != nil || p == nil || p.Removed || len(p.SecretEnc) == 0 || (p.PersonID == 0 && p.RetiredID == 0) {
-		return PersonCredential{}, false, err // (a guest being replaced: the old one's)
+	if err != nil {
+		return PersonCredential{}, false, false, err
+	}
+	if p == nil || p.Removed || len(p.SecretEnc) == 0 || (p.PersonID == 0 && p.RetiredID == 0) {
+		return PersonCredential{}, false, guestKeptKey(p), nil // (a guest being replaced: the old one's)
 	}
 	secret, err := s.box.Open(p.SecretEnc, personAD(v.ID))
 	if err != nil {
-		return PersonCredential{}, false, fmt.Errorf("open the person credential of visit %d: %w", v.ID, err)
+		return PersonCredential{}, false, false, fmt.Errorf("open the person credential of visit %d: %w", v.ID, err)
 	}
-	return PersonCredential{Kind: p.Kind, Secret: string(secret)}, true, nil
+	return PersonCredential{Kind: p.Kind, Secret: string(secret)}, true, false, nil
 }
 
 // ErrKeyWithGuest refuses an unlock through the pass of a guest whose
@@ -694,7 +705,13 @@ func (s *Service) keyWithGuest(ctx context.Context, v *Visit) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return p.live() && p.Kind == PersonGuest && p.RetiredID == 0 && len(p.SecretEnc) == 0, nil
+	return guestKeptKey(p), nil
+}
+
+// guestKeptKey reports whether p is a live guest whose access key the
+// controller did not hand to latchkey.
+func guestKeptKey(p *VisitPerson) bool {
+	return p.live() && p.Kind == PersonGuest && p.RetiredID == 0 && len(p.SecretEnc) == 0
 }
 
 // personDoors lists the doors visit v's person may open, asked of the
@@ -703,14 +720,13 @@ func (s *Service) keyWithGuest(ctx context.Context, v *Visit) (bool, error) {
 // credential here: their doors are those of the groups the visit holds a
 // role on (the pass lists them and says the key was sent separately).
 func (s *Service) personDoors(ctx context.Context, v *Visit) (doors []Door, handled bool, err error) {
-	c, ok, err := s.personCredential(ctx, v)
+	c, ok, held, err := s.personHolds(ctx, v)
 	if err != nil {
 		return nil, false, err
 	}
 	if !ok {
-		held, err := s.keyWithGuest(ctx, v)
-		if err != nil || !held {
-			return nil, false, err
+		if !held {
+			return nil, false, nil
 		}
 		return s.roleDoors(ctx, v)
 	}
@@ -824,14 +840,13 @@ func (s *Service) personMayOpen(ctx context.Context, v *Visit, lockID int64) err
 // personUnlock unlocks lockID with visit v's person credential; handled
 // false when the visit has no person.
 func (s *Service) personUnlock(ctx context.Context, v *Visit, lockID int64) (handled bool, err error) {
-	c, ok, err := s.personCredential(ctx, v)
+	c, ok, held, err := s.personHolds(ctx, v)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		held, err := s.keyWithGuest(ctx, v)
-		if err != nil || !held {
-			return false, err
+		if !held {
+			return false, nil
 		}
 		return true, ErrKeyWithGuest
 	}

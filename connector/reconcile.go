@@ -54,7 +54,7 @@ func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.C
 // syncHeld is SyncVisit for a caller that holds the visit's lease.
 func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncResult, error) {
 	now := s.now()
-	v, err := s.store.Visit(ctx, id)
+	v, err := lease.Visit(ctx)
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -125,7 +125,7 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncRes
 			emailDue = k
 		}
 	}
-	reports, err := s.store.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now, s.reporting())
+	reports, err := lease.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now, s.reporting())
 	if err != nil {
 		return SyncResult{}, err
 	}
@@ -164,6 +164,9 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, l *L
 				return
 			case <-t.C:
 			}
+			if l.finishing.Load() || l.released.Load() {
+				continue // being given up, or given up, with the visit marked synced
+			}
 			// Give up a third of the lease before it runs out, so a
 			// cancelled sync stops before another reconciler may start.
 			rctx, rcancel := context.WithDeadline(ctx, held.Add(-every))
@@ -173,6 +176,8 @@ func (s *Service) holdLease(ctx context.Context, cancel context.CancelFunc, l *L
 			switch {
 			case err == nil && ok:
 				held = start.Add(s.opts.SyncLease)
+			case err == nil && (l.finishing.Load() || l.released.Load()):
+				continue // given up by the finishing statement meanwhile
 			case err == nil:
 				s.log.Warn("sync lease lost; stopping this sync", "visit_id", id)
 				cancel()
@@ -627,7 +632,7 @@ func (s *Service) repairInstall(ctx context.Context, install string) (DriftRepor
 // groups) before it is called missing: a sync may have created it while the
 // listing was under way.
 func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, present map[int64]bool, groups map[int64]map[int64]bool, rep *DriftReport) error {
-	v, err := s.store.Visit(ctx, id)
+	v, err := lease.Visit(ctx)
 	if err != nil {
 		return err
 	}

@@ -51,8 +51,8 @@ func TestStatementsPerSignIn(t *testing.T) {
 	}
 	email := taken()
 	t.Logf("round trips: ingest %d, sync %d, email %d", ingest, sync, email)
-	if ingest > 10 || sync+email > 40 {
-		t.Errorf("got %d round trips per ingest and %d per sync and email, want at most 10 and 40", ingest, sync+email)
+	if ingest > 10 || sync > 15 || email > 10 {
+		t.Errorf("got %d round trips per ingest, %d per sync and %d per email, want at most 10, 15 and 10", ingest, sync, email)
 	}
 	if v := e.visit(res.VisitID); v.Status != connector.StatusActive {
 		t.Errorf("visit %s after the sign-in, want active: the count is of a sign-in that did not happen", v.Status)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -282,13 +283,29 @@ type Lease struct {
 	store   *Store
 	visitID int64
 	owner   string
+	// taken is the visit as the lease found it, until Visit hands it out.
+	taken *Visit
+	// finishing is set while the statement that marks the visit synced
+	// also gives the lease up (renewals pause), and released once it has.
+	finishing, released atomic.Bool
+}
+
+// Visit returns the leased visit: the first time as the statement that
+// took the lease read it, afterwards as stored now.
+func (l *Lease) Visit(ctx context.Context) (Visit, error) {
+	if v := l.taken; v != nil {
+		l.taken = nil
+		return *v, nil
+	}
+	return l.store.Visit(ctx, l.visitID)
 }
 
 // Acquire takes visit id's sync lease for owner until until; it fails with
 // ErrBusy while another holder's lease runs, and with ErrVisitNotFound for
 // an unknown visit.
 func (s *Store) Acquire(ctx context.Context, id int64, owner string, now, until time.Time) (*Lease, error) {
-	res := s.db.WithContext(ctx).Model(&Visit{}).
+	var v Visit
+	res := s.db.WithContext(ctx).Model(&v).Clauses(clause.Returning{}).
 		Where("id = ? AND (sync_lease_until IS NULL OR sync_lease_until < ?)", id, now.UTC()).
 		UpdateColumns(map[string]any{"sync_lease_until": until.UTC(), "sync_lease_owner": owner})
 	if res.Error != nil {
@@ -300,7 +317,11 @@ func (s *Store) Acquire(ctx context.Context, id int64, owner string, now, until 
 		}
 		return nil, ErrBusy
 	}
-	return &Lease{store: s, visitID: id, owner: owner}, nil
+	l := &Lease{store: s, visitID: id, owner: owner}
+	if v.ID == id {
+		l.taken = &v
+	}
+	return l, nil
 }
 
 // SaveLink writes a link row of the leased visit. An existing row is
@@ -337,6 +358,9 @@ func (l *Lease) Renew(ctx context.Context, until time.Time) (bool, error) {
 
 // Release gives the lease up, if its owner still holds it.
 func (l *Lease) Release(ctx context.Context) error {
+	if l.released.Load() {
+		return nil // given up by finishSync
+	}
 	err := l.store.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND sync_lease_owner = ?", l.visitID, l.owner).
 		UpdateColumns(map[string]any{"sync_lease_until": nil, "sync_lease_owner": ""}).Error
 	if err != nil {
@@ -748,24 +772,32 @@ func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone,
 	return out, nil
 }
 
-// finishSync stores the applied decision, unless the visit changed while
-// it was synced (then the newer version's sync stores its own).
+// finishSync stores the applied decision and gives the lease up in the
+// same statement, unless the visit changed while it was synced (then the
+// newer version's sync stores its own) or the lease was lost; then the
+// lease is released as usual when the sync ends.
 //
 // With reports set, the reports to Envoy that waited on this sync are made
 // due in the same transaction, and their ids returned.
-func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time, reports bool) (due []int64, err error) {
-	return due, s.InTx(ctx, func(tx *Store) error {
+func (l *Lease) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time, reports bool) (due []int64, err error) {
+	l.finishing.Store(true)
+	defer l.finishing.Store(false)
+	finished := false
+	write := func(tx *Store) error {
 		cols := map[string]any{
 			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
 			"synced_version": v.Version, "updated_at": now,
+			"sync_lease_until": nil, "sync_lease_owner": "",
 		}
 		if emailDue != "" {
 			cols["email_due_key"] = emailDue
 		}
-		res := tx.db.WithContext(ctx).Model(&Visit{}).Where("id = ? AND version = ?", v.ID, v.Version).Updates(cols)
+		res := tx.db.WithContext(ctx).Model(&Visit{}).
+			Where("id = ? AND version = ? AND sync_lease_owner = ?", v.ID, v.Version, l.owner).Updates(cols)
 		if res.Error != nil {
 			return fmt.Errorf("finish sync of visit %d: %w", v.ID, res.Error)
 		}
+		finished = res.RowsAffected == 1
 		if res.RowsAffected == 1 && reports {
 			if due, err = tx.settleReports(ctx, v.ID, v.Version, JobDone, d.Reason, now); err != nil {
 				return err
@@ -775,7 +807,16 @@ func (s *Store) finishSync(ctx context.Context, v *Visit, d Decision, emailDue s
 			return tx.AddTimeline(ctx, v.ID, now, KindDecision, describe(d, loc))
 		}
 		return nil
-	})
+	}
+	if !reports && v.Status == d.Status && v.Reason == d.Reason {
+		err = write(l.store) // one statement: no transaction around it
+	} else {
+		err = l.store.InTx(ctx, write)
+	}
+	if err == nil && finished {
+		l.released.Store(true)
+	}
+	return due, err
 }
 
 // setResendCount records how many resends visit id has had.

@@ -144,7 +144,7 @@ func (c *Controller) createLink(ec echo.Context) error {
 				return err
 			}
 		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l)
+		return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l, &g)
 	})
 	if err != nil {
 		return err
@@ -298,7 +298,7 @@ func (c *Controller) updateLink(ec echo.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkUpdate, l)
+		return c.addLinkEvent(ec, ts, EventGroupLinkUpdate, l, nil)
 	})
 	if err != nil {
 		return err
@@ -325,7 +325,7 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 		if err := ts.linkGone(ctx, l.ID); err != nil {
 			return err
 		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l)
+		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l, nil)
 	})
 	if err != nil {
 		return err
@@ -334,11 +334,16 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 }
 
 // addLinkEvent stores, through ts (the change's transaction), the event of
-// a change to link l by the requesting admin.
-func (c *Controller) addLinkEvent(ec echo.Context, ts *store, typ string, l GroupLink) error {
+// a change to link l by the requesting admin; known, when set, is l's
+// group as the request already read it.
+func (c *Controller) addLinkEvent(ec echo.Context, ts *store, typ string, l GroupLink, known *Group) error {
 	ctx := ec.Request().Context()
 	e := c.requestEvent(ec, typ)
 	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectGroupLink, ptr(l.ID), l.Name, true
+	if known != nil {
+		e.PlaceID = ptr(known.PlaceID)
+		return ts.addEvent(ctx, &e)
+	}
 	g, err := ts.group(ctx, l.GroupID)
 	switch {
 	case err == nil:

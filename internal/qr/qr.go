@@ -10,7 +10,7 @@ import (
 	"image/png"
 	"sync"
 
-	qrcode "github.com/skip2/go-qrcode"
+	goqr "github.com/piglig/go-qr"
 )
 
 // PNG returns content as a QR code (medium error correction, with the
@@ -18,21 +18,20 @@ import (
 // is drawn as a square of whole pixels, so the code stays sharp however it
 // is scaled.
 func PNG(content string, size int) ([]byte, error) {
-	q, err := qrcode.New(content, qrcode.Medium)
+	q, err := goqr.EncodeText(content, goqr.Medium)
 	if err != nil {
 		return nil, fmt.Errorf("render qr code: %w", err)
 	}
-	bm := q.Bitmap()
-	n := len(bm)
+	n := q.Size() + 2*quietZone
 	scale := max(1, (size+n/2)/n)
 	img := image.NewPaletted(image.Rect(0, 0, n*scale, n*scale), palette)
-	for y, row := range bm {
-		for x, dark := range row {
-			if !dark {
+	for y := range q.Size() {
+		for x := range q.Size() {
+			if !q.Module(x, y) {
 				continue
 			}
 			for dy := range scale {
-				off := (y*scale+dy)*img.Stride + x*scale
+				off := ((y+quietZone)*scale+dy)*img.Stride + (x+quietZone)*scale
 				for dx := range scale {
 					img.Pix[off+dx] = 1
 				}
@@ -45,6 +44,9 @@ func PNG(content string, size int) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// quietZone is the light border the standard asks for, in modules.
+const quietZone = 4
 
 var palette = color.Palette{color.White, color.Black}
 
