@@ -132,3 +132,6 @@ func DroppedIndexes() map[string][]string {
 func (s *Service) PersonCredentialOf(ctx context.Context, v Visit) (PersonCredential, bool, error) {
 	return s.personCredential(ctx, &v)
 }
+
+// FlushTimeline writes the timeline rows queued so far.
+func (s *Service) FlushTimeline(ctx context.Context) { s.timeline.flush(ctx) }
