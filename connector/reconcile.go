@@ -694,6 +694,7 @@ func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, prese
 // found something of it to make again, and counts it in rep with the
 // email the sync owes.
 func (s *Service) resyncRepaired(ctx context.Context, lease *Lease, id int64, rep *DriftReport) error {
+	lease.taken = nil // the repair called the controller since the lease was taken: read the visit anew
 	res, err := s.syncHeld(ctx, lease, id)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
