@@ -24,8 +24,11 @@ import (
 // of kind Unavailable when the controller could not be reached (retry).
 func (s *Service) SyncVisit(ctx context.Context, id int64) (SyncResult, error) {
 	var res SyncResult
-	err := s.withLease(ctx, id, func(ctx context.Context, l *Lease) (err error) {
-		res, err = s.syncHeld(ctx, l, id)
+	err := s.withLease(ctx, id, func(ctx context.Context, l *Lease) error {
+		v, err := l.Visit(ctx)
+		if err == nil {
+			res, err = s.syncHeld(ctx, l, v)
+		}
 		return err
 	})
 	return res, err
@@ -51,14 +54,12 @@ func (s *Service) withLease(ctx context.Context, id int64, fn func(ctx context.C
 	return fn(ctx, l)
 }
 
-// syncHeld is SyncVisit for a caller that holds the visit's lease.
-func (s *Service) syncHeld(ctx context.Context, lease *Lease, id int64) (SyncResult, error) {
+// syncHeld is SyncVisit of v, read under the lease the caller holds.
+func (s *Service) syncHeld(ctx context.Context, lease *Lease, v Visit) (SyncResult, error) {
 	now := s.now()
-	v, err := lease.Visit(ctx)
+	id := v.ID
+	ctx, err := s.bindController(ctx, v.InstallID)
 	if err != nil {
-		return SyncResult{}, err
-	}
-	if ctx, err = s.bindController(ctx, v.InstallID); err != nil {
 		return SyncResult{}, err
 	}
 	m, err := s.store.Mapping(ctx, v.InstallID, v.LocationID, v.FlowID)
@@ -694,8 +695,12 @@ func (s *Service) repairVisit(ctx context.Context, lease *Lease, id int64, prese
 // found something of it to make again, and counts it in rep with the
 // email the sync owes.
 func (s *Service) resyncRepaired(ctx context.Context, lease *Lease, id int64, rep *DriftReport) error {
-	lease.taken = nil // the repair called the controller since the lease was taken: read the visit anew
-	res, err := s.syncHeld(ctx, lease, id)
+	// Read anew: a revoke may have come in during the repair's controller calls.
+	v, err := s.store.Visit(ctx, id)
+	if err != nil {
+		return err
+	}
+	res, err := s.syncHeld(ctx, lease, v)
 	if err != nil {
 		return fmt.Errorf("resync: %w", err)
 	}
