@@ -135,3 +135,14 @@ func (s *Service) PersonCredentialOf(ctx context.Context, v Visit) (PersonCreden
 
 // FlushTimeline writes the timeline rows queued so far.
 func (s *Service) FlushTimeline(ctx context.Context) { s.timeline.flush(ctx) }
+
+// FinishSync marks the leased visit synced with its stored decision, as
+// the last statement of a sync does, and reports whether it did.
+func (l *Lease) FinishSync(ctx context.Context, now time.Time) (bool, error) {
+	v, err := l.Visit(ctx)
+	if err != nil {
+		return false, err
+	}
+	finished, _, err := l.finishSync(ctx, &v, decisionOf(&v), "", time.UTC, now, false)
+	return finished, err
+}

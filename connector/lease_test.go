@@ -36,11 +36,14 @@ func (c *stallingControl) CreateLink(ctx context.Context, spec connector.LinkSpe
 
 // syncUntilStalled starts svc's sync of visit id and waits until it is held
 // inside ctl's link creation; the channel gets the sync's outcome.
-func syncUntilStalled(t *testing.T, e *env, svc *connector.Service, ctl *stallingControl, id int64) <-chan error {
+func syncUntilStalled(t *testing.T, e *env, svc *connector.Service, ctl *stallingControl, id int64, results ...chan<- connector.SyncResult) <-chan error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := svc.SyncVisit(e.ctx, id)
+		r, err := svc.SyncVisit(e.ctx, id)
+		for _, c := range results {
+			c <- r
+		}
 		done <- err
 	}()
 	select {
@@ -323,13 +326,17 @@ func TestSyncGivesItsLeaseUp(t *testing.T) {
 	}
 
 	// The visit changes while its sync waits on the controller.
-	first := syncUntilStalled(t, e, svc, ctl, id)
+	first := make(chan connector.SyncResult, 1)
+	stalled := syncUntilStalled(t, e, svc, ctl, id, first)
 	if err := e.db.Exec("UPDATE visits SET version = version + 1 WHERE id = ?", id).Error; err != nil {
 		t.Fatal(err)
 	}
 	close(ctl.release)
-	if err := <-first; err != nil {
+	if err := <-stalled; err != nil {
 		t.Fatalf("sync: %v", err)
+	}
+	if r := <-first; r.EmailKind != "" {
+		t.Errorf("a sync that marked nothing asks for an email (%s); the newer version's sync owes it", r.EmailKind)
 	}
 	if owner, held := lease(); owner != "" || held {
 		t.Fatalf("after a sync of an outdated version: lease owner %q, held %v; want it freed", owner, held)
@@ -346,5 +353,46 @@ func TestSyncGivesItsLeaseUp(t *testing.T) {
 	}
 	if v := e.visit(id); v.SyncedVersion != v.Version {
 		t.Fatalf("synced version %d, want %d", v.SyncedVersion, v.Version)
+	}
+}
+
+// TestFinishAfterTheLeaseWasTaken: a sync whose lease ran out and was
+// taken by another reconciler before its last statement marks nothing and
+// leaves the other's lease as it is.
+func TestFinishAfterTheLeaseWasTaken(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	id := e.ingest(e.svc, walkIn(t, start)).VisitID
+	now := time.Now().UTC()
+	lease, err := e.svc.Store().Acquire(e.ctx, id, "stalled", now, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := now.Add(time.Hour).Truncate(time.Second)
+	if err := e.db.Exec("UPDATE visits SET sync_lease_owner = 'other', sync_lease_until = ? WHERE id = ?", until, id).Error; err != nil {
+		t.Fatal(err)
+	}
+	finished, err := lease.FinishSync(e.ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if finished {
+		t.Error("the finish reports the visit synced by a lease it no longer held")
+	}
+	if err := lease.Release(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var row struct {
+		SyncLeaseOwner string
+		SyncLeaseUntil *time.Time
+		SyncedVersion  int64
+	}
+	if err := e.db.Raw("SELECT sync_lease_owner, sync_lease_until, synced_version FROM visits WHERE id = ?", id).Scan(&row).Error; err != nil {
+		t.Fatal(err)
+	}
+	if row.SyncedVersion != 0 {
+		t.Errorf("synced version %d marked by a lease that was taken over", row.SyncedVersion)
+	}
+	if row.SyncLeaseOwner != "other" || row.SyncLeaseUntil == nil || !row.SyncLeaseUntil.Equal(until) {
+		t.Errorf("lease %q until %v, want the other reconciler's, until %v", row.SyncLeaseOwner, row.SyncLeaseUntil, until)
 	}
 }

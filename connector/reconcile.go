@@ -126,9 +126,14 @@ func (s *Service) syncHeld(ctx context.Context, lease *Lease, v Visit) (SyncResu
 			emailDue = k
 		}
 	}
-	reports, err := lease.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now, s.reporting())
+	finished, reports, err := lease.finishSync(ctx, &v, d, emailDue, s.location(v.TimeZone), now, s.reporting())
 	if err != nil {
 		return SyncResult{}, err
+	}
+	if !finished {
+		// The visit changed meanwhile (its newer version's sync owes what
+		// it owes) or the lease was lost: this sync recorded no email due.
+		res.EmailKind, res.WindowKey = "", ""
 	}
 	s.afterReports(ctx, reports...)
 	res.Version, res.Status = v.Version, d.Status

@@ -777,12 +777,12 @@ func (s *Store) UnknownTimeZones(ctx context.Context, limit int) ([]UnknownZone,
 // newer version's sync stores its own) or the lease was lost; then the
 // lease is released as usual when the sync ends.
 //
-// With reports set, the reports to Envoy that waited on this sync are made
-// due in the same transaction, and their ids returned.
-func (l *Lease) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time, reports bool) (due []int64, err error) {
+// It reports whether it marked the visit synced. With reports set, the
+// reports to Envoy that waited on this sync are made due in the same
+// transaction, and their ids returned.
+func (l *Lease) finishSync(ctx context.Context, v *Visit, d Decision, emailDue string, loc *time.Location, now time.Time, reports bool) (finished bool, due []int64, err error) {
 	l.finishing.Store(true)
 	defer l.finishing.Store(false)
-	finished := false
 	write := func(tx *Store) error {
 		cols := map[string]any{
 			"status": d.Status, "reason": d.Reason, "valid_from": ptr(d.ValidFrom), "valid_until": ptr(d.ValidUntil),
@@ -813,10 +813,13 @@ func (l *Lease) finishSync(ctx context.Context, v *Visit, d Decision, emailDue s
 	} else {
 		err = l.store.InTx(ctx, write)
 	}
-	if err == nil && finished {
+	if err != nil {
+		return false, nil, err
+	}
+	if finished {
 		l.released.Store(true)
 	}
-	return due, err
+	return finished, due, nil
 }
 
 // setResendCount records how many resends visit id has had.

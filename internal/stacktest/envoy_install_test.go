@@ -186,13 +186,20 @@ func TestTwoEnvoyInstalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	released := make(chan struct{})
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		_ = held.Release(ctx)
+		close(released)
 	}()
 	rec := webhook(s, []byte(`{"meta":{"event":"plugin_uninstalled","install_id":"B","job":{"id":"u1"}},"payload":null}`))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("uninstall: %d %s", rec.Code, rec.Body)
+	}
+	select {
+	case <-released:
+	default:
+		t.Fatal("the uninstall answered before the worker holding B's visit let go")
 	}
 	if b := linksOn(kisiB) - baseB; b != 0 {
 		t.Fatalf("B still has %d links after uninstall", b)
