@@ -2,6 +2,8 @@ package qr
 
 import (
 	"bytes"
+	"image"
+	"image/color"
 	"image/png"
 	"strings"
 	"testing"
@@ -54,6 +56,48 @@ func BenchmarkPNG(b *testing.B) {
 	for b.Loop() {
 		if _, err := PNG(tok, 256); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPNGHasTwoColoursAndAQuietZone: every pixel is black or white, the
+// border the standard asks for (four modules) is white, and the symbol
+// inside it has black modules.
+func TestPNGHasTwoColoursAndAQuietZone(t *testing.T) {
+	data, err := PNG("https://latchkey.example/v/"+strings.Repeat("Ab3_", 11), 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	// The finder pattern's top-left corner is the first black pixel on
+	// the diagonal; the quiet zone is what lies before it.
+	border := -1
+	for i := 0; i < b.Dx() && border < 0; i++ {
+		if color.GrayModel.Convert(img.At(i, i)).(color.Gray).Y == 0 {
+			border = i
+		}
+	}
+	if border <= 0 {
+		t.Fatalf("no black pixel on the diagonal of a %d px image", b.Dx())
+	}
+	scale := border / quietZone
+	if border%quietZone != 0 || b.Dx()%scale != 0 {
+		t.Fatalf("quiet zone of %d px in a %d px image: not %d whole modules", border, b.Dx(), quietZone)
+	}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			g := color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y
+			if g != 0 && g != 255 {
+				t.Fatalf("pixel (%d,%d) is grey %d", x, y, g)
+			}
+			inZone := !image.Pt(x, y).In(image.Rect(border, border, b.Dx()-border, b.Dy()-border))
+			if inZone && g != 255 {
+				t.Fatalf("pixel (%d,%d) in the quiet zone is black", x, y)
+			}
 		}
 	}
 }
