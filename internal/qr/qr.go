@@ -38,12 +38,15 @@ func PNG(content string, size int) ([]byte, error) {
 	var hdr [13]byte
 	binary.BigEndian.PutUint32(hdr[0:], uint32(width))
 	binary.BigEndian.PutUint32(hdr[4:], uint32(width))
-	hdr[8] = 1 // bit depth; colour type 0 (greyscale), deflate, no filter choice, no interlace
+	hdr[8] = 1 // bit depth; then colour type 0 (greyscale), compression 0 (deflate), filter method 0, no interlace
 	writeChunk(&buf, "IHDR", hdr[:])
 
 	var idat bytes.Buffer
 	z := compressors.Get().(*zlib.Writer)
-	defer compressors.Put(z)
+	defer func() {
+		z.Reset(io.Discard) // let go of this image's buffer
+		compressors.Put(z)
+	}()
 	z.Reset(&idat)
 	// A scanline is filter type 0 (none), then one bit per pixel, the
 	// most significant first: 0 is black, 1 white.
@@ -76,6 +79,8 @@ func PNG(content string, size int) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// quietZone is the white border around the symbol, in modules: four, as
+// the standard asks.
 const quietZone = 4
 
 // compressors holds zlib writers for reuse: a new one allocates its

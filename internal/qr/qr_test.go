@@ -81,8 +81,11 @@ func TestPNGHasTwoColoursAndAQuietZone(t *testing.T) {
 			border = i
 		}
 	}
-	if border <= 0 {
+	if border < 0 {
 		t.Fatalf("no black pixel on the diagonal of a %d px image", b.Dx())
+	}
+	if border == 0 {
+		t.Fatal("the top-left pixel is black: there is no quiet zone")
 	}
 	scale := border / quietZone
 	if border%quietZone != 0 || b.Dx()%scale != 0 {

@@ -186,18 +186,18 @@ func TestTwoEnvoyInstalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	released := make(chan struct{})
+	releasing := make(chan struct{})
 	go func() {
 		time.Sleep(300 * time.Millisecond)
+		close(releasing) // before the release: the uninstall may finish the moment it commits
 		_ = held.Release(ctx)
-		close(released)
 	}()
 	rec := webhook(s, []byte(`{"meta":{"event":"plugin_uninstalled","install_id":"B","job":{"id":"u1"}},"payload":null}`))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("uninstall: %d %s", rec.Code, rec.Body)
 	}
 	select {
-	case <-released:
+	case <-releasing:
 	default:
 		t.Fatal("the uninstall answered before the worker holding B's visit let go")
 	}
