@@ -324,3 +324,56 @@ func (e *env) idempotentClient() *kisi.Client {
 	}
 	return c
 }
+
+// A sent email, through an SMTP-like mailer that needs a claim, records
+// the window it mailed, drops the claim and says so on the timeline; a
+// resend drops its claim and leaves the window as it was.
+func TestSentEmailRecordsItsWindowAndDropsItsClaim(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	rec := &recordingSender{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	close(rec.release)
+	svc := e.serviceWith(e.client, rec, connector.Options{Now: e.clock.Now, EmailClaim: time.Minute})
+	res := e.ingest(svc, walkIn(t, e.clock.Now()))
+	sr, err := svc.SyncVisit(e.ctx, res.VisitID)
+	if err != nil || sr.EmailKind == "" {
+		t.Fatalf("sync: %+v, %v; want an email owed", sr, err)
+	}
+	state := func() (window, claim string, claimUntil *time.Time) {
+		var row struct {
+			EmailedWindow     string
+			EmailSending      string
+			EmailSendingUntil *time.Time
+		}
+		if err := e.db.Raw("SELECT emailed_window, email_sending, email_sending_until FROM visits WHERE id = ?", res.VisitID).Scan(&row).Error; err != nil {
+			t.Fatal(err)
+		}
+		return row.EmailedWindow, row.EmailSending, row.EmailSendingUntil
+	}
+	sentLines := func() int {
+		n := 0
+		for _, en := range e.timeline(res.VisitID) {
+			if en.Kind == connector.KindEmailSent {
+				n++
+			}
+		}
+		return n
+	}
+	for i, kind := range []string{sr.EmailKind, connector.EmailResend} {
+		if err := svc.SendVisitEmail(e.ctx, res.VisitID, kind, sr.WindowKey); err != nil {
+			t.Fatalf("%s email: %v", kind, err)
+		}
+		window, claim, until := state()
+		if window != sr.WindowKey {
+			t.Errorf("after the %s email: emailed window %q, want %q", kind, window, sr.WindowKey)
+		}
+		if claim != "" || until != nil {
+			t.Errorf("after the %s email: claim %q until %v left behind", kind, claim, until)
+		}
+		if n := sentLines(); n != i+1 {
+			t.Errorf("after the %s email: %d \"email sent\" timeline rows, want %d", kind, n, i+1)
+		}
+	}
+	if keys := rec.sent(); len(keys) != 2 {
+		t.Errorf("mailer handed %d messages, want 2 (the email and its resend)", len(keys))
+	}
+}

@@ -115,17 +115,12 @@ func (s *Service) SendVisitEmail(ctx context.Context, id int64, kind, key string
 		}
 		return fmt.Errorf("send %s email for visit %d: %w", kind, id, err)
 	}
-	return s.store.InTx(ctx, func(tx *Store) error {
-		if err := tx.recordEmailSent(ctx, id, key, kind != EmailResend); err != nil {
-			return err
-		}
-		if claimed {
-			if err := tx.releaseEmail(ctx, id, msg.Key); err != nil {
-				return err
-			}
-		}
-		return tx.AddTimeline(ctx, id, now, KindEmailSent, fmt.Sprintf("%s email sent to %s", kind, v.Email))
-	})
+	claimKey := ""
+	if claimed {
+		claimKey = msg.Key
+	}
+	return s.store.emailSent(ctx, id, key, kind != EmailResend, claimKey,
+		TimelineEntry{VisitID: id, At: now, Kind: KindEmailSent, Message: fmt.Sprintf("%s email sent to %s", kind, v.Email)})
 }
 
 // dedupesByKey reports whether sender itself delivers a message at most

@@ -53,8 +53,14 @@ func TestStatementsPerSignIn(t *testing.T) {
 	}
 	email := taken()
 	t.Logf("round trips: ingest %d, sync %d, email %d", ingest, sync, email)
-	if ingest > 10 || sync > 15 || email > 10 {
-		t.Errorf("got %d round trips per ingest, %d per sync and %d per email, want at most 10, 15 and 10", ingest, sync, email)
+	// On PostgreSQL the email's record (the window mailed, its timeline
+	// row) is one statement; elsewhere a transaction of two.
+	emailMax := int64(10)
+	if e.db.Dialector.Name() == "postgres" {
+		emailMax = 7
+	}
+	if ingest > 10 || sync > 15 || email > emailMax {
+		t.Errorf("got %d round trips per ingest, %d per sync and %d per email, want at most 10, 15 and %d", ingest, sync, email, emailMax)
 	}
 	if v := e.visit(res.VisitID); v.Status != connector.StatusActive {
 		t.Errorf("visit %s after the sign-in, want active: the count is of a sign-in that did not happen", v.Status)
@@ -77,7 +83,7 @@ func TestStatementsPerPassUnlock(t *testing.T) {
 		want, wantPG int64
 	}{
 		{"link", func(t *testing.T) *env { return newEnv(t, envOptions{}) }, 7, 4},
-		{"guest", func(t *testing.T) *env { return personEnv(t, mappings.CredentialGuest, false) }, 12, 12},
+		{"guest", func(t *testing.T) *env { return personEnv(t, mappings.CredentialGuest, false) }, 12, 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := tc.env(t)

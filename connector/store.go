@@ -840,6 +840,49 @@ func (s *Store) markFirstViewed(ctx context.Context, id int64, at time.Time) (bo
 	return res.RowsAffected == 1, nil
 }
 
+// emailSent records a sent email of visit id, all or nothing: key as the
+// window the guest was last emailed (when window is set; a resend records
+// none), the sender's claim on message claimKey dropped (when set), and
+// entry on the timeline. On PostgreSQL that is one statement, the visit's
+// update a data-modifying WITH before the timeline insert (no BEGIN and
+// COMMIT round trips); elsewhere one transaction.
+func (s *Store) emailSent(ctx context.Context, id int64, key string, window bool, claimKey string, entry TimelineEntry) error {
+	if s.db.Dialector.Name() != "postgres" || s.inTx {
+		return s.InTx(ctx, func(tx *Store) error {
+			if err := tx.recordEmailSent(ctx, id, key, window); err != nil {
+				return err
+			}
+			if claimKey != "" {
+				if err := tx.releaseEmail(ctx, id, claimKey); err != nil {
+					return err
+				}
+			}
+			return tx.addTimeline(ctx, entry)
+		})
+	}
+	var sets []string
+	var args []any
+	if window {
+		sets, args = append(sets, "emailed_window = ?"), append(args, key)
+	}
+	if claimKey != "" {
+		// Both read the claim as it was before this update.
+		sets = append(sets, "email_sending = CASE WHEN email_sending = ? THEN '' ELSE email_sending END",
+			"email_sending_until = CASE WHEN email_sending = ? THEN NULL ELSE email_sending_until END")
+		args = append(args, claimKey, claimKey)
+	}
+	sql := `INSERT INTO visit_timeline (visit_id, "at", kind, message) VALUES (?, ?, ?, ?)`
+	if len(sets) > 0 {
+		sql = "WITH sent AS (UPDATE visits SET " + strings.Join(sets, ", ") + " WHERE id = ? RETURNING 1) " + sql
+		args = append(args, id)
+	}
+	args = append(args, entry.VisitID, entry.At.UTC(), entry.Kind, truncateText(entry.Message, 1000))
+	if err := s.db.WithContext(ctx).Exec(sql, args...).Error; err != nil {
+		return fmt.Errorf("record email of visit %d: %w", id, err)
+	}
+	return nil
+}
+
 // recordEmailSent records key as the window the guest was last emailed,
 // when window is set (a resend records nothing).
 func (s *Store) recordEmailSent(ctx context.Context, id int64, key string, window bool) error {

@@ -231,6 +231,13 @@ func TestPersonUnlockEvents(t *testing.T) {
 	if user["last_accessed_at"] != rfc(t0) {
 		t.Errorf("last_accessed_at %v, want %s", user["last_accessed_at"], rfc(t0))
 	}
+	var keyUsed *time.Time
+	if err := e.c.store.db.Raw("SELECT last_used_at FROM lockctl_access_keys WHERE id = ?", inv.AccessKey.ID).Scan(&keyUsed).Error; err != nil {
+		t.Fatal(err)
+	}
+	if keyUsed == nil || !keyUsed.Equal(t0) {
+		t.Errorf("the guest's access key last used %v, want %s (its granted unlock)", keyUsed, rfc(t0))
+	}
 }
 
 func TestCheckPersonUnlock(t *testing.T) {

@@ -16,6 +16,12 @@ import (
 
 // addEvent stores e, filling UUID and CreatedAt when unset.
 func (s *store) addEvent(ctx context.Context, e *Event) error {
+	s.stampEvent(e)
+	return create(ctx, s, e, "event")
+}
+
+// stampEvent fills e's UUID and CreatedAt when unset, in UTC.
+func (s *store) stampEvent(e *Event) {
 	if e.UUID == "" {
 		e.UUID = uuid.NewString()
 	}
@@ -23,7 +29,6 @@ func (s *store) addEvent(ctx context.Context, e *Event) error {
 		e.CreatedAt = s.stamp()
 	}
 	e.CreatedAt = utc(e.CreatedAt)
-	return create(ctx, s, e, "event")
 }
 
 // filterEvents applies f to q.
@@ -142,22 +147,14 @@ func (s *store) recordUnlocks(ctx context.Context, items []auditItem) error {
 		}
 	}
 	if s.db.Dialector.Name() == "postgres" && len(events) <= auditBatch {
-		// The insert as gorm renders it ($1… placeholders), not run.
-		ins := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(&events).Statement
-		if ins.Error != nil {
-			return translate(ins.Error, "record unlock events", "event")
-		}
-		sql, args := ins.SQL.String(), ins.Vars
-		if len(last) > 0 {
-			n := len(args)
-			update, more := touchSQL(last, func() string {
-				n += 2
-				return fmt.Sprintf("(CAST($%d AS BIGINT), CAST($%d AS TIMESTAMPTZ))", n-1, n)
+		return s.insertEventsWith(ctx, events, func(next func() string) (string, []any) {
+			if len(last) == 0 {
+				return "", nil
+			}
+			return touchSQL(last, func() string {
+				return "(CAST(" + next() + " AS BIGINT), CAST(" + next() + " AS TIMESTAMPTZ))"
 			})
-			sql, args = "WITH touched AS ("+update+" RETURNING 1) "+sql, append(args, more...)
-		}
-		_, err := s.db.WithContext(ctx).ConnPool.ExecContext(ctx, sql, args...)
-		return translate(err, "record unlock events", "event")
+		})
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit(clause.Associations).CreateInBatches(&events, 500).Error; err != nil {
@@ -165,6 +162,26 @@ func (s *store) recordUnlocks(ctx context.Context, items []auditItem) error {
 		}
 		return touchLinks(tx, last)
 	})
+}
+
+// insertEventsWith inserts events in one statement on PostgreSQL, with the
+// update that update returns ("" for none; its placeholders taken from
+// next, $N numbered after the insert's) run as a data-modifying WITH
+// before it, so both commit together without BEGIN and COMMIT round trips.
+// The events' UUID and CreatedAt must be set.
+func (s *store) insertEventsWith(ctx context.Context, events []Event, update func(next func() string) (string, []any)) error {
+	// The insert as gorm renders it ($1… placeholders), not run.
+	ins := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(&events).Statement
+	if ins.Error != nil {
+		return translate(ins.Error, "record events", "event")
+	}
+	sql, args := ins.SQL.String(), ins.Vars
+	n := len(args)
+	if u, more := update(func() string { n++; return fmt.Sprintf("$%d", n) }); u != "" {
+		sql, args = "WITH touched AS ("+u+" RETURNING 1) "+sql, append(args, more...)
+	}
+	_, err := s.db.WithContext(ctx).ConnPool.ExecContext(ctx, sql, args...)
+	return translate(err, "record events", "event")
 }
 
 // touchLinks sets each link's last_used_at to its time in at, in one

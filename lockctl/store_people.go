@@ -384,8 +384,22 @@ func (s *store) userLogins(ctx context.Context, userID int64) ([]Login, error) {
 }
 
 // recordPersonUnlock stores a granted unlock's event and the person's
-// credential use in one transaction.
+// credential use together: on PostgreSQL in one statement, elsewhere in one
+// transaction.
 func (s *store) recordPersonUnlock(ctx context.Context, e *Event, p *principal, at time.Time) error {
+	if s.db.Dialector.Name() == "postgres" {
+		// One statement: the credential's use rides on the event's insert.
+		s.stampEvent(e)
+		return s.insertEventsWith(ctx, []Event{*e}, func(next func() string) (string, []any) {
+			switch {
+			case p.AccessKey != nil:
+				return "UPDATE lockctl_access_keys SET last_used_at = CAST(" + next() + " AS TIMESTAMPTZ) WHERE id = " + next(), []any{utc(at), p.AccessKey.ID}
+			case p.User != nil:
+				return "UPDATE lockctl_users SET last_accessed_at = CAST(" + next() + " AS TIMESTAMPTZ) WHERE id = " + next(), []any{utc(at), p.User.ID}
+			}
+			return "", nil
+		})
+	}
 	return s.tx(ctx, func(ts *store) error {
 		if err := ts.addEvent(ctx, e); err != nil {
 			return err
