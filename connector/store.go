@@ -866,10 +866,12 @@ func (s *Store) emailSent(ctx context.Context, id int64, key string, window bool
 		sets, args = append(sets, "emailed_window = ?"), append(args, key)
 	}
 	if claimKey != "" {
-		// Both read the claim as it was before this update.
+		// Each reads the claim as it was before this update. Dropping the
+		// claim stamps updated_at, as releaseEmail does.
 		sets = append(sets, "email_sending = CASE WHEN email_sending = ? THEN '' ELSE email_sending END",
-			"email_sending_until = CASE WHEN email_sending = ? THEN NULL ELSE email_sending_until END")
-		args = append(args, claimKey, claimKey)
+			"email_sending_until = CASE WHEN email_sending = ? THEN NULL ELSE email_sending_until END",
+			"updated_at = CASE WHEN email_sending = ? THEN CAST(? AS TIMESTAMPTZ) ELSE updated_at END")
+		args = append(args, claimKey, claimKey, claimKey, s.db.NowFunc().UTC())
 	}
 	sql := `INSERT INTO visit_timeline (visit_id, "at", kind, message) VALUES (?, ?, ?, ?)`
 	if len(sets) > 0 {

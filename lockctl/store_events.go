@@ -180,7 +180,22 @@ func (s *store) insertEventsWith(ctx context.Context, events []Event, update fun
 	if u, more := update(func() string { n++; return fmt.Sprintf("$%d", n) }); u != "" {
 		sql, args = "WITH touched AS ("+u+" RETURNING 1) "+sql, append(args, more...)
 	}
-	_, err := s.db.WithContext(ctx).ConnPool.ExecContext(ctx, sql, args...)
+	// Run on the statement's pool: inside a transaction, its connection.
+	// gorm is gone around, so its error translation and logger are
+	// called here.
+	db := s.db.WithContext(ctx)
+	begin := time.Now()
+	res, err := db.Statement.ConnPool.ExecContext(ctx, sql, args...)
+	if tr, ok := db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
+		err = tr.Translate(err)
+	}
+	db.Logger.Trace(ctx, begin, func() (string, int64) {
+		if res == nil {
+			return sql, 0
+		}
+		rows, _ := res.RowsAffected()
+		return sql, rows
+	}, err)
 	return translate(err, "record events", "event")
 }
 
@@ -201,8 +216,9 @@ func touchLinks(tx *gorm.DB, at map[int64]time.Time) error {
 }
 
 // touchSQL is the UPDATE of touchLinks, with row() giving each VALUES row's
-// placeholders, and its arguments. Rows are locked in id order, so two
-// writers' batches over the same links cannot deadlock.
+// placeholders, and its arguments, the links sorted by id. (The order the
+// rows are locked in is the plan's: should two replicas' batches deadlock,
+// the one aborted is written again one event at a time.)
 func touchSQL(at map[int64]time.Time, row func() string) (string, []any) {
 	ids := slices.Sorted(maps.Keys(at))
 	rows := make([]string, 0, len(at))
