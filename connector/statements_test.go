@@ -72,8 +72,9 @@ func TestStatementsPerSignIn(t *testing.T) {
 // warmed what is cached: a link's pass, and a guest's, which unlocks with
 // the guest's own access key after checking the visit's roles. A lone
 // unlock writes its audit batch by itself (on PostgreSQL one statement,
-// elsewhere BEGIN, event, last use, COMMIT), and so does the connector's timeline row; under load both
-// batches are shared (latchkey bench counts that).
+// elsewhere BEGIN, event, last use, COMMIT), and so does the connector's
+// timeline row; under load both batches are shared (latchkey bench counts
+// that).
 func TestStatementsPerPassUnlock(t *testing.T) {
 	for _, tc := range []struct {
 		name string
