@@ -147,14 +147,11 @@ func (s *store) recordUnlocks(ctx context.Context, items []auditItem) error {
 		}
 	}
 	if s.db.Dialector.Name() == "postgres" && len(events) <= auditBatch {
-		return s.insertEventsWith(ctx, events, func(next func() string) (string, []any) {
-			if len(last) == 0 {
-				return "", nil
-			}
-			return touchSQL(last, func() string {
-				return "(CAST(" + next() + " AS BIGINT), CAST(" + next() + " AS TIMESTAMPTZ))"
-			})
-		})
+		update, args := "", []any(nil)
+		if len(last) > 0 {
+			update, args = touchSQL(last, pgTouchRow)
+		}
+		return s.insertEventsWith(ctx, events, update, args...)
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit(clause.Associations).CreateInBatches(&events, 500).Error; err != nil {
@@ -164,21 +161,26 @@ func (s *store) recordUnlocks(ctx context.Context, items []auditItem) error {
 	})
 }
 
-// insertEventsWith inserts events in one statement on PostgreSQL, with the
-// update that update returns ("" for none; its placeholders taken from
-// next, $N numbered after the insert's) run as a data-modifying WITH
-// before it, so both commit together without BEGIN and COMMIT round trips.
-// The events' UUID and CreatedAt must be set.
-func (s *store) insertEventsWith(ctx context.Context, events []Event, update func(next func() string) (string, []any)) error {
+// insertEventsWith inserts events in one statement on PostgreSQL, with
+// update (its placeholders ?, none in its text otherwise; "" for none) run
+// as a data-modifying WITH before it, so both commit together without
+// BEGIN and COMMIT round trips. The events' UUID and CreatedAt must be set.
+func (s *store) insertEventsWith(ctx context.Context, events []Event, update string, updateArgs ...any) error {
 	// The insert as gorm renders it ($1… placeholders), not run.
 	ins := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(&events).Statement
 	if ins.Error != nil {
 		return translate(ins.Error, "record events", "event")
 	}
 	sql, args := ins.SQL.String(), ins.Vars
-	n := len(args)
-	if u, more := update(func() string { n++; return fmt.Sprintf("$%d", n) }); u != "" {
-		sql, args = "WITH touched AS ("+u+" RETURNING 1) "+sql, append(args, more...)
+	if update != "" {
+		// The update's placeholders are numbered on from the insert's.
+		parts := strings.Split(update, "?")
+		var u strings.Builder
+		u.WriteString(parts[0])
+		for i, part := range parts[1:] {
+			fmt.Fprintf(&u, "$%d%s", len(args)+i+1, part)
+		}
+		sql, args = "WITH touched AS ("+u.String()+" RETURNING 1) "+sql, append(args, updateArgs...)
 	}
 	// Run on the statement's pool: inside a transaction, its connection.
 	// gorm is gone around, so its error translation and logger are
@@ -205,26 +207,29 @@ func touchLinks(tx *gorm.DB, at map[int64]time.Time) error {
 	if len(at) == 0 {
 		return nil
 	}
-	// PostgreSQL types a VALUES list's parameters as text unless told.
 	row := "(?, ?)"
 	if tx.Dialector.Name() == "postgres" {
-		row = "(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ))"
+		row = pgTouchRow
 	}
-	update, args := touchSQL(at, func() string { return row })
+	update, args := touchSQL(at, row)
 	err := tx.Exec(update, args...).Error
 	return translate(err, fmt.Sprintf("touch %d group links", len(at)), "group link")
 }
 
-// touchSQL is the UPDATE of touchLinks, with row() giving each VALUES row's
+// pgTouchRow is touchSQL's VALUES row on PostgreSQL, which types a VALUES
+// list's parameters as text unless told.
+const pgTouchRow = "(CAST(? AS BIGINT), CAST(? AS TIMESTAMPTZ))"
+
+// touchSQL is the UPDATE of touchLinks, with row as each VALUES row's
 // placeholders, and its arguments, the links sorted by id. (The order the
 // rows are locked in is the plan's: should two replicas' batches deadlock,
 // the one aborted is written again one event at a time.)
-func touchSQL(at map[int64]time.Time, row func() string) (string, []any) {
+func touchSQL(at map[int64]time.Time, row string) (string, []any) {
 	ids := slices.Sorted(maps.Keys(at))
 	rows := make([]string, 0, len(at))
 	args := make([]any, 0, 2*len(at))
 	for _, id := range ids {
-		rows = append(rows, row())
+		rows = append(rows, row)
 		args = append(args, id, utc(at[id]))
 	}
 	return `UPDATE lockctl_group_links SET last_used_at = v.column2

@@ -387,32 +387,26 @@ func (s *store) userLogins(ctx context.Context, userID int64) ([]Login, error) {
 // credential use together: on PostgreSQL in one statement, elsewhere in one
 // transaction.
 func (s *store) recordPersonUnlock(ctx context.Context, e *Event, p *principal, at time.Time) error {
+	var use string
+	var args []any
+	switch {
+	case p.AccessKey != nil:
+		use, args = "UPDATE lockctl_access_keys SET last_used_at = ? WHERE id = ?", []any{utc(at), p.AccessKey.ID}
+	case p.User != nil:
+		use, args = "UPDATE lockctl_users SET last_accessed_at = ? WHERE id = ?", []any{utc(at), p.User.ID}
+	}
 	if s.db.Dialector.Name() == "postgres" {
-		// One statement: the credential's use rides on the event's insert.
 		s.stampEvent(e)
-		return s.insertEventsWith(ctx, []Event{*e}, func(next func() string) (string, []any) {
-			switch {
-			case p.AccessKey != nil:
-				return "UPDATE lockctl_access_keys SET last_used_at = CAST(" + next() + " AS TIMESTAMPTZ) WHERE id = " + next(), []any{utc(at), p.AccessKey.ID}
-			case p.User != nil:
-				return "UPDATE lockctl_users SET last_accessed_at = CAST(" + next() + " AS TIMESTAMPTZ) WHERE id = " + next(), []any{utc(at), p.User.ID}
-			}
-			return "", nil
-		})
+		return s.insertEventsWith(ctx, []Event{*e}, use, args...)
 	}
 	return s.tx(ctx, func(ts *store) error {
 		if err := ts.addEvent(ctx, e); err != nil {
 			return err
 		}
-		db := ts.db.WithContext(ctx)
-		var err error
-		switch {
-		case p.AccessKey != nil:
-			err = db.Model(&AccessKey{}).Where("id = ?", p.AccessKey.ID).UpdateColumn("last_used_at", utc(at)).Error
-		case p.User != nil:
-			err = db.Model(&User{}).Where("id = ?", p.User.ID).UpdateColumn("last_accessed_at", utc(at)).Error
+		if use == "" {
+			return nil
 		}
-		return translate(err, "touch person credential", "person")
+		return translate(ts.db.WithContext(ctx).Exec(use, args...).Error, "touch person credential", "person")
 	})
 }
 
