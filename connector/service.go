@@ -80,6 +80,8 @@ type Service struct {
 	dialer      Dialer
 	// timeline writes the unlock path's timeline rows off the request path.
 	timeline *timelineWriter
+	// ingests group-commits the deliveries that arrive together.
+	ingests *ingestBatcher
 }
 
 // NewService returns a Service.
@@ -107,6 +109,11 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 	}
 	svc := &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue, dialer: opts.Dialer}
 	svc.timeline = newTimelineWriter(store, svc.log)
+	writers := int32(1)
+	if store.db.Dialector.Name() == "postgres" {
+		writers = 4
+	}
+	svc.ingests = newIngestBatcher(svc, writers)
 	svc.controllers = processOnly{ac}
 	if opts.Dialer != nil {
 		svc.controllers = &installControllers{store: store, dialer: opts.Dialer, def: ac, cache: map[string]cachedController{},
@@ -157,103 +164,31 @@ type IngestResult struct {
 }
 
 // Ingest records a delivery and applies its event to the visit, in one
-// transaction. A repeated delivery (same dedupe key) changes nothing and
-// reports Duplicate. An unknown event is recorded as ignored. Once stored,
-// the syncs the change needs are queued.
+// transaction, which deliveries that arrive together share (see
+// ingestBatcher); it returns once that transaction has committed. A
+// repeated delivery (same dedupe key) changes nothing and reports
+// Duplicate. An unknown event is recorded as ignored. Once stored, the
+// syncs the change needs are queued.
 func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) {
-	now := s.now()
-	ev := in.Event
+	res, err := s.ingests.do(ctx, in)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	if res.Changed || len(res.Also) > 0 {
+		s.afterSync(ctx, append([]VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...)...)
+	}
+	return res, nil
+}
+
+// ingestOne stores one delivery in a transaction of its own: the path of a
+// delivery that arrives alone, and of one its batch could not take (see
+// ingestBatcher).
+func (s *Service) ingestOne(ctx context.Context, in Inbound) (IngestResult, error) {
 	var res IngestResult
 	apply := func(tx *Store) error {
-		d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
-		if in.LegacyKey != "" {
-			if _, found, err := tx.deliveryByKey(ctx, in.LegacyKey); err != nil || found {
-				return cmp.Or(err, errDuplicateDelivery)
-			}
-		}
-		if in.Known && ev.LocationID == "" {
-			return latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
-		}
-		if !in.Known || in.IgnoreReason != "" {
-			d.Outcome, d.Reason = "ignored", cmp.Or(in.IgnoreReason, fmt.Sprintf("event %q is not handled", in.EventName))
-			res = IngestResult{Ignored: true, Reason: d.Reason}
-			return tx.createDelivery(ctx, &d)
-		}
-
-		// The visit is whichever shares the event's key, entry or invite:
-		// either event of an entry and its invite may carry the link
-		// between them. When the event links two visits made before the
-		// link was known, both take the facts of both, so an event that
-		// ends access ends it on each.
-		// Two events that may each create one of two visits the other
-		// should see (an invite, and a sign-out naming that invite) take
-		// the same locks first, so neither misses the other's new row.
-		if err := tx.lockIdentities(ctx, ev.InstallID, ev.LocationID, identityKeys(ev)...); err != nil {
-			return err
-		}
-		vs, err := tx.visitsFor(ctx, ev.InstallID, ev.LocationID, ev.SourceID(), ev.EntryID, ev.InviteID)
-		if err != nil {
-			return err
-		}
-		found := len(vs) > 0
-		if !found {
-			salt := secretbox.RandomHex(16)
-			vs = []Visit{{InstallID: ev.InstallID, LocationID: ev.LocationID, SourceID: ev.SourceID(),
-				PassSalt: salt, PassHash: secretbox.Hash(s.box.Token(salt)), Version: 1, CreatedAt: now}}
-		}
-		var merged Facts
-		for _, v := range vs {
-			merged.Merge(v.Facts)
-		}
-		merged.Apply(ev, now)
-		// The visit's flow is the latest one known, as its sync decides
-		// by; an event without one (some sign-outs) uses it. The mapping
-		// is read in this transaction, on its connection.
-		note, err := s.adoptConfig(ctx, tx, ev.InstallID, ev.Config)
-		if err != nil {
-			return err
-		}
-		m, err := tx.Mapping(ctx, ev.InstallID, ev.LocationID, merged.FlowID)
-		if err != nil {
-			return err
-		}
-		res = IngestResult{}
-		for i := range vs {
-			v := &vs[i]
-			r, err := s.applyTo(ctx, tx, v, ev, in.EventName, merged, m, now, found)
-			if err != nil {
-				return err
-			}
-			if i == 0 {
-				// The delivery's unique key turns a retried delivery into
-				// errDuplicateDelivery, which rolls all of this back.
-				d.VisitID, d.Outcome, d.Reason = &v.ID, string(r.Status), r.Reason
-				if err := tx.createDelivery(ctx, &d); err != nil {
-					return err
-				}
-				if note != "" {
-					if err := tx.AddTimeline(ctx, v.ID, now, KindAction, note); err != nil {
-						return err
-					}
-				}
-				res = r
-				continue
-			}
-			if r.Changed {
-				res.Also = append(res.Also, VisitRef{ID: r.VisitID, Version: r.Version})
-			}
-		}
-		// A job answered 202 (work goes on in the queue) is reported to
-		// Envoy once the sync it waits for settles; what is owed is
-		// recorded with the delivery.
-		if s.reporting() && in.JobID != "" && !res.Ignored && (res.Changed || len(res.Also) > 0) {
-			wait := VisitRef{ID: res.VisitID, Version: res.Version}
-			if !res.Changed {
-				wait = res.Also[0]
-			}
-			return tx.oweReport(ctx, in.JobID, wait.ID, wait.Version, now)
-		}
-		return nil
+		var err error
+		res, err = s.applyInbound(ctx, tx, in)
+		return err
 	}
 	err := s.store.InTx(ctx, apply)
 	if errors.Is(err, errVisitExists) {
@@ -278,8 +213,100 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 	if err != nil {
 		return IngestResult{}, latchkey.Wrap(latchkey.Unavailable, "could not store the event", err)
 	}
-	if res.Changed || len(res.Also) > 0 {
-		s.afterSync(ctx, append([]VisitRef{{ID: res.VisitID, Version: res.Version}}, res.Also...)...)
+	return res, nil
+}
+
+// applyInbound records delivery in and applies its event to its visits, in
+// tx. A delivery already stored is errDuplicateDelivery.
+func (s *Service) applyInbound(ctx context.Context, tx *Store, in Inbound) (IngestResult, error) {
+	now := s.now()
+	ev := in.Event
+	d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
+	if in.LegacyKey != "" && !tx.batch.checked(in.LegacyKey) {
+		if _, found, err := tx.deliveryByKey(ctx, in.LegacyKey); err != nil || found {
+			return IngestResult{}, cmp.Or(err, errDuplicateDelivery)
+		}
+	}
+	if in.Known && ev.LocationID == "" {
+		return IngestResult{}, latchkey.Errorf(latchkey.Invalid, "event %s has no location", in.EventName)
+	}
+	if !in.Known || in.IgnoreReason != "" {
+		d.Outcome, d.Reason = "ignored", cmp.Or(in.IgnoreReason, fmt.Sprintf("event %q is not handled", in.EventName))
+		return IngestResult{Ignored: true, Reason: d.Reason}, tx.createDelivery(ctx, &d)
+	}
+
+	// The visit is whichever shares the event's key, entry or invite:
+	// either event of an entry and its invite may carry the link
+	// between them. When the event links two visits made before the
+	// link was known, both take the facts of both, so an event that
+	// ends access ends it on each.
+	// Two events that may each create one of two visits the other
+	// should see (an invite, and a sign-out naming that invite) take
+	// the same locks first, so neither misses the other's new row.
+	if err := tx.lockIdentities(ctx, identityLocks(ev)...); err != nil {
+		return IngestResult{}, err
+	}
+	vs, err := tx.visitsFor(ctx, ev.InstallID, ev.LocationID, ev.SourceID(), ev.EntryID, ev.InviteID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	found := len(vs) > 0
+	if !found {
+		salt := secretbox.RandomHex(16)
+		vs = []Visit{{InstallID: ev.InstallID, LocationID: ev.LocationID, SourceID: ev.SourceID(),
+			PassSalt: salt, PassHash: secretbox.Hash(s.box.Token(salt)), Version: 1, CreatedAt: now}}
+	}
+	var merged Facts
+	for _, v := range vs {
+		merged.Merge(v.Facts)
+	}
+	merged.Apply(ev, now)
+	// The visit's flow is the latest one known, as its sync decides
+	// by; an event without one (some sign-outs) uses it. The mapping
+	// is read in this transaction, on its connection.
+	note, err := s.adoptConfig(ctx, tx, ev.InstallID, ev.Config)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	m, err := tx.Mapping(ctx, ev.InstallID, ev.LocationID, merged.FlowID)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	var res IngestResult
+	for i := range vs {
+		v := &vs[i]
+		r, err := s.applyTo(ctx, tx, v, ev, in.EventName, merged, m, now, found)
+		if err != nil {
+			return IngestResult{}, err
+		}
+		if i == 0 {
+			// The delivery's unique key turns a retried delivery into
+			// errDuplicateDelivery, which rolls all of this back.
+			d.VisitID, d.Outcome, d.Reason = &v.ID, string(r.Status), r.Reason
+			if err := tx.createDelivery(ctx, &d); err != nil {
+				return IngestResult{}, err
+			}
+			if note != "" {
+				if err := tx.AddTimeline(ctx, v.ID, now, KindAction, note); err != nil {
+					return IngestResult{}, err
+				}
+			}
+			res = r
+			continue
+		}
+		if r.Changed {
+			res.Also = append(res.Also, VisitRef{ID: r.VisitID, Version: r.Version})
+		}
+	}
+	// A job answered 202 (work goes on in the queue) is reported to
+	// Envoy once the sync it waits for settles; what is owed is
+	// recorded with the delivery.
+	if s.reporting() && in.JobID != "" && !res.Ignored && (res.Changed || len(res.Also) > 0) {
+		wait := VisitRef{ID: res.VisitID, Version: res.Version}
+		if !res.Changed {
+			wait = res.Also[0]
+		}
+		return res, tx.oweReport(ctx, in.JobID, wait.ID, wait.Version, now)
 	}
 	return res, nil
 }

@@ -49,6 +49,9 @@ type Store struct {
 	// locked until the transaction ends, so two changes to one visit
 	// apply one after the other instead of one over the other.
 	inTx bool
+	// batch is set on the Store a batch of deliveries shares (see
+	// ingestBatcher).
+	batch *txBatch
 }
 
 // NewStore returns a Store on db.
@@ -73,6 +76,17 @@ func (s *Store) Mapping(ctx context.Context, install, location, flow string) (*m
 	if flow == "" {
 		return nil, nil
 	}
+	if m, ok := s.batch.mapping(install, location, flow); ok {
+		return m, nil
+	}
+	m, err := s.readMapping(ctx, install, location, flow)
+	if err == nil {
+		s.batch.keepMapping(install, location, flow, m)
+	}
+	return m, err
+}
+
+func (s *Store) readMapping(ctx context.Context, install, location, flow string) (*mappings.Mapping, error) {
 	if in, found, err := s.Install(ctx, install); err != nil || (found && in.Configured) {
 		if err != nil {
 			return nil, err
@@ -122,7 +136,17 @@ func (s *Store) deliveryByKey(ctx context.Context, key string) (Delivery, bool, 
 }
 
 func (s *Store) createDelivery(ctx context.Context, d *Delivery) error {
-	err := s.db.WithContext(ctx).Create(d).Error
+	if s.batch != nil {
+		s.batch.deliveries = append(s.batch.deliveries, d)
+		return nil
+	}
+	return s.insertDeliveries(ctx, d)
+}
+
+// insertDeliveries stores ds in one statement; a key already stored is
+// errDuplicateDelivery.
+func (s *Store) insertDeliveries(ctx context.Context, ds ...*Delivery) error {
+	err := s.db.WithContext(ctx).Create(ds).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return errDuplicateDelivery
 	}
@@ -133,6 +157,15 @@ func (s *Store) createDelivery(ctx context.Context, d *Delivery) error {
 }
 
 var errDuplicateDelivery = errors.New("duplicate delivery")
+
+// storedDeliveryKeys returns which of keys a stored delivery has.
+func (s *Store) storedDeliveryKeys(ctx context.Context, keys []string) ([]string, error) {
+	var stored []string
+	if err := s.db.WithContext(ctx).Model(&Delivery{}).Where("dedupe_key IN ?", keys).Pluck("dedupe_key", &stored).Error; err != nil {
+		return nil, fmt.Errorf("find deliveries: %w", err)
+	}
+	return stored, nil
+}
 
 // visitsFor returns the visits an event belongs to, oldest first: the one
 // keyed by source, and those that recorded its entry or invite id.
@@ -182,23 +215,44 @@ func identityKeys(ev Event) []string {
 	return keys
 }
 
-// lockIdentities takes a transaction-scoped lock on each identity (sorted,
-// so two transactions never wait on each other in a circle) before a visit
-// is looked up by them: SELECT … FOR UPDATE cannot lock a row that another
-// transaction is about to insert. On SQLite, whose writers already run one
-// at a time, it does nothing.
-func (s *Store) lockIdentities(ctx context.Context, install, location string, keys ...string) error {
+// identityLocks names the locks lockIdentities takes for ev: one per
+// identity, within its install and location.
+func identityLocks(ev Event) []string {
+	keys := identityKeys(ev)
+	for i, k := range keys {
+		keys[i] = ev.InstallID + "|" + ev.LocationID + "|" + k
+	}
+	return keys
+}
+
+// lockIdentities takes a transaction-scoped lock on each identity (see
+// identityLocks) before a visit is looked up by them: SELECT … FOR UPDATE
+// cannot lock a row that another transaction is about to insert. Every
+// transaction takes its locks in one statement, in sorted order, so no two
+// wait on each other in a circle; a batch takes all its deliveries' locks
+// at once, and a delivery's own call then finds them held. On SQLite,
+// whose writers already run one at a time, it does nothing.
+func (s *Store) lockIdentities(ctx context.Context, keys ...string) error {
 	if s.db.Dialector.Name() != "postgres" {
 		return nil
 	}
-	keys = slices.Clone(keys)
-	slices.Sort(keys)
-	for _, k := range slices.Compact(keys) {
-		err := s.db.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", install+"|"+location+"|"+k).Error
-		if err != nil {
-			return fmt.Errorf("lock visit identity %s: %w", k, err)
-		}
+	keys = slices.DeleteFunc(slices.Clone(keys), s.batch.holds)
+	if len(keys) == 0 {
+		return nil
 	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	// VALUES yields its rows in order, so the locks are taken in it.
+	sql := "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?),", len(keys)), ",") + ") AS ids(k)"
+	if err := s.db.WithContext(ctx).Exec(sql, args...).Error; err != nil {
+		return fmt.Errorf("lock visit identities: %w", err)
+	}
+	s.batch.hold(keys)
 	return nil
 }
 
@@ -454,6 +508,10 @@ func (s *Store) addTimeline(ctx context.Context, es ...TimelineEntry) error {
 	for i := range es {
 		es[i].At = es[i].At.UTC()
 		es[i].Message = truncateText(es[i].Message, 1000)
+	}
+	if s.batch != nil {
+		s.batch.timeline = append(s.batch.timeline, es...)
+		return nil
 	}
 	if err := s.db.WithContext(ctx).Create(&es).Error; err != nil {
 		return fmt.Errorf("timeline of visit %d: %w", es[0].VisitID, err)

@@ -42,7 +42,13 @@ func migrateInstalls(ctx context.Context, db *gorm.DB) error {
 // Install returns install id; found is false when it never went through
 // setup.
 func (s *Store) Install(ctx context.Context, id string) (Install, bool, error) {
+	if in, found, ok := s.batch.install(id); ok {
+		return in, found, nil
+	}
 	r, found, err := s.installRow(ctx, id)
+	if err == nil {
+		s.batch.keepInstall(id, r.toDomain(), found)
+	}
 	return r.toDomain(), found, err
 }
 
@@ -90,6 +96,7 @@ func (s *Store) saveInstallKey(ctx context.Context, id, url string, sealed []byt
 // saveInstallConfig stores install id's configuration (its mappings and
 // customisation).
 func (s *Store) saveInstallConfig(ctx context.Context, id string, c InstallConfig) error {
+	s.batch.forgetInstall(id)
 	err := s.db.WithContext(ctx).Model(&installRow{ID: id}).Select("config", "configured", "updated_at").
 		Updates(installRow{Config: c, Configured: true, UpdatedAt: time.Now().UTC()}).Error
 	if err != nil {
