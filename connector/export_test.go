@@ -26,6 +26,57 @@ func (s *Store) ExplainVisitsFor(install, location, source, entry, invite string
 	})
 }
 
+// IngestTogether stores ins as deliveries that arrived together: one
+// batch, then each delivery the batch did not take alone, as Ingest does.
+// It reports how many the batch stored.
+func (s *Service) IngestTogether(ctx context.Context, ins []Inbound) ([]IngestResult, []error, int) {
+	batch := make([]*pendingIngest, len(ins))
+	for i, in := range ins {
+		batch[i] = &pendingIngest{ctx: ctx, in: in, done: make(chan struct{})}
+	}
+	s.ingestBatch(batch)
+	res, errs, stored := make([]IngestResult, len(ins)), make([]error, len(ins)), 0
+	for i, p := range batch {
+		if p.alone {
+			res[i], errs[i] = s.ingestOne(ctx, p.in)
+			continue
+		}
+		res[i], errs[i] = p.res, p.err
+		stored++
+	}
+	return res, errs, stored
+}
+
+// ExplainGenericVisitsFor returns PostgreSQL's generic plan for the
+// lookup an event makes to find its visits: the plan of the prepared
+// statement once it is cached, made without the values.
+func (s *Store) ExplainGenericVisitsFor(install, location, source, entry, invite string) (string, error) {
+	var vs []Visit
+	stmt := visitsForQuery(s.db.Session(&gorm.Session{DryRun: true}), install, location, source, entry, invite).Find(&vs).Statement
+	var plan strings.Builder
+	err := s.db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL plan_cache_mode = force_generic_plan").Error; err != nil {
+			return err
+		}
+		if err := tx.Exec("PREPARE lk_visits_for AS " + stmt.SQL.String()).Error; err != nil {
+			return err
+		}
+		defer tx.Exec("DEALLOCATE lk_visits_for")
+		// EXPLAIN takes no parameters: the values go in as literals.
+		vals := make([]string, len(stmt.Vars))
+		for i, v := range stmt.Vars {
+			vals[i] = "'" + strings.ReplaceAll(fmt.Sprint(v), "'", "''") + "'"
+		}
+		var lines []string
+		if err := tx.Raw("EXPLAIN EXECUTE lk_visits_for(" + strings.Join(vals, ",") + ")").Scan(&lines).Error; err != nil {
+			return err
+		}
+		plan.WriteString(strings.Join(lines, "\n"))
+		return nil
+	})
+	return plan.String(), err
+}
+
 // SweepPlans returns the database's plan for each periodic sweep's query,
 // and for each lookup that must read only rows that owe work, by name.
 func (s *Store) SweepPlans(now time.Time) (map[string]string, error) {

@@ -123,9 +123,13 @@ func (s *Service) ingestBatch(batch []*pendingIngest) {
 		}
 	}()
 	take := s.batchable(batch)
-	if len(take) < 2 {
-		for _, p := range batch {
-			p.alone = true
+	if len(take) == 1 {
+		// Alone: stored here, so that deliveries arriving meanwhile
+		// queue for the next batch.
+		p := take[0]
+		p.res, p.err = s.ingestOne(p.ctx, p.in)
+		for _, q := range batch {
+			q.alone = q != p
 		}
 		return
 	}
@@ -169,7 +173,7 @@ func (s *Service) ingestBatch(batch []*pendingIngest) {
 		p.alone = err != nil || !slices.Contains(take, p)
 	}
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("ingest batch stored alone", "deliveries", len(take), "err", err)
+		s.log.Debug("ingest batch stored alone", "deliveries", len(take), "err", err)
 	}
 }
 

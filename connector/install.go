@@ -287,16 +287,6 @@ func (s *Service) bindController(ctx context.Context, installID string) (context
 	return withController(ctx, ac), nil
 }
 
-// InstallDisconnected reports whether install id went through setup and
-// its controller key was refused or removed.
-func (s *Service) InstallDisconnected(ctx context.Context, id string) (bool, error) {
-	in, found, err := s.store.Install(ctx, id)
-	if err != nil || !found {
-		return false, err
-	}
-	return !in.HasKey || in.KeyRefused, nil
-}
-
 // ConnectInstall checks apiKey against the controller at controllerURL (the
 // process's controller when empty) and, when it is accepted, stores it
 // sealed as install id's controller account. It returns the install

@@ -143,7 +143,11 @@ type Inbound struct {
 	// IgnoreReason, when set, records the delivery as ignored for this
 	// reason (an Envoy Protect employee screening entry).
 	IgnoreReason string
-	Event        Event
+	// RefuseDisconnected refuses an event of an install whose controller
+	// key was refused or removed: it stores nothing and reports
+	// Disconnected.
+	RefuseDisconnected bool
+	Event              Event
 }
 
 // IngestResult says what a delivery did.
@@ -154,6 +158,9 @@ type IngestResult struct {
 	Reason    string
 	Duplicate bool
 	Ignored   bool
+	// Disconnected reports an event refused because its install has no
+	// accepted controller key (see Inbound.RefuseDisconnected).
+	Disconnected bool
 	// Changed reports whether the visit's desired state changed, so a
 	// sync is needed.
 	Changed bool
@@ -221,6 +228,15 @@ func (s *Service) ingestOne(ctx context.Context, in Inbound) (IngestResult, erro
 func (s *Service) applyInbound(ctx context.Context, tx *Store, in Inbound) (IngestResult, error) {
 	now := s.now()
 	ev := in.Event
+	if in.RefuseDisconnected && in.Known && ev.InstallID != "" {
+		inst, found, err := tx.Install(ctx, ev.InstallID)
+		if err != nil {
+			return IngestResult{}, err
+		}
+		if found && (!inst.HasKey || inst.KeyRefused) {
+			return IngestResult{Disconnected: true}, nil
+		}
+	}
 	d := Delivery{DedupeKey: in.DedupeKey, Event: in.EventName, JobID: in.JobID, SourceID: ev.SourceID(), ReceivedAt: now}
 	if in.LegacyKey != "" && !tx.batch.checked(in.LegacyKey) {
 		if _, found, err := tx.deliveryByKey(ctx, in.LegacyKey); err != nil || found {

@@ -57,7 +57,7 @@ var partialIndexes = []struct{ name, table, columns, where string }{
 // more; each only cost every insert and kept updates from being HOT.
 var droppedIndexes = []struct{ table, name string }{
 	// An event finds its visit by install, location and entry or invite
-	// (visits_entry, visits_invite).
+	// (visits_by_entry, visits_by_invite).
 	{"visits", "idx_visits_entry_id"},
 	{"visits", "idx_visits_invite_id"},
 	// visits_by_source leads with source_id and serves both.
@@ -68,6 +68,10 @@ var droppedIndexes = []struct{ table, name string }{
 	{"visits", "visits_status_until"},
 	// Read through visits_owed.
 	{"visits", "idx_visits_synced_version"},
+	// Led by the install and location, which a plan could read alone:
+	// replaced by visits_by_entry and visits_by_invite.
+	{"visits", "visits_entry"},
+	{"visits", "visits_invite"},
 }
 
 // migrateIndexes drops the indexes no query needs and creates the partial

@@ -9,19 +9,23 @@ import (
 // and window are the last decision the reconciler applied.
 type Visit struct {
 	ID         int64  `gorm:"primaryKey"`
-	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:2;index:visits_entry,priority:1;index:visits_invite,priority:1"`
-	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:3;index:visits_entry,priority:2;index:visits_invite,priority:2"`
+	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:2;index:visits_by_entry,priority:2;index:visits_by_invite,priority:2"`
+	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:3;index:visits_by_entry,priority:3;index:visits_by_invite,priority:3"`
 	// SourceID leads the unique key visits_by_source, so the key also
 	// serves the admin API's filter by source id alone.
 	SourceID string `gorm:"size:96;not null;uniqueIndex:visits_by_source,priority:1"`
 	// EntryID is the Envoy entry of the visitor's sign-in, also for a visit
 	// keyed by its invite, so a later entry event that lacks the invite
-	// relationship still finds the visit.
-	EntryID string `gorm:"size:64;not null;default:'';index:visits_entry,priority:3"`
+	// relationship still finds the visit. It leads its index (as the
+	// invite leads visits_by_invite and the source visits_by_source), so
+	// no plan can read the index for the install and location alone,
+	// every visit there: PostgreSQL's generic plan for the event's lookup
+	// did, on tables it had no statistics for.
+	EntryID string `gorm:"size:64;not null;default:'';index:visits_by_entry,priority:1"`
 	// InviteID is the Envoy invite the visit belongs to, also for a visit
 	// keyed by its entry, so an invite event (or an entry event naming the
 	// invite) that arrives after the entry's finds it.
-	InviteID string `gorm:"size:64;not null;default:'';index:visits_invite,priority:3"`
+	InviteID string `gorm:"size:64;not null;default:'';index:visits_by_invite,priority:1"`
 	FlowID   string `gorm:"size:64;not null"`
 	FlowName string `gorm:"size:200;not null"`
 	Name     string `gorm:"size:200;not null"`

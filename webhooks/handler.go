@@ -56,7 +56,8 @@ func eventTime(ev connector.Event) time.Time {
 }
 
 // WithInstaller enables the Envoy setup routes and plugin_uninstalled, and
-// answers 412 to events of an install whose controller key was refused.
+// has the ingester answer 412 to events of an install whose controller key
+// was refused (Inbound.RefuseDisconnected).
 func (h *Handler) WithInstaller(inst Installer) *Handler {
 	h.inst = inst
 	return h
@@ -123,17 +124,8 @@ func (h *Handler) envoy(c echo.Context) error {
 		h.outcome.WithLabelValues("uninstalled").Inc()
 		return c.JSON(http.StatusOK, response{Message: "every access of this install was revoked and its controller key deleted", Status: "uninstalled"})
 	}
-	if h.inst != nil && d.Known && d.Event.InstallID != "" {
-		off, err := h.inst.InstallDisconnected(ctx, d.Event.InstallID)
-		if err != nil {
-			return h.fail(c, err)
-		}
-		if off {
-			h.outcome.WithLabelValues("failed").Inc()
-			return answer(c, http.StatusPreconditionFailed, "the controller refused this install's API key, or it was removed; connect it again in the integration's settings")
-		}
-	}
-	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID, Known: d.Known, IgnoreReason: d.Ignore, Event: d.Event})
+	res, err := h.ing.Ingest(ctx, connector.Inbound{DedupeKey: d.DedupeKey, LegacyKey: d.LegacyKey, EventName: d.Kind, JobID: d.JobID,
+		Known: d.Known, IgnoreReason: d.Ignore, RefuseDisconnected: h.inst != nil, Event: d.Event})
 	if latchkey.KindOf(err) == latchkey.Invalid {
 		h.outcome.WithLabelValues("malformed").Inc()
 		return refuse(c, err)
@@ -147,6 +139,10 @@ func (h *Handler) envoy(c echo.Context) error {
 	}
 	// Envoy's job semantics: 200 done, 202 work continues in the queue,
 	// 400 ignored (with the reason Envoy shows).
+	if res.Disconnected {
+		h.outcome.WithLabelValues("failed").Inc()
+		return answer(c, http.StatusPreconditionFailed, "the controller refused this install's API key, or it was removed; connect it again in the integration's settings")
+	}
 	out := response{Status: "accepted", VisitID: res.VisitID, VisitStatus: res.Status, Reason: res.Reason}
 	code := http.StatusOK
 	switch {

@@ -22,7 +22,6 @@ type Installer interface {
 	InstallPlaces(ctx context.Context, id, search string, page int) ([]connector.Option, error)
 	InstallGroupOptions(ctx context.Context, id string, places []string, search string, page int) ([]connector.Option, error)
 	ConfigureInstall(ctx context.Context, id string, c connector.InstallConfig) (connector.InstallConfig, error)
-	InstallDisconnected(ctx context.Context, id string) (bool, error)
 	Uninstall(ctx context.Context, id string) error
 }
 
