@@ -26,9 +26,11 @@ import (
 // one delivery does wrong is answered to it alone.
 type ingestBatcher struct {
 	svc *Service
-	// writers is how many batches may be written at once: a few on
-	// PostgreSQL, where batches on distinct visits run in parallel; one on
-	// SQLite, whose writers run one at a time anyway.
+	// writers is how many batches may be written at once: eight on
+	// PostgreSQL, where batches on distinct visits run in parallel (with
+	// fewer, the worker's syncs took the database from the webhooks under
+	// load; with more, batches shrank); one on SQLite, whose writers run
+	// one at a time anyway.
 	writers int32
 	active  atomic.Int32
 	queue   chan *pendingIngest

@@ -111,7 +111,7 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 	svc.timeline = newTimelineWriter(store, svc.log)
 	writers := int32(1)
 	if store.db.Dialector.Name() == "postgres" {
-		writers = 4
+		writers = 8
 	}
 	svc.ingests = newIngestBatcher(svc, writers)
 	svc.controllers = processOnly{ac}

@@ -85,6 +85,9 @@ type Bench struct {
 
 	mu     sync.Mutex
 	usable []*visitor // passes that opened a door, for unlock and signout
+
+	// autovacuum is the server database's setting, once analyze read it.
+	autovacuum string
 }
 
 // New returns a Bench for cfg with defaults filled in.
@@ -207,6 +210,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err := b.ensurePasses(ctx, b.passesNeeded()); err != nil {
 			return nil, err
 		}
+		b.analyze(ctx)
 		b.section(fmt.Sprintf("unlock: guest unlocks over %d passes (one client address each)", len(b.usable)))
 		r.Phases = append(r.Phases, b.unlocks(ctx, load{Concurrency: b.cfg.Concurrency, Duration: b.cfg.Duration, Count: b.cfg.Count}, "unlock-max"))
 		// Let the per-link token buckets refill before the paced run.
@@ -222,6 +226,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err := b.ensurePasses(ctx, n); err != nil {
 			return nil, err
 		}
+		b.analyze(ctx)
 		b.section(fmt.Sprintf("signout: sign-out -> first refused unlock through the pass, %.0f/s", b.cfg.EventRate))
 		r.Phases = append(r.Phases, b.signout(ctx))
 	}
@@ -245,7 +250,11 @@ func (b *Bench) section(s string) { fmt.Fprintf(b.cfg.Progress, "%s\n", s) }
 // does not land in the next phase.
 func (b *Bench) settle(ctx context.Context) error {
 	b.section("settle: waiting for the worker to catch up")
-	return b.drain(ctx, 10*time.Minute)
+	if err := b.drain(ctx, 10*time.Minute); err != nil {
+		return err
+	}
+	b.analyze(ctx)
+	return nil
 }
 
 func (b *Bench) pause(ctx context.Context, d time.Duration) {
