@@ -18,7 +18,10 @@ import (
 // so an acknowledged delivery is a stored one.
 //
 // Nothing waits to fill a batch: a writer takes whatever has queued while
-// the last batch was written, at most ingestBatchMax. A delivery that
+// the last batch was written, at most ingestBatchMax. Batches lock visit
+// rows delivery by delivery, so two that reach one visit through different
+// identities (an entry's event and its invite's) can deadlock; PostgreSQL
+// ends one, and its deliveries are stored alone. A delivery that
 // arrives alone, and any the batch cannot take (a key already stored, one
 // another delivery of the batch shares, an event with no location), is
 // stored by its own caller in a transaction of its own (ingestOne), as is
@@ -57,7 +60,9 @@ func newIngestBatcher(svc *Service, writers int32) *ingestBatcher {
 	return &ingestBatcher{svc: svc, writers: writers, queue: make(chan *pendingIngest, ingestQueueSize)}
 }
 
-// do stores delivery in and returns once it is committed.
+// do stores delivery in and returns once it is committed. It waits for the
+// delivery's batch even when ctx ends first: the batch may still commit
+// the delivery, whose syncs Ingest must then queue.
 func (b *ingestBatcher) do(ctx context.Context, in Inbound) (IngestResult, error) {
 	p := &pendingIngest{ctx: ctx, in: in, done: make(chan struct{})}
 	select {
@@ -66,22 +71,27 @@ func (b *ingestBatcher) do(ctx context.Context, in Inbound) (IngestResult, error
 		// The queue is full: store it without waiting for a place.
 		return b.svc.ingestOne(ctx, in)
 	}
-	if b.active.Add(1) <= b.writers {
+	if b.startWriter() {
 		go b.write()
-	} else {
-		b.active.Add(-1)
 	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		// The batch may still commit the delivery; a retry of it is then
-		// a duplicate, answered from what was stored.
-		return IngestResult{}, ctx.Err()
-	}
+	<-p.done
 	if p.alone {
 		return b.svc.ingestOne(ctx, in)
 	}
 	return p.res, p.err
+}
+
+// startWriter counts one more writer if fewer than b.writers are writing.
+// The count never goes past the limit, even for a moment: a writer that
+// finds the queue refilled as it stops must not take another's passing
+// claim for a writer that is there.
+func (b *ingestBatcher) startWriter() bool {
+	for n := b.active.Load(); n < b.writers; n = b.active.Load() {
+		if b.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
 }
 
 // write stores batches until the queue is empty.
@@ -105,11 +115,7 @@ func (b *ingestBatcher) write() {
 			// A delivery queued after the receive above but before the
 			// count dropped found every writer busy and started none:
 			// keep writing for it, unless another writer has started.
-			if len(b.queue) == 0 {
-				return
-			}
-			if b.active.Add(1) > b.writers {
-				b.active.Add(-1)
+			if len(b.queue) == 0 || !b.startWriter() {
 				return
 			}
 		}
@@ -125,6 +131,12 @@ func (s *Service) ingestBatch(batch []*pendingIngest) {
 		}
 	}()
 	take := s.batchable(batch)
+	if len(take) == 0 {
+		for _, p := range batch {
+			p.alone = true
+		}
+		return
+	}
 	if len(take) == 1 {
 		// Alone: stored here, so that deliveries arriving meanwhile
 		// queue for the next batch.

@@ -121,12 +121,16 @@ func (s *Store) forgetInstallKey(ctx context.Context, id string) error {
 // limit.
 func (s *Store) openVisitsOf(ctx context.Context, id string, limit int) ([]int64, error) {
 	var ids []int64
-	err := s.db.WithContext(ctx).Model(&Visit{}).Where("install_id = ? AND manually_revoked = ?", id, false).
-		Order("id").Limit(limit).Pluck("id", &ids).Error
-	if err != nil {
+	if err := openVisitsOfQuery(s.db.WithContext(ctx), id, limit).Pluck("id", &ids).Error; err != nil {
 		return nil, fmt.Errorf("visits of install: %w", err)
 	}
 	return ids, nil
+}
+
+// openVisitsOfQuery selects openVisitsOf's visits, through
+// visits_of_install.
+func openVisitsOfQuery(q *gorm.DB, id string, limit int) *gorm.DB {
+	return q.Model(&Visit{}).Where("install_id = ? AND manually_revoked = ?", id, false).Order("id").Limit(limit)
 }
 
 // installsOf returns the install of each visit in ids.

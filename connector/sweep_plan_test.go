@@ -164,6 +164,7 @@ func TestSweepsReadOnlyWorkOwed(t *testing.T) {
 		"openCountsLive":         {"visits_live"},
 		"openCountsAttention":    {"visits_attention"},
 		"emailFailedVisits":      {"visits_live"},
+		"openVisitsOf":           {"visits_of_install"},
 	}
 	partial := connector.PartialIndexes()
 	for name, indexes := range want {
@@ -234,6 +235,8 @@ func TestMigrationDropsIndexesOfEarlierReleases(t *testing.T) {
 		"CREATE INDEX idx_visits_source_id ON visits (source_id)",
 		"CREATE INDEX visits_status_until ON visits (status, valid_until)",
 		"CREATE INDEX idx_visits_synced_version ON visits (synced_version)",
+		"CREATE INDEX visits_entry ON visits (install_id, location_id, entry_id)",
+		"CREATE INDEX visits_invite ON visits (install_id, location_id, invite_id)",
 		"DROP INDEX visits_live",
 	} {
 		if err := e.db.Exec(ddl).Error; err != nil {
@@ -253,7 +256,7 @@ func TestMigrationDropsIndexesOfEarlierReleases(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range append(connector.PartialIndexes(), "visits_by_source") {
+	for _, name := range append(connector.PartialIndexes(), "visits_by_source", "visits_by_entry", "visits_by_invite", "visits_of_install") {
 		found := false
 		for _, table := range historyTables {
 			found = found || e.db.Migrator().HasIndex(table, name)
