@@ -55,6 +55,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.Location, "location", demoLocationID, "Envoy location id (mapped, like the demo's)")
 	fs.StringVar(&cfg.Flow, "flow", demoFlowID, "Envoy flow id (mapped, like the demo's)")
 	fs.IntVar(&seed, "seed", 0, "first bulk-insert this many visits with links into the database")
+	fs.BoolVar(&cfg.NoWorker, "no-worker", false, "the server runs no worker (LATCHKEY_ROLE=web): do not wait for one between phases; measures the webhook receiver alone")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON (progress still goes to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return err
