@@ -113,7 +113,9 @@ func (s *Store) SweepPlans(now time.Time) (map[string]string, error) {
 		"openCountsAttention": func(tx *gorm.DB) *gorm.DB {
 			return openCountQuery(tx, openCountQueries[1]).Scan(&refs)
 		},
-		"openVisitsOf": func(tx *gorm.DB) *gorm.DB { return openVisitsOfQuery(tx, "1", 500).Pluck("id", &ids) },
+		// An install other than the history's, as when one of several
+		// is uninstalled.
+		"openVisitsOf": func(tx *gorm.DB) *gorm.DB { return openVisitsOfQuery(tx, "2", 500).Pluck("id", &ids) },
 		"failedVisits": func(tx *gorm.DB) *gorm.DB {
 			return tx.Model(&Visit{}).Where("status = ?", StatusFailed).Where(attentionSQL).Count(&n)
 		},

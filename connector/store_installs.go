@@ -130,7 +130,7 @@ func (s *Store) openVisitsOf(ctx context.Context, id string, limit int) ([]int64
 // openVisitsOfQuery selects openVisitsOf's visits, through
 // visits_of_install.
 func openVisitsOfQuery(q *gorm.DB, id string, limit int) *gorm.DB {
-	return q.Model(&Visit{}).Where("install_id = ? AND manually_revoked = ?", id, false).Order("id").Limit(limit)
+	return q.Model(&Visit{}).Where("install_id = ?", id).Where(unrevokedSQL).Order("id").Limit(limit)
 }
 
 // installsOf returns the install of each visit in ids.

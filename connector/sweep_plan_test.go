@@ -256,7 +256,7 @@ func TestMigrationDropsIndexesOfEarlierReleases(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range append(connector.PartialIndexes(), "visits_by_source", "visits_by_entry", "visits_by_invite", "visits_of_install") {
+	for _, name := range append(connector.PartialIndexes(), "visits_by_source", "visits_by_entry", "visits_by_invite") {
 		found := false
 		for _, table := range historyTables {
 			found = found || e.db.Migrator().HasIndex(table, name)

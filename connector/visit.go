@@ -8,10 +8,8 @@ import (
 // The facts columns hold everything learned from its events; status, reason
 // and window are the last decision the reconciler applied.
 type Visit struct {
-	// visits_of_install lists an install's visits in order (openVisitsOf,
-	// when it is uninstalled or reconfigured).
-	ID         int64  `gorm:"primaryKey;index:visits_of_install,priority:2"`
-	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:2;index:visits_by_entry,priority:2;index:visits_by_invite,priority:2;index:visits_of_install,priority:1"`
+	ID         int64  `gorm:"primaryKey"`
+	InstallID  string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:2;index:visits_by_entry,priority:2;index:visits_by_invite,priority:2"`
 	LocationID string `gorm:"size:64;not null;uniqueIndex:visits_by_source,priority:3;index:visits_by_entry,priority:3;index:visits_by_invite,priority:3"`
 	// SourceID leads the unique key visits_by_source, so the key also
 	// serves the admin API's filter by source id alone.
