@@ -40,6 +40,12 @@ func TestEventsAndEventSets(t *testing.T) {
 	if all[0].ActorType == nil || *all[0].ActorType != "User" || all[0].ObjectName != "Link B" || *all[0].PlaceID != f.placeID {
 		t.Errorf("destroy event %+v", all[0])
 	}
+	// The create event names the link it made (on PostgreSQL the link's
+	// id comes from the same statement's insert).
+	if c := all[len(all)-1]; c.ObjectID == nil || *c.ObjectID != l.ID || c.ObjectName != "Link A" || c.PlaceID == nil ||
+		*c.PlaceID != f.placeID || c.ActorType == nil || *c.ActorType != "User" || !c.Success {
+		t.Errorf("create event %+v, want link %d's", c, l.ID)
+	}
 
 	rec := e.must(200, req{method: "GET", path: "/events?type=lock.unlock&limit=2&offset=1&since=" + rfc(t0.Add(2*time.Minute)), auth: admin()})
 	if r := rec.Header().Get("X-Collection-Range"); r != "1-2/4" {

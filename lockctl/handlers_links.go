@@ -117,35 +117,42 @@ func (c *Controller) createLink(ec echo.Context) error {
 		l.QRTokenHash = hashSecret(qrToken)
 	}
 	replayed := false
-	err = c.store.tx(ctx, func(ts *store) error {
-		if key != "" {
-			r, found, err := ts.idempotency(ctx, key)
-			if err != nil {
-				return err
-			}
-			if found {
-				// The same create again: the link it made, whose secrets
-				// are the ones derived from the key again. Nothing else of
-				// the request is taken.
-				prev, err := replayedLink(ctx, ts, r, caller, l.GroupID)
+	if key == "" {
+		// No key to look up or record: the link and its event alone.
+		e := c.requestEvent(ec, EventGroupLinkCreate)
+		e.ObjectType, e.ObjectName, e.Success, e.PlaceID = objectGroupLink, l.Name, true, ptr(g.PlaceID)
+		err = c.store.createLinkWithEvent(ctx, &l, &e)
+	} else {
+		err = c.store.tx(ctx, func(ts *store) error {
+			if key != "" {
+				r, found, err := ts.idempotency(ctx, key)
 				if err != nil {
 					return err
 				}
-				replayed, l = true, prev
-				return nil
+				if found {
+					// The same create again: the link it made, whose secrets
+					// are the ones derived from the key again. Nothing else of
+					// the request is taken.
+					prev, err := replayedLink(ctx, ts, r, caller, l.GroupID)
+					if err != nil {
+						return err
+					}
+					replayed, l = true, prev
+					return nil
+				}
 			}
-		}
-		if err := ts.createLink(ctx, &l); err != nil {
-			return err
-		}
-		if key != "" {
-			r := IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID, LinkID: &l.ID}
-			if err := ts.createIdempotency(ctx, &r); err != nil {
+			if err := ts.createLink(ctx, &l); err != nil {
 				return err
 			}
-		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l, &g)
-	})
+			if key != "" {
+				r := IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID, LinkID: &l.ID}
+				if err := ts.createIdempotency(ctx, &r); err != nil {
+					return err
+				}
+			}
+			return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l, &g)
+		})
+	}
 	if err != nil {
 		return err
 	}

@@ -182,23 +182,37 @@ func (s *store) insertEventsWith(ctx context.Context, events []Event, update str
 		}
 		sql, args = "WITH touched AS ("+u.String()+" RETURNING 1) "+sql, append(args, updateArgs...)
 	}
-	// Run on the statement's pool: inside a transaction, its connection.
-	// gorm is gone around, so its error translation and logger are
-	// called here.
+	return translate(s.raw(ctx, sql, args), "record events", "event")
+}
+
+// raw runs sql (PostgreSQL's $n placeholders) on the statement's pool:
+// inside a transaction, its connection. gorm is gone around, so its error
+// translation and logger are called here. With dest, it scans the one row
+// the statement returns into it.
+func (s *store) raw(ctx context.Context, sql string, args []any, dest ...any) error {
 	db := s.db.WithContext(ctx)
 	begin := time.Now()
-	res, err := db.Statement.ConnPool.ExecContext(ctx, sql, args...)
+	var (
+		err  error
+		rows int64 = -1
+	)
+	if len(dest) > 0 {
+		err = db.Statement.ConnPool.QueryRowContext(ctx, sql, args...).Scan(dest...)
+		if err == nil {
+			rows = 1
+		}
+	} else {
+		var res interface{ RowsAffected() (int64, error) }
+		res, err = db.Statement.ConnPool.ExecContext(ctx, sql, args...)
+		if err == nil {
+			rows, _ = res.RowsAffected()
+		}
+	}
 	if tr, ok := db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
 		err = tr.Translate(err)
 	}
-	db.Logger.Trace(ctx, begin, func() (string, int64) {
-		if res == nil {
-			return sql, 0
-		}
-		rows, _ := res.RowsAffected()
-		return sql, rows
-	}, err)
-	return translate(err, "record events", "event")
+	db.Logger.Trace(ctx, begin, func() (string, int64) { return sql, rows }, err)
+	return err
 }
 
 // touchLinks sets each link's last_used_at to its time in at, in one

@@ -1,11 +1,17 @@
 package lockctl
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // linkFilter selects group links for GET /group_links.
@@ -17,10 +23,76 @@ type linkFilter struct {
 }
 
 func (s *store) createLink(ctx context.Context, l *GroupLink) error {
-	l.CreatedAt, l.UpdatedAt = s.stamp(), s.stamp()
-	l.ValidFrom, l.ValidUntil = utcPtr(l.ValidFrom), utcPtr(l.ValidUntil)
+	s.stampLink(l)
 	return create(ctx, s, l, "group link")
 }
+
+func (s *store) stampLink(l *GroupLink) {
+	l.CreatedAt, l.UpdatedAt = s.stamp(), s.stamp()
+	l.ValidFrom, l.ValidUntil = utcPtr(l.ValidFrom), utcPtr(l.ValidUntil)
+}
+
+// createLinkWithEvent stores link l and e, the event of its creation, whose
+// object is the new link, together. On PostgreSQL that is one statement:
+// the link's insert is a data-modifying WITH whose id the event's insert
+// takes, so no BEGIN and COMMIT round trips. Elsewhere it is a transaction
+// of two inserts.
+func (s *store) createLinkWithEvent(ctx context.Context, l *GroupLink, e *Event) error {
+	if s.db.Dialector.Name() != "postgres" {
+		return s.tx(ctx, func(ts *store) error {
+			if err := ts.createLink(ctx, l); err != nil {
+				return err
+			}
+			e.ObjectID = ptr(l.ID)
+			return ts.addEvent(ctx, e)
+		})
+	}
+	s.stampLink(l)
+	s.stampEvent(e)
+	// Both inserts as gorm renders them ($1… placeholders), not run; the
+	// event's object id is a stand-in, replaced by the link's.
+	dry := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations)
+	li := dry.Create(l).Statement
+	e.ObjectID = ptr(int64(0))
+	ev := dry.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(e).Statement
+	if err := cmp.Or(li.Error, ev.Error); err != nil {
+		return translate(err, "create group link", "group link")
+	}
+	evSQL := ev.SQL.String()
+	cols, _, ok := strings.Cut(evSQL, ") VALUES (")
+	_, cols, _ = strings.Cut(cols, " (")
+	object := slices.Index(strings.Split(cols, ","), `"object_id"`) + 1
+	if !ok || object == 0 || len(ev.Vars) != strings.Count(cols, ",")+1 {
+		return fmt.Errorf("create group link: unexpected event insert %q", evSQL)
+	}
+	if i := strings.LastIndex(evSQL, " RETURNING "); i >= 0 {
+		evSQL = evSQL[:i]
+	}
+	// The event's placeholders are numbered on from the link's, its
+	// object id's taken out.
+	off := len(li.Vars)
+	evSQL = placeholder.ReplaceAllStringFunc(evSQL, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		switch {
+		case n == object:
+			return "(SELECT id FROM l)"
+		case n > object:
+			n--
+		}
+		return "$" + strconv.Itoa(n+off)
+	})
+	args := append(slices.Clone(li.Vars), slices.Delete(slices.Clone(ev.Vars), object-1, object)...)
+	sql := "WITH l AS (" + li.SQL.String() + ") " + evSQL + " RETURNING object_id"
+	var id int64
+	if err := s.raw(ctx, sql, args, &id); err != nil {
+		return translate(err, "create group link", "group link")
+	}
+	l.ID, e.ObjectID = id, ptr(id)
+	return nil
+}
+
+// placeholder matches a PostgreSQL placeholder ($1, $2, …).
+var placeholder = regexp.MustCompile(`\$[0-9]+`)
 
 func (s *store) link(ctx context.Context, id int64) (GroupLink, error) {
 	return byID[GroupLink](ctx, s, id, "group link")
