@@ -70,6 +70,9 @@ type envOptions struct {
 	wallClock bool
 	// publicURL replaces publicURL.
 	publicURL string
+	// idempotentCreates has the client send an Idempotency-Key with each
+	// create, as serve does for the bundled controller.
+	idempotentCreates bool
 }
 
 // env is one connector service wired to a bundled controller served over
@@ -157,6 +160,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	srv := httptest.NewServer(lc.Handler())
 	t.Cleanup(srv.Close)
 	client := newClient(t, srv.URL, !o.realKisi)
+	if o.idempotentCreates {
+		c, err := kisi.New(srv.URL, kisi.Options{APIKey: adminKey, SupportsUpdate: !o.realKisi, IdempotentCreates: true,
+			RatePerSecond: math.Inf(1), MaxRetries: -1})
+		if err != nil {
+			t.Fatalf("kisi client: %v", err)
+		}
+		client = c
+	}
 
 	m := mappings.Mapping{LocationID: locationID, FlowID: flowID, GroupIDs: []int64{groupID},
 		DurationMinutes: 240, AdvanceMinutes: 30, RevokeOnSignOut: true, Delivery: mappings.DeliveryLatchkey}

@@ -18,7 +18,13 @@ func TestEventsAndEventSets(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: -1} })
 	f := e.site()
 	t0 := e.clock.Now()
+	// A link made and removed first, so that link ids and event ids differ.
+	first := e.link(f.visitors, map[string]any{"name": "Link 0"})
+	e.must(204, req{method: "DELETE", path: fmt.Sprintf("/group_links/%d", first.ID), auth: admin()})
 	l := e.link(f.visitors, map[string]any{"name": "Link A"})
+	if got := decode[idOnly](t, e.must(200, req{method: "GET", path: fmt.Sprintf("/group_links/%d", l.ID), auth: admin()})); got.ID != l.ID || l.ID == first.ID {
+		t.Fatalf("link %d reads back as %d (the first was %d)", l.ID, got.ID, first.ID)
+	}
 	for i := range 5 {
 		e.clock.Set(t0.Add(time.Duration(i+1) * time.Minute))
 		e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
@@ -33,7 +39,7 @@ func TestEventsAndEventSets(t *testing.T) {
 		types = append(types, ev.Type)
 	}
 	want := []string{"group_link.destroy", "group_link.update", "lock.unlock", "lock.unlock", "lock.unlock",
-		"lock.unlock", "lock.unlock", "group_link.create"}
+		"lock.unlock", "lock.unlock", "group_link.create", "group_link.destroy", "group_link.create"}
 	if d := cmp.Diff(want, types); d != "" {
 		t.Errorf("event types newest first (-want +got):\n%s", d)
 	}
@@ -42,7 +48,7 @@ func TestEventsAndEventSets(t *testing.T) {
 	}
 	// The create event names the link it made (on PostgreSQL the link's
 	// id comes from the same statement's insert).
-	if c := all[len(all)-1]; c.ObjectID == nil || *c.ObjectID != l.ID || c.ObjectName != "Link A" || c.PlaceID == nil ||
+	if c := all[len(all)-3]; c.ObjectID == nil || *c.ObjectID != l.ID || c.ObjectName != "Link A" || c.PlaceID == nil ||
 		*c.PlaceID != f.placeID || c.ActorType == nil || *c.ActorType != "User" || !c.Success {
 		t.Errorf("create event %+v, want link %d's", c, l.ID)
 	}

@@ -117,11 +117,23 @@ func (c *Controller) createLink(ec echo.Context) error {
 		l.QRTokenHash = hashSecret(qrToken)
 	}
 	replayed := false
-	if key == "" {
-		// No key to look up or record: the link and its event alone.
+	var known bool
+	if key != "" {
+		_, known, err = c.store.idempotency(ctx, key)
+		if err != nil {
+			return err
+		}
+	}
+	if !known {
+		// A new link (no key, or one not seen): the link, its event and
+		// the key's record together.
 		e := c.requestEvent(ec, EventGroupLinkCreate)
 		e.ObjectType, e.ObjectName, e.Success, e.PlaceID = objectGroupLink, l.Name, true, ptr(g.PlaceID)
-		err = c.store.createLinkWithEvent(ctx, &l, &e)
+		var r *IdempotencyRecord
+		if key != "" {
+			r = &IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID}
+		}
+		err = c.store.createLinkWithEvent(ctx, &l, &e, r)
 	} else {
 		err = c.store.tx(ctx, func(ts *store) error {
 			if key != "" {

@@ -41,8 +41,9 @@ func TestCreateLinkIdempotencyKey(t *testing.T) {
 	if links := decode[[]idOnly](t, e.must(200, req{method: "GET", path: "/group_links", auth: admin()})); len(links) != 1 {
 		t.Errorf("%d links after the replay, want 1", len(links))
 	}
-	if evs := decode[[]idOnly](t, e.must(200, req{method: "GET", path: "/events?type=group_link.create", auth: admin()})); len(evs) != 1 {
-		t.Errorf("%d group_link.create events, want 1", len(evs))
+	if evs := decode[[]kisiEvent](t, e.must(200, req{method: "GET", path: "/events?type=group_link.create", auth: admin()})); len(evs) != 1 ||
+		evs[0].ObjectID == nil || *evs[0].ObjectID != first.ID {
+		t.Errorf("group_link.create events %+v, want one, of link %d", evs, first.ID)
 	}
 	// The key belongs to its group.
 	rec := e.do(req{method: "POST", path: "/group_links", auth: admin(), header: map[string]string{"Idempotency-Key": "visit-1-group-1-a"},

@@ -1,7 +1,6 @@
 package lockctl
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"regexp"
@@ -32,16 +31,24 @@ func (s *store) stampLink(l *GroupLink) {
 	l.ValidFrom, l.ValidUntil = utcPtr(l.ValidFrom), utcPtr(l.ValidUntil)
 }
 
-// createLinkWithEvent stores link l and e, the event of its creation, whose
-// object is the new link, together. On PostgreSQL that is one statement:
-// the link's insert is a data-modifying WITH whose id the event's insert
-// takes, so no BEGIN and COMMIT round trips. Elsewhere it is a transaction
-// of two inserts.
-func (s *store) createLinkWithEvent(ctx context.Context, l *GroupLink, e *Event) error {
+// createLinkWithEvent stores link l, e, the event of its creation, whose
+// object is the new link, and r, when not nil, the record of the
+// idempotency key that made it, together. On PostgreSQL that is one
+// statement: the link's insert is a data-modifying WITH whose id the
+// others take, so no BEGIN and COMMIT round trips. Elsewhere it is a
+// transaction of the inserts. A key another request recorded first is a
+// conflict, as it is in a transaction.
+func (s *store) createLinkWithEvent(ctx context.Context, l *GroupLink, e *Event, r *IdempotencyRecord) error {
 	if s.db.Dialector.Name() != "postgres" {
 		return s.tx(ctx, func(ts *store) error {
 			if err := ts.createLink(ctx, l); err != nil {
 				return err
+			}
+			if r != nil {
+				r.LinkID = ptr(l.ID)
+				if err := ts.createIdempotency(ctx, r); err != nil {
+					return err
+				}
 			}
 			e.ObjectID = ptr(l.ID)
 			return ts.addEvent(ctx, e)
@@ -49,46 +56,86 @@ func (s *store) createLinkWithEvent(ctx context.Context, l *GroupLink, e *Event)
 	}
 	s.stampLink(l)
 	s.stampEvent(e)
-	// Both inserts as gorm renders them ($1… placeholders), not run; the
-	// event's object id is a stand-in, replaced by the link's.
-	dry := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations)
-	li := dry.Create(l).Statement
-	e.ObjectID = ptr(int64(0))
-	ev := dry.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(e).Statement
-	if err := cmp.Or(li.Error, ev.Error); err != nil {
+	// The inserts as gorm renders them ($1… placeholders), not run; the
+	// link id the others carry is a stand-in, replaced by the new link's.
+	li, err := s.dryInsert(l)
+	if err != nil {
 		return translate(err, "create group link", "group link")
 	}
-	evSQL := ev.SQL.String()
-	cols, _, ok := strings.Cut(evSQL, ") VALUES (")
-	_, cols, _ = strings.Cut(cols, " (")
-	object := slices.Index(strings.Split(cols, ","), `"object_id"`) + 1
-	if !ok || object == 0 || len(ev.Vars) != strings.Count(cols, ",")+1 {
-		return fmt.Errorf("create group link: unexpected event insert %q", evSQL)
+	if strings.Count(li.sql, " RETURNING ") != 1 || !strings.HasSuffix(li.sql, ` RETURNING "id"`) {
+		// Any other column filled back would be left unset here.
+		return fmt.Errorf("create group link: unexpected link insert %q", li.sql)
 	}
-	if i := strings.LastIndex(evSQL, " RETURNING "); i >= 0 {
-		evSQL = evSQL[:i]
-	}
-	// The event's placeholders are numbered on from the link's, its
-	// object id's taken out.
-	off := len(li.Vars)
-	evSQL = placeholder.ReplaceAllStringFunc(evSQL, func(m string) string {
-		n, _ := strconv.Atoi(m[1:])
-		switch {
-		case n == object:
-			return "(SELECT id FROM l)"
-		case n > object:
-			n--
+	sql, args := "WITH l AS ("+li.sql+")", li.args
+	if r != nil {
+		r.CreatedAt, r.LinkID = s.stamp(), ptr(int64(0))
+		ri, err := s.dryInsert(r)
+		if err != nil {
+			return translate(err, "create group link", "group link")
 		}
-		return "$" + strconv.Itoa(n+off)
-	})
-	args := append(slices.Clone(li.Vars), slices.Delete(slices.Clone(ev.Vars), object-1, object)...)
-	sql := "WITH l AS (" + li.SQL.String() + ") " + evSQL + " RETURNING object_id"
+		q, a, err := ri.withLinkID("link_id", len(args))
+		if err != nil {
+			return err
+		}
+		sql, args = sql+", i AS ("+q+")", append(args, a...)
+	}
+	e.ObjectID = ptr(int64(0))
+	ev, err := s.dryInsert(e)
+	if err != nil {
+		return translate(err, "create group link", "group link")
+	}
+	q, a, err := ev.withLinkID("object_id", len(args))
+	if err != nil {
+		return err
+	}
+	sql, args = sql+" "+q+" RETURNING object_id", append(args, a...)
 	var id int64
 	if err := s.raw(ctx, sql, args, &id); err != nil {
 		return translate(err, "create group link", "group link")
 	}
 	l.ID, e.ObjectID = id, ptr(id)
+	if r != nil {
+		r.LinkID = ptr(id)
+	}
 	return nil
+}
+
+// dryInsert is the one-row insert of v as gorm renders it, not run.
+type dryInsert struct {
+	sql  string
+	args []any
+}
+
+func (s *store) dryInsert(v any) (dryInsert, error) {
+	st := s.db.Session(&gorm.Session{DryRun: true, NewDB: true}).Omit(clause.Associations).Create(v).Statement
+	return dryInsert{st.SQL.String(), st.Vars}, st.Error
+}
+
+// withLinkID returns the insert, without its RETURNING, with column's
+// value the new link's id (l's, in the statement's WITH) and its other
+// placeholders numbered on from off.
+func (d dryInsert) withLinkID(column string, off int) (string, []any, error) {
+	cols, _, ok := strings.Cut(d.sql, ") VALUES (")
+	_, cols, _ = strings.Cut(cols, " (")
+	at := slices.Index(strings.Split(cols, ","), `"`+column+`"`) + 1
+	if !ok || at == 0 || len(d.args) != strings.Count(cols, ",")+1 || strings.Count(d.sql, "$") != len(d.args) {
+		return "", nil, fmt.Errorf("create group link: unexpected insert %q", d.sql)
+	}
+	q := d.sql
+	if i := strings.LastIndex(q, " RETURNING "); i >= 0 {
+		q = q[:i]
+	}
+	q = placeholder.ReplaceAllStringFunc(q, func(m string) string {
+		n, _ := strconv.Atoi(m[1:])
+		switch {
+		case n == at:
+			return "(SELECT id FROM l)"
+		case n > at:
+			n--
+		}
+		return "$" + strconv.Itoa(n+off)
+	})
+	return q, slices.Delete(slices.Clone(d.args), at-1, at), nil
 }
 
 // placeholder matches a PostgreSQL placeholder ($1, $2, …).
