@@ -150,7 +150,7 @@ func (s *Service) ingestBatch(batch []*pendingIngest) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(take[0].ctx), ingestBatchLimit)
 	defer cancel()
 	err := s.store.InTx(ctx, func(tx *Store) error {
-		bt := &Store{db: tx.db, inTx: true, batch: &txBatch{}}
+		bt := tx.batched()
 		var locks []string
 		keys := make([]string, 0, 2*len(take))
 		for _, p := range take {
@@ -289,6 +289,11 @@ func (b *txBatch) keepMapping(install, location, flow string, m *mappings.Mappin
 	}
 	b.mappings[[3]string{install, location, flow}] = m
 }
+
+// batched returns a Store on tx's transaction for deliveries that share it
+// (one or a batch): reads of installs and mappings are kept, deliveries
+// and timeline rows held for flushBatch.
+func (s *Store) batched() *Store { return &Store{db: s.db, inTx: true, batch: &txBatch{}} }
 
 // flushBatch writes the batch's deliveries and timeline rows.
 func (s *Store) flushBatch(ctx context.Context) error {

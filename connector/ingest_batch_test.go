@@ -25,6 +25,17 @@ func deliveries(t *testing.T, bodies ...[]byte) []connector.Inbound {
 	return ins
 }
 
+// walkIns is n walk-ins' sign-ins, entries from, from+1, …, each with a
+// job id of its own.
+func walkIns(t *testing.T, n, from int, job string) []connector.Inbound {
+	t.Helper()
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = walkIn(t, start, payloadID(fmt.Sprint(from+i)), jobID(jobN(job, i)))
+	}
+	return deliveries(t, bodies...)
+}
+
 // TestDeliveriesArrivingTogetherShareOneTransaction: a batch applies its
 // deliveries one after the other, as if each had arrived alone (a sign-out
 // in the same batch as its sign-in ends the visit the sign-in made), in far
@@ -32,13 +43,8 @@ func deliveries(t *testing.T, bodies ...[]byte) []connector.Inbound {
 func TestDeliveriesArrivingTogetherShareOneTransaction(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.ingest(e.svc, walkIn(t, start, payloadID("900"), jobID("job-warm")))
-	var bodies [][]byte
-	for i := range 8 {
-		bodies = append(bodies, walkIn(t, start, payloadID(fmt.Sprint(1000+i)), jobID(jobN("together", i))))
-	}
-	bodies = append(bodies, walkIn(t, start, jobID("job-in")), signOut(t, start, start.Add(time.Hour), jobID("job-out")),
-		fixture(t, fixtureSignIn, eventName("entry_deleted"), jobID("job-unknown")))
-	ins := deliveries(t, bodies...)
+	ins := append(walkIns(t, 8, 1000, "together"), deliveries(t, walkIn(t, start, jobID("job-in")),
+		signOut(t, start, start.Add(time.Hour), jobID("job-out")), fixture(t, fixtureSignIn, eventName("entry_deleted"), jobID("job-unknown")))...)
 
 	n := database.StatementsOf(e.db)
 	before := n.Total()
@@ -142,11 +148,7 @@ func TestBatchThatFailsIsStoredAlone(t *testing.T) {
 func TestConcurrentIngestsAllStoreOnce(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.ingest(e.svc, walkIn(t, start, payloadID("3999"), jobID("job-warm")))
-	var bodies [][]byte
-	for i := range 40 {
-		bodies = append(bodies, walkIn(t, start, payloadID(fmt.Sprint(4000+i)), jobID(jobN("conc", i))))
-	}
-	ins := deliveries(t, bodies...)
+	ins := walkIns(t, 40, 4000, "conc")
 	ins = append(ins, ins[:20]...) // Envoy's retries, in flight together
 	res := make([]connector.IngestResult, len(ins))
 	n := database.StatementsOf(e.db)

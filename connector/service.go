@@ -193,9 +193,14 @@ func (s *Service) Ingest(ctx context.Context, in Inbound) (IngestResult, error) 
 func (s *Service) ingestOne(ctx context.Context, in Inbound) (IngestResult, error) {
 	var res IngestResult
 	apply := func(tx *Store) error {
+		// A batch of one: the install and mapping read once, the
+		// delivery and timeline rows written at the end.
+		bt := tx.batched()
 		var err error
-		res, err = s.applyInbound(ctx, tx, in)
-		return err
+		if res, err = s.applyInbound(ctx, bt, in); err != nil {
+			return err
+		}
+		return bt.flushBatch(ctx)
 	}
 	err := s.store.InTx(ctx, apply)
 	if errors.Is(err, errVisitExists) {

@@ -46,10 +46,11 @@ func (s *Store) Install(ctx context.Context, id string) (Install, bool, error) {
 		return in, found, nil
 	}
 	r, found, err := s.installRow(ctx, id)
+	in := r.toDomain()
 	if err == nil {
-		s.batch.keepInstall(id, r.toDomain(), found)
+		s.batch.keepInstall(id, in, found)
 	}
-	return r.toDomain(), found, err
+	return in, found, err
 }
 
 func (s *Store) installRow(ctx context.Context, id string) (installRow, bool, error) {

@@ -117,56 +117,44 @@ func (c *Controller) createLink(ec echo.Context) error {
 		l.QRTokenHash = hashSecret(qrToken)
 	}
 	replayed := false
-	var known bool
 	if key != "" {
-		_, known, err = c.store.idempotency(ctx, key)
+		// A key seen before is the same create again: the link it made,
+		// whose secrets are the ones derived from the key again. Nothing
+		// else of the request is taken. One lookup tells; the replay reads
+		// the record again in a transaction.
+		_, known, err := c.store.idempotency(ctx, key)
 		if err != nil {
 			return err
 		}
+		if known {
+			err = c.store.tx(ctx, func(ts *store) error {
+				r, found, err := ts.idempotency(ctx, key)
+				if err != nil || !found {
+					return err
+				}
+				prev, err := replayedLink(ctx, ts, r, caller, l.GroupID)
+				if err != nil {
+					return err
+				}
+				replayed, l = true, prev
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
 	}
-	if !known {
-		// A new link (no key, or one not seen): the link, its event and
-		// the key's record together.
+	if !replayed {
+		// A new link: the link, its event and the key's record together.
 		e := c.requestEvent(ec, EventGroupLinkCreate)
 		e.ObjectType, e.ObjectName, e.Success, e.PlaceID = objectGroupLink, l.Name, true, ptr(g.PlaceID)
 		var r *IdempotencyRecord
 		if key != "" {
 			r = &IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID}
 		}
-		err = c.store.createLinkWithEvent(ctx, &l, &e, r)
-	} else {
-		err = c.store.tx(ctx, func(ts *store) error {
-			if key != "" {
-				r, found, err := ts.idempotency(ctx, key)
-				if err != nil {
-					return err
-				}
-				if found {
-					// The same create again: the link it made, whose secrets
-					// are the ones derived from the key again. Nothing else of
-					// the request is taken.
-					prev, err := replayedLink(ctx, ts, r, caller, l.GroupID)
-					if err != nil {
-						return err
-					}
-					replayed, l = true, prev
-					return nil
-				}
-			}
-			if err := ts.createLink(ctx, &l); err != nil {
-				return err
-			}
-			if key != "" {
-				r := IdempotencyRecord{Key: key, Caller: caller, Kind: kindLink, GroupID: l.GroupID, LinkID: &l.ID}
-				if err := ts.createIdempotency(ctx, &r); err != nil {
-					return err
-				}
-			}
-			return c.addLinkEvent(ec, ts, EventGroupLinkCreate, l, &g)
-		})
-	}
-	if err != nil {
-		return err
+		if err := c.store.createLinkWithEvent(ctx, &l, &e, r); err != nil {
+			return err
+		}
 	}
 	out, png, err := createdAnswer(l, secret, qrToken)
 	if err != nil {
@@ -317,7 +305,7 @@ func (c *Controller) updateLink(ec echo.Context) error {
 		if err != nil {
 			return err
 		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkUpdate, l, nil)
+		return c.addLinkEvent(ec, ts, EventGroupLinkUpdate, l)
 	})
 	if err != nil {
 		return err
@@ -344,7 +332,7 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 		if err := ts.linkGone(ctx, l.ID); err != nil {
 			return err
 		}
-		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l, nil)
+		return c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l)
 	})
 	if err != nil {
 		return err
@@ -353,16 +341,12 @@ func (c *Controller) deleteLink(ec echo.Context) error {
 }
 
 // addLinkEvent stores, through ts (the change's transaction), the event of
-// a change to link l by the requesting admin; known, when set, is l's
-// group as the request already read it.
-func (c *Controller) addLinkEvent(ec echo.Context, ts *store, typ string, l GroupLink, known *Group) error {
+// a change to link l by the requesting admin. (A create's event is stored
+// with the link, by createLinkWithEvent.)
+func (c *Controller) addLinkEvent(ec echo.Context, ts *store, typ string, l GroupLink) error {
 	ctx := ec.Request().Context()
 	e := c.requestEvent(ec, typ)
 	e.ObjectType, e.ObjectID, e.ObjectName, e.Success = objectGroupLink, ptr(l.ID), l.Name, true
-	if known != nil {
-		e.PlaceID = ptr(known.PlaceID)
-		return ts.addEvent(ctx, &e)
-	}
 	g, err := ts.group(ctx, l.GroupID)
 	switch {
 	case err == nil:

@@ -218,7 +218,7 @@ func (c *Controller) voidLink(ec echo.Context) error {
 			return err
 		default:
 			out.LinkID = &l.ID
-			if err := c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l, nil); err != nil {
+			if err := c.addLinkEvent(ec, ts, EventGroupLinkDestroy, l); err != nil {
 				return err
 			}
 		}

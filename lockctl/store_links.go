@@ -67,28 +67,31 @@ func (s *store) createLinkWithEvent(ctx context.Context, l *GroupLink, e *Event,
 		return fmt.Errorf("create group link: unexpected link insert %q", li.sql)
 	}
 	sql, args := "WITH l AS ("+li.sql+")", li.args
+	// linked renders v's insert with column the new link's id, its
+	// arguments appended to the statement's.
+	linked := func(v any, column string) (string, error) {
+		d, err := s.dryInsert(v)
+		if err != nil {
+			return "", translate(err, "create group link", "group link")
+		}
+		q, a, err := d.withLinkID(column, len(args))
+		args = append(args, a...)
+		return q, err
+	}
 	if r != nil {
 		r.CreatedAt, r.LinkID = s.stamp(), ptr(int64(0))
-		ri, err := s.dryInsert(r)
-		if err != nil {
-			return translate(err, "create group link", "group link")
-		}
-		q, a, err := ri.withLinkID("link_id", len(args))
+		q, err := linked(r, "link_id")
 		if err != nil {
 			return err
 		}
-		sql, args = sql+", i AS ("+q+")", append(args, a...)
+		sql += ", i AS (" + q + ")"
 	}
 	e.ObjectID = ptr(int64(0))
-	ev, err := s.dryInsert(e)
-	if err != nil {
-		return translate(err, "create group link", "group link")
-	}
-	q, a, err := ev.withLinkID("object_id", len(args))
+	q, err := linked(e, "object_id")
 	if err != nil {
 		return err
 	}
-	sql, args = sql+" "+q+" RETURNING object_id", append(args, a...)
+	sql += " " + q + " RETURNING object_id"
 	var id int64
 	if err := s.raw(ctx, sql, args, &id); err != nil {
 		return translate(err, "create group link", "group link")
