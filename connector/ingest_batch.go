@@ -3,9 +3,9 @@ package connector
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/batch"
 	"github.com/latchkey/latchkey/mappings"
 )
 
@@ -28,15 +28,8 @@ import (
 // every delivery of a batch that fails: a batch rolls back whole, so what
 // one delivery does wrong is answered to it alone.
 type ingestBatcher struct {
-	svc *Service
-	// writers is how many batches may be written at once: eight on
-	// PostgreSQL, where batches on distinct visits run in parallel (with
-	// fewer, the worker's syncs took the database from the webhooks under
-	// load; with more, batches shrank); one on SQLite, whose writers run
-	// one at a time anyway.
-	writers int32
-	active  atomic.Int32
-	queue   chan *pendingIngest
+	svc    *Service
+	runner *batch.Runner[*pendingIngest]
 }
 
 const (
@@ -56,8 +49,13 @@ type pendingIngest struct {
 	alone bool
 }
 
-func newIngestBatcher(svc *Service, writers int32) *ingestBatcher {
-	return &ingestBatcher{svc: svc, writers: writers, queue: make(chan *pendingIngest, ingestQueueSize)}
+// newIngestBatcher writes at most writers batches at once: eight on
+// PostgreSQL, where batches on distinct visits run in parallel (with
+// fewer, the worker's syncs took the database from the webhooks under
+// load; with more, batches shrank); one on SQLite, whose writers run one
+// at a time anyway.
+func newIngestBatcher(svc *Service, writers int) *ingestBatcher {
+	return &ingestBatcher{svc: svc, runner: batch.NewRunner(writers, ingestBatchMax, ingestQueueSize, svc.ingestBatch)}
 }
 
 // do stores delivery in and returns once it is committed. It waits for the
@@ -65,61 +63,15 @@ func newIngestBatcher(svc *Service, writers int32) *ingestBatcher {
 // the delivery, whose syncs Ingest must then queue.
 func (b *ingestBatcher) do(ctx context.Context, in Inbound) (IngestResult, error) {
 	p := &pendingIngest{ctx: ctx, in: in, done: make(chan struct{})}
-	select {
-	case b.queue <- p:
-	default:
+	if !b.runner.Submit(p) {
 		// The queue is full: store it without waiting for a place.
 		return b.svc.ingestOne(ctx, in)
-	}
-	if b.startWriter() {
-		go b.write()
 	}
 	<-p.done
 	if p.alone {
 		return b.svc.ingestOne(ctx, in)
 	}
 	return p.res, p.err
-}
-
-// startWriter counts one more writer if fewer than b.writers are writing.
-// The count never goes past the limit, even for a moment: a writer that
-// finds the queue refilled as it stops must not take another's passing
-// claim for a writer that is there.
-func (b *ingestBatcher) startWriter() bool {
-	for n := b.active.Load(); n < b.writers; n = b.active.Load() {
-		if b.active.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-	return false
-}
-
-// write stores batches until the queue is empty.
-func (b *ingestBatcher) write() {
-	for {
-		select {
-		case p := <-b.queue:
-			batch := []*pendingIngest{p}
-		fill:
-			for len(batch) < ingestBatchMax {
-				select {
-				case p := <-b.queue:
-					batch = append(batch, p)
-				default:
-					break fill
-				}
-			}
-			b.svc.ingestBatch(batch)
-		default:
-			b.active.Add(-1)
-			// A delivery queued after the receive above but before the
-			// count dropped found every writer busy and started none:
-			// keep writing for it, unless another writer has started.
-			if len(b.queue) == 0 || !b.startWriter() {
-				return
-			}
-		}
-	}
 }
 
 // ingestBatch stores batch in one transaction and answers each of its

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"time"
 
@@ -82,7 +83,18 @@ type Service struct {
 	timeline *timelineWriter
 	// ingests group-commits the deliveries that arrive together.
 	ingests *ingestBatcher
+	// passes reads the facts of the passes unlocking together in one
+	// statement.
+	passes *batch.Reader[string, passUnlockFacts]
 }
+
+// passReaders is how many reads of pass facts run at once; the unlocks
+// that arrive meanwhile share the next (see batch.Reader).
+const (
+	passReaders   = 4
+	passReadMax   = 64
+	passReadLimit = 10 * time.Second
+)
 
 // NewService returns a Service.
 func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Sender, box *secretbox.Box, opts Options) *Service {
@@ -109,11 +121,12 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 	}
 	svc := &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue, dialer: opts.Dialer}
 	svc.timeline = newTimelineWriter(store, svc.log)
-	writers := int32(1)
+	writers := 1
 	if store.db.Dialector.Name() == "postgres" {
 		writers = 8
 	}
 	svc.ingests = newIngestBatcher(svc, writers)
+	svc.passes = batch.NewReader(passReaders, passReadMax, passReadLimit, store.passUnlockFacts)
 	svc.controllers = processOnly{ac}
 	if opts.Dialer != nil {
 		svc.controllers = &installControllers{store: store, dialer: opts.Dialer, def: ac, cache: map[string]cachedController{},

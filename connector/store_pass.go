@@ -16,10 +16,12 @@ type passUnlockFacts struct {
 	Links     []VisitLink // GroupID, LinkID, Removed and SecretEnc only
 }
 
-// passUnlockFacts reads the facts of the pass whose token hashes to hash
-// in one statement; ErrVisitNotFound when there is none.
-func (s *Store) passUnlockFacts(ctx context.Context, hash string) (passUnlockFacts, error) {
+// passUnlockFacts reads the facts of the passes whose tokens hash to
+// hashes, in one statement, by hash; a hash of no pass is left out. The
+// unlocks that arrive together share it (Service.passes).
+func (s *Store) passUnlockFacts(ctx context.Context, hashes []string) (map[string]passUnlockFacts, error) {
 	var rows []struct {
+		PassHash  string
 		ID        int64
 		Status    Status
 		InstallID string
@@ -29,30 +31,31 @@ func (s *Store) passUnlockFacts(ctx context.Context, hash string) (passUnlockFac
 		Removed   *bool
 		SecretEnc []byte
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT v.id, v.status, v.install_id,
+	err := s.db.WithContext(ctx).Raw(`SELECT v.pass_hash, v.id, v.status, v.install_id,
 		EXISTS (SELECT 1 FROM visit_people p WHERE p.visit_id = v.id) AS has_person,
 		l.group_id, l.link_id, l.removed, l.secret_enc
 		FROM visits v LEFT JOIN visit_links l ON l.visit_id = v.id
-		WHERE v.pass_hash = ? ORDER BY l.group_id`, hash).Scan(&rows).Error
+		WHERE v.pass_hash IN ? ORDER BY v.id, l.group_id`, hashes).Scan(&rows).Error
 	if err != nil {
-		return passUnlockFacts{}, fmt.Errorf("get visit by pass: %w", err)
+		return nil, fmt.Errorf("get visits by pass: %w", err)
 	}
-	if len(rows) == 0 {
-		return passUnlockFacts{}, ErrVisitNotFound
-	}
-	f := passUnlockFacts{VisitID: rows[0].ID, Status: rows[0].Status, InstallID: rows[0].InstallID, HasPerson: rows[0].HasPerson}
+	out := make(map[string]passUnlockFacts, len(hashes))
 	for _, r := range rows {
-		if r.GroupID == nil {
-			continue
+		f, ok := out[r.PassHash]
+		if !ok {
+			f = passUnlockFacts{VisitID: r.ID, Status: r.Status, InstallID: r.InstallID, HasPerson: r.HasPerson}
 		}
-		l := VisitLink{VisitID: r.ID, GroupID: *r.GroupID, SecretEnc: r.SecretEnc}
-		if r.LinkID != nil {
-			l.LinkID = *r.LinkID
+		if r.GroupID != nil {
+			l := VisitLink{VisitID: r.ID, GroupID: *r.GroupID, SecretEnc: r.SecretEnc}
+			if r.LinkID != nil {
+				l.LinkID = *r.LinkID
+			}
+			if r.Removed != nil {
+				l.Removed = *r.Removed
+			}
+			f.Links = append(f.Links, l)
 		}
-		if r.Removed != nil {
-			l.Removed = *r.Removed
-		}
-		f.Links = append(f.Links, l)
+		out[r.PassHash] = f
 	}
-	return f, nil
+	return out, nil
 }

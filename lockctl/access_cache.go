@@ -17,7 +17,8 @@ import (
 // (a link updated or deleted, a group's locks changed, a lock going
 // offline or locked down, and back) bumps the one-row access generation
 // in its own transaction (bumpGeneration). Every decision first reads the
-// generation; a cache filled under another generation is dropped whole
+// generation (decisions that arrive together share a read begun after
+// each arrived); a cache filled under another generation is dropped whole
 // before it is used. So a revocation committed by any process over the
 // same database is seen by the very next decision of every process, and
 // the cache never answers for a state older than the last committed
@@ -86,10 +87,21 @@ type accessView struct {
 	gen int64
 }
 
+// generationReaders is how many reads of the access generation run at
+// once; the decisions arriving meanwhile share the next.
+const (
+	generationReaders   = 2
+	generationReadMax   = 256
+	generationReadLimit = 10 * time.Second
+)
+
 // view reads the access generation and returns a view under it. It fails
-// when the generation cannot be read: then nothing is decided.
+// when the generation cannot be read: then nothing is decided. Decisions
+// that arrive together share one read, and each its own read's view: one
+// that began after the decision did (batch.Reader), so it holds every
+// change committed before.
 func (ctl *Controller) view(ctx context.Context) (*accessView, error) {
-	gen, err := ctl.store.generation(ctx)
+	gen, _, err := ctl.generations.Get(ctx, struct{}{})
 	if err != nil {
 		return nil, err
 	}

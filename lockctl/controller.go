@@ -2,6 +2,7 @@ package lockctl
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"net/http"
 	"time"
@@ -68,7 +69,10 @@ type Controller struct {
 	refusals   *refusals
 	sweepBatch int
 	access     *accessCache
-	audit      *auditWriter
+	// generations reads the access generation once for the decisions
+	// that arrive together (see view).
+	generations *batch.Reader[struct{}, int64]
+	audit       *auditWriter
 }
 
 // New returns a Controller over db (already migrated with Migrate). driver
@@ -113,6 +117,10 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		access:     newAccessCache(),
 	}
 	c.audit = newAuditWriter(c.store, c.log)
+	c.generations = batch.NewReader(generationReaders, generationReadMax, generationReadLimit, func(ctx context.Context, _ []struct{}) (map[struct{}]int64, error) {
+		n, err := c.store.generation(ctx)
+		return map[struct{}]int64{{}: n}, err
+	})
 	driver.Watch(c.onStateChange)
 	return c
 }

@@ -163,3 +163,30 @@ latchkey_http_requests_total{route="/x"} 7
 		t.Error("sumSeries of a server without the metric: no error")
 	}
 }
+
+// A 429 from lockctl's rate limiter is not an unlock decision: a phase
+// that ran out of passes must not meet the unlock target on 429s.
+func TestUnlockTargetLeavesRateLimitedOut(t *testing.T) {
+	b := &Bench{cfg: Config{DatabaseURL: "postgres://bench"}}
+	r := &Report{EchoRate: 40_000, Phases: []Phase{
+		{Name: "unlock-max", Seconds: 5, Counts: Counts{OK: 9_000, Refused: 1_000, Limited: 36_000}, Rate: 9_200},
+	}}
+	b.finish(r)
+	var got *Target
+	for i := range r.Targets {
+		if r.Targets[i].Name == "unlock decisions" {
+			got = &r.Targets[i]
+		}
+	}
+	if got == nil {
+		t.Fatalf("no unlock target in %+v", r.Targets)
+	}
+	if got.Met || got.Got != "2000/s" {
+		t.Errorf("unlock target %+v, want 2000/s (granted and refused only) and missed", *got)
+	}
+	for _, ra := range r.Ratios {
+		if ra.Name == "unlock-max / echo" && ra.Value != 0.05 {
+			t.Errorf("unlock-max / echo = %v, want 0.05 (2,000 decisions/s over 40,000)", ra.Value)
+		}
+	}
+}

@@ -22,6 +22,17 @@ type Target struct {
 	Met  bool   `json:"met"`
 }
 
+// decisionRate is the phase's unlocks per second that lockctl decided on
+// their credential, granted or refused: a 429 is its rate limiter's
+// answer, cheaper than a decision, so the unlock target and its ratios
+// leave 429s out (the rate column counts them).
+func (p Phase) decisionRate() float64 {
+	if p.Seconds <= 0 {
+		return 0
+	}
+	return float64(p.OK+p.Refused) / p.Seconds
+}
+
 func (r *Report) phase(name string) (Phase, bool) {
 	for _, p := range r.Phases {
 		if p.Name == name {
@@ -48,8 +59,8 @@ func (b *Bench) finish(r *Report) {
 	unlMax, _ := r.phase("unlock-max")
 	ratio("ingest-max / echo", ingMax.Rate, r.EchoRate)
 	ratio("ingest-max / insert-tx", ingMax.Rate, r.InsertRate)
-	ratio("unlock-max / echo", unlMax.Rate, r.EchoRate)
-	ratio("unlock-max / insert-tx", unlMax.Rate, r.InsertRate)
+	ratio("unlock-max / echo", unlMax.decisionRate(), r.EchoRate)
+	ratio("unlock-max / insert-tx", unlMax.decisionRate(), r.InsertRate)
 
 	pg := b.cfg.DatabaseURL != ""
 	// The embedded default's throughput targets are lower: one SQLite
@@ -99,7 +110,8 @@ func (b *Bench) finish(r *Report) {
 	paced("signin", "sign-in -> usable", 300)
 	paced("signout", "sign-out -> refused", 300)
 	if p, ok := r.phase("unlock-max"); ok {
-		r.Targets = append(r.Targets, Target{"unlock decisions", fmt.Sprintf(">= %.0f/s", unlockWant), fmt.Sprintf("%.0f/s", p.Rate), p.Rate >= unlockWant && p.Errors == 0})
+		rate := p.decisionRate()
+		r.Targets = append(r.Targets, Target{"unlock decisions", fmt.Sprintf(">= %.0f/s", unlockWant), fmt.Sprintf("%.0f/s", rate), rate >= unlockWant && p.Errors == 0})
 	}
 	paced("unlock", "unlock decision", 10)
 	if p, ok := r.phase("burst"); ok {
@@ -114,7 +126,7 @@ func (b *Bench) finish(r *Report) {
 	}
 	for _, p := range r.Phases {
 		if p.Limited > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d unlocks were rate limited (429) by lockctl; they count as decisions", p.Name, p.Limited))
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: %d unlocks were rate limited (429) by lockctl; the rate column counts them, the unlock target does not", p.Name, p.Limited))
 		}
 	}
 }
