@@ -88,8 +88,9 @@ type Service struct {
 	passes *batch.Reader[string, passUnlockFacts]
 }
 
-// passReaders is how many reads of pass facts run at once; the unlocks
-// that arrive meanwhile share the next (see batch.Reader).
+// passReaders is how many reads of pass facts run at once on PostgreSQL
+// (one on SQLite, whose four connections the writers need too); the
+// unlocks that arrive meanwhile share the next (see batch.Reader).
 const (
 	passReaders   = 4
 	passReadMax   = 64
@@ -121,12 +122,12 @@ func NewService(log *slog.Logger, store *Store, ac AccessControl, sender mail.Se
 	}
 	svc := &Service{log: log.With("component", "connector"), store: store, ac: ac, mail: sender, box: box, opts: opts, queue: opts.Queue, dialer: opts.Dialer}
 	svc.timeline = newTimelineWriter(store, svc.log)
-	writers := 1
+	writers, readers := 1, 1
 	if store.db.Dialector.Name() == "postgres" {
-		writers = 8
+		writers, readers = 8, passReaders
 	}
 	svc.ingests = newIngestBatcher(svc, writers)
-	svc.passes = batch.NewReader(passReaders, passReadMax, passReadLimit, store.passUnlockFacts)
+	svc.passes = batch.NewReader(readers, passReadMax, passReadLimit, store.passUnlockFacts)
 	svc.controllers = processOnly{ac}
 	if opts.Dialer != nil {
 		svc.controllers = &installControllers{store: store, dialer: opts.Dialer, def: ac, cache: map[string]cachedController{},

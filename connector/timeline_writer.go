@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"sync"
 	"time"
@@ -9,8 +10,8 @@ import (
 
 // timelineWriter appends the timeline rows of the unlock path ("door N
 // unlocked") off the request path: one goroutine, started with the first
-// row, writes whatever queued while it wrote the last batch in one
-// statement. When the queue is full the caller writes its row itself
+// row, writes whatever queued while it wrote the last batch, and within
+// timelineLinger of its first row, in one statement. When the queue is full the caller writes its row itself
 // (write rather than drop). Service.Detail flushes before it reads, and
 // Service.Close writes what is left. It is safe for concurrent use.
 type timelineWriter struct {
@@ -33,6 +34,11 @@ type timelineItem struct {
 const (
 	timelineQueue = 4096
 	timelineBatch = 256
+	// timelineLinger is how long the writer waits for more rows after the
+	// first of a batch. No request waits for these rows (a reader
+	// flushes first), so waiting costs nothing and makes one statement
+	// of the rows of many unlocks.
+	timelineLinger = 10 * time.Millisecond
 )
 
 func newTimelineWriter(store *Store, log *slog.Logger) *timelineWriter {
@@ -101,34 +107,21 @@ func (w *timelineWriter) close() {
 
 func (w *timelineWriter) run() {
 	defer close(w.done)
-	batch := make([]TimelineEntry, 0, timelineBatch)
+	rows := make([]TimelineEntry, 0, timelineBatch)
 	var waiting []chan struct{}
-	for it := range w.queue {
-		batch, waiting = batch[:0], waiting[:0]
-		add := func(it timelineItem) {
+	for first := range w.queue {
+		rows, waiting = rows[:0], waiting[:0]
+		for _, it := range batch.Take(w.queue, first, timelineBatch, timelineLinger, func(it timelineItem) bool { return it.flushed != nil }) {
 			if it.flushed != nil {
 				waiting = append(waiting, it.flushed)
-				return
+				continue
 			}
-			batch = append(batch, it.e)
+			rows = append(rows, it.e)
 		}
-		add(it)
-	more:
-		for len(batch) < timelineBatch {
-			select {
-			case it, ok := <-w.queue:
-				if !ok {
-					break more
-				}
-				add(it)
-			default:
-				break more
-			}
-		}
-		if len(batch) > 0 {
+		if len(rows) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := w.store.addTimeline(ctx, batch...); err != nil {
-				w.log.Warn("timeline", "rows", len(batch), "err", err)
+			if err := w.store.addTimeline(ctx, rows...); err != nil {
+				w.log.Warn("timeline", "rows", len(rows), "err", err)
 			}
 			cancel()
 		}

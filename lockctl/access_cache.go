@@ -88,7 +88,8 @@ type accessView struct {
 }
 
 // generationReaders is how many reads of the access generation run at
-// once; the decisions arriving meanwhile share the next.
+// once on PostgreSQL (one on SQLite); the decisions arriving meanwhile
+// share the next.
 const (
 	generationReaders   = 2
 	generationReadMax   = 256

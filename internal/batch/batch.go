@@ -160,3 +160,44 @@ func (r *Reader[K, V]) readBatch(batch []*lookup[K, V]) {
 		close(l.done)
 	}
 }
+
+// Take returns first and the items queued after it, at most max in all,
+// for a writer that runs off its callers' path. It waits up to linger for
+// more to arrive (none waits when linger is 0), then takes only what is
+// already queued; it stops early when queue is closed or an item arrives
+// that urgent says someone is waiting for (a flush).
+func Take[T any](queue <-chan T, first T, max int, linger time.Duration, urgent func(T) bool) []T {
+	items := []T{first}
+	var timeout <-chan time.Time
+	if linger > 0 && !urgent(first) {
+		t := time.NewTimer(linger)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(items) < max {
+		var it T
+		var ok bool
+		if timeout != nil {
+			select {
+			case it, ok = <-queue:
+			case <-timeout:
+				timeout = nil
+				continue
+			}
+		} else {
+			select {
+			case it, ok = <-queue:
+			default:
+				return items
+			}
+		}
+		if !ok {
+			return items
+		}
+		items = append(items, it)
+		if urgent(it) {
+			timeout = nil
+		}
+	}
+	return items
+}

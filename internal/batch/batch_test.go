@@ -245,3 +245,52 @@ func TestRunnerRefusesWhenFull(t *testing.T) {
 		t.Errorf("accepted %d of 9 behind a busy worker, want 2 (the queue's size)", accepted)
 	}
 }
+
+// Take waits up to its linger for items that follow the first, takes no
+// more than its bound, stops waiting for an urgent item, and without a
+// linger takes only what is already queued.
+func TestTakeLingersForMore(t *testing.T) {
+	never := func(int) bool { return false }
+	q := make(chan int, 16)
+	go func() {
+		for i := 2; i <= 4; i++ {
+			time.Sleep(5 * time.Millisecond)
+			q <- i
+		}
+	}()
+	if got := Take(q, 1, 10, time.Second/4, never); len(got) != 4 {
+		t.Errorf("lingering: took %v, want 1..4 (those arriving within the linger)", got)
+	}
+
+	q <- 2
+	q <- 3
+	if got := Take(q, 1, 10, 0, never); len(got) != 3 {
+		t.Errorf("no linger: took %v, want the 3 queued", got)
+	}
+
+	for i := range 10 {
+		q <- i
+	}
+	if got := Take(q, -1, 4, time.Hour, never); len(got) != 4 {
+		t.Errorf("took %d, want the bound of 4", len(got))
+	}
+	for len(q) > 0 {
+		<-q
+	}
+
+	urgent := func(i int) bool { return i == 0 }
+	start := time.Now()
+	go func() { time.Sleep(5 * time.Millisecond); q <- 0 }()
+	got := Take(q, 1, 10, time.Hour, urgent)
+	if len(got) != 2 || time.Since(start) > time.Minute {
+		t.Errorf("took %v after %s, want 1 and the urgent 0 at once", got, time.Since(start))
+	}
+	if got := Take(q, 0, 10, time.Hour, urgent); len(got) != 1 {
+		t.Errorf("an urgent first item lingered: %v", got)
+	}
+
+	close(q)
+	if got := Take(q, 1, 10, time.Hour, never); len(got) != 1 {
+		t.Errorf("closed queue: took %v, want only the first", got)
+	}
+}

@@ -215,7 +215,10 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err := b.ensurePasses(ctx, b.passesNeeded()); err != nil {
 			return nil, err
 		}
-		b.analyze(ctx)
+		// The passes' emails must not share the phase's cores.
+		if err := b.settle(ctx); err != nil {
+			return nil, err
+		}
 		b.section(fmt.Sprintf("unlock: guest unlocks over %d passes (one client address each)", len(b.usable)))
 		r.Phases = append(r.Phases, b.unlocks(ctx, load{Concurrency: b.cfg.Concurrency, Duration: b.cfg.Duration, Count: b.cfg.Count}, "unlock-max"))
 		// Let the per-link token buckets refill before the paced run.
@@ -231,7 +234,9 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 		if err := b.ensurePasses(ctx, n); err != nil {
 			return nil, err
 		}
-		b.analyze(ctx)
+		if err := b.settle(ctx); err != nil {
+			return nil, err
+		}
 		b.section(fmt.Sprintf("signout: sign-out -> first refused unlock through the pass, %.0f/s", b.cfg.EventRate))
 		r.Phases = append(r.Phases, b.signout(ctx))
 	}
