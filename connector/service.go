@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"time"
 
 	latchkey "github.com/latchkey/latchkey"
+	"github.com/latchkey/latchkey/internal/batch"
 	"github.com/latchkey/latchkey/internal/mail"
 	"github.com/latchkey/latchkey/internal/secretbox"
 	"github.com/latchkey/latchkey/mappings"

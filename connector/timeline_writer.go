@@ -2,17 +2,20 @@ package connector
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/batch"
 )
 
 // timelineWriter appends the timeline rows of the unlock path ("door N
 // unlocked") off the request path: one goroutine, started with the first
 // row, writes whatever queued while it wrote the last batch, and within
-// timelineLinger of its first row, in one statement. When the queue is full the caller writes its row itself
-// (write rather than drop). Service.Detail flushes before it reads, and
+// timelineLinger of its first row, in one statement. When the queue is
+// full the caller writes its row itself (write rather than drop).
+// Service.Detail flushes before it reads; the visits list's "last unlock"
+// (Store.LastUnlocks) does not, and may be that much behind.
 // Service.Close writes what is left. It is safe for concurrent use.
 type timelineWriter struct {
 	store *Store
@@ -35,8 +38,8 @@ const (
 	timelineQueue = 4096
 	timelineBatch = 256
 	// timelineLinger is how long the writer waits for more rows after the
-	// first of a batch. No request waits for these rows (a reader
-	// flushes first), so waiting costs nothing and makes one statement
+	// first of a batch. No request waits for these rows (the visit's
+	// detail flushes first), so waiting costs nothing and makes one statement
 	// of the rows of many unlocks.
 	timelineLinger = 10 * time.Millisecond
 )

@@ -2,7 +2,6 @@ package lockctl
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/latchkey/latchkey/internal/batch"
 )
 
 // auditWriter group-commits the events of the unlock path (a granted

@@ -2,7 +2,6 @@ package lockctl
 
 import (
 	"context"
-	"github.com/latchkey/latchkey/internal/batch"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"gorm.io/gorm"
 
+	"github.com/latchkey/latchkey/internal/batch"
 	"github.com/latchkey/latchkey/internal/mail"
 )
 

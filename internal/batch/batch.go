@@ -10,6 +10,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -124,8 +125,10 @@ func NewReader[K comparable, V any](workers, max int, timeout time.Duration, rea
 func (r *Reader[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 	l := &lookup[K, V]{ctx: ctx, key: key, done: make(chan struct{})}
 	if !r.runner.Submit(l) {
-		// Too many queued: read it alone rather than wait for a place.
-		r.readBatch([]*lookup[K, V]{l})
+		// Too many queued: read it alone, under the caller's own
+		// context, rather than wait for a place.
+		l.val, l.ok, l.err = r.readOne(ctx, key)
+		return l.val, l.ok, l.err
 	}
 	select {
 	case <-l.done:
@@ -137,21 +140,35 @@ func (r *Reader[K, V]) Get(ctx context.Context, key K) (V, bool, error) {
 }
 
 // readBatch reads the keys of batch in one call and answers each lookup.
-// The read does not end with the first caller's context (the others still
-// wait for it), but it carries its values.
+// Lookups whose callers have stopped waiting are not read. The read does
+// not end with the first caller's context (the others still wait for
+// it), but it carries its values. A read that panics fails its lookups
+// instead of the process.
 func (r *Reader[K, V]) readBatch(batch []*lookup[K, V]) {
-	keys := make([]K, 0, len(batch))
-	seen := make(map[K]bool, len(batch))
+	live := batch[:0:0]
 	for _, l := range batch {
+		if err := l.ctx.Err(); err != nil {
+			l.err = err
+			close(l.done)
+			continue
+		}
+		live = append(live, l)
+	}
+	if len(live) == 0 {
+		return
+	}
+	keys := make([]K, 0, len(live))
+	seen := make(map[K]bool, len(live))
+	for _, l := range live {
 		if !seen[l.key] {
 			seen[l.key] = true
 			keys = append(keys, l.key)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), r.timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), r.timeout)
 	defer cancel()
-	vals, err := r.read(ctx, keys)
-	for _, l := range batch {
+	vals, err := r.safeRead(ctx, keys)
+	for _, l := range live {
 		if err != nil {
 			l.err = err
 		} else {
@@ -159,6 +176,24 @@ func (r *Reader[K, V]) readBatch(batch []*lookup[K, V]) {
 		}
 		close(l.done)
 	}
+}
+
+// readOne reads key alone under ctx.
+func (r *Reader[K, V]) readOne(ctx context.Context, key K) (V, bool, error) {
+	vals, err := r.safeRead(ctx, []K{key})
+	v, ok := vals[key]
+	return v, ok && err == nil, err
+}
+
+// safeRead is r.read with a panic returned as an error: the read runs on
+// a worker, where no request's recovery would catch it.
+func (r *Reader[K, V]) safeRead(ctx context.Context, keys []K) (vals map[K]V, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			vals, err = nil, fmt.Errorf("batch read panicked: %v", p)
+		}
+	}()
+	return r.read(ctx, keys)
 }
 
 // Take returns first and the items queued after it, at most max in all,

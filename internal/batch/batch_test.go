@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,8 +67,8 @@ func TestConcurrentLookupsShareReads(t *testing.T) {
 	r := NewReader(2, max, time.Minute, func(ctx context.Context, keys []int) (map[int]string, error) {
 		reads.Add(1)
 		<-gate
-		if n := int32(len(keys)); n > widest.Load() {
-			widest.Store(n)
+		n := int32(len(keys))
+		for w := widest.Load(); n > w && !widest.CompareAndSwap(w, n); w = widest.Load() {
 		}
 		out := map[int]string{}
 		for _, k := range keys {
@@ -281,16 +282,84 @@ func TestTakeLingersForMore(t *testing.T) {
 	urgent := func(i int) bool { return i == 0 }
 	start := time.Now()
 	go func() { time.Sleep(5 * time.Millisecond); q <- 0 }()
-	got := Take(q, 1, 10, time.Hour, urgent)
-	if len(got) != 2 || time.Since(start) > time.Minute {
-		t.Errorf("took %v after %s, want 1 and the urgent 0 at once", got, time.Since(start))
+	got := Take(q, 1, 10, 5*time.Second, urgent)
+	if took := time.Since(start); len(got) != 2 || took > 2*time.Second {
+		t.Errorf("took %v after %s, want 1 and the urgent 0 at once", got, took)
 	}
-	if got := Take(q, 0, 10, time.Hour, urgent); len(got) != 1 {
-		t.Errorf("an urgent first item lingered: %v", got)
+	start = time.Now()
+	if got := Take(q, 0, 10, 5*time.Second, urgent); len(got) != 1 || time.Since(start) > 2*time.Second {
+		t.Errorf("an urgent first item lingered: %v after %s", got, time.Since(start))
 	}
 
 	close(q)
 	if got := Take(q, 1, 10, time.Hour, never); len(got) != 1 {
 		t.Errorf("closed queue: took %v, want only the first", got)
+	}
+}
+
+// A read that panics fails the lookups it answers, not the process; a
+// lookup whose caller stopped waiting before its read is not read.
+func TestPanickingReadFailsItsLookups(t *testing.T) {
+	var asked atomic.Value
+	r := NewReader(1, 8, time.Minute, func(ctx context.Context, keys []string) (map[string]int, error) {
+		asked.Store(keys)
+		if keys[0] == "boom" {
+			panic("driver bug")
+		}
+		return map[string]int{keys[0]: 1}, nil
+	})
+	if _, _, err := r.Get(context.Background(), "boom"); err == nil || !strings.Contains(err.Error(), "driver bug") {
+		t.Fatalf("got %v, want the panic as an error", err)
+	}
+	if v, ok, err := r.Get(context.Background(), "k"); err != nil || !ok || v != 1 {
+		t.Fatalf("after the panic: %v %v %v", v, ok, err)
+	}
+
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	l := &lookup[string, int]{ctx: gone, key: "gone", done: make(chan struct{})}
+	k := &lookup[string, int]{ctx: context.Background(), key: "k", done: make(chan struct{})}
+	r.readBatch([]*lookup[string, int]{l, k})
+	if keys := asked.Load().([]string); len(keys) != 1 || keys[0] != "k" {
+		t.Errorf("read keys %v, want only the waiting caller's", keys)
+	}
+	if !errors.Is(l.err, context.Canceled) || l.ok {
+		t.Errorf("abandoned lookup: ok %v, err %v; want its context's error", l.ok, l.err)
+	}
+	if !k.ok || k.val != 1 {
+		t.Errorf("waiting lookup: %+v", k)
+	}
+}
+
+// With the queue full, a lookup is read alone under its caller's own
+// context, so a caller that gives up is not held by the read.
+func TestFullQueueReadsAloneUnderTheCallersContext(t *testing.T) {
+	hold, entered := make(chan struct{}), make(chan struct{}, 1)
+	r := NewReader(1, 1, time.Minute, func(ctx context.Context, keys []string) (map[string]int, error) {
+		if keys[0] == "hold" {
+			entered <- struct{}{}
+			<-hold
+			return nil, nil
+		}
+		if keys[0] == "alone" {
+			<-ctx.Done() // a read that would hang, but for its context
+			return nil, ctx.Err()
+		}
+		return nil, nil
+	})
+	defer close(hold)
+	go r.Get(context.Background(), "hold")
+	<-entered
+	for range 64 { // fill the queue behind the held read (64 × max)
+		if !r.runner.Submit(&lookup[string, int]{ctx: context.Background(), key: "q", done: make(chan struct{})}) {
+			t.Fatal("queue full too soon")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := r.Get(ctx, "alone")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Errorf("got %v after %s, want the caller's deadline", err, time.Since(start))
 	}
 }

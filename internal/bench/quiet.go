@@ -38,7 +38,7 @@ func (b *Bench) quiet(ctx context.Context) Phase {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			at, err := b.awaitEmail(ctx, v, 30*time.Second)
+			at, err := b.awaitEmail(ctx, v, 30*time.Second, quietPoll)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -70,7 +70,7 @@ func cmpErr(first, next error) error {
 }
 
 // awaitEmail returns when the guest email of v was captured.
-func (b *Bench) awaitEmail(ctx context.Context, v *visitor, wait time.Duration) (time.Time, error) {
+func (b *Bench) awaitEmail(ctx context.Context, v *visitor, wait, every time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(wait)
 	path := "/api/v1/outbox?limit=1&to=" + url.QueryEscape(b.email(v))
 	for time.Now().Before(deadline) {
@@ -89,7 +89,7 @@ func (b *Bench) awaitEmail(ctx context.Context, v *visitor, wait time.Duration) 
 		select {
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
-		case <-time.After(quietPoll):
+		case <-time.After(every):
 		}
 	}
 	return time.Time{}, fmt.Errorf("visit %d: no email within %s", v.visitID, wait)
