@@ -280,8 +280,7 @@ func (s *Service) PassUnlock(ctx context.Context, token string, lockID int64) er
 		return ErrPassNotFound
 	}
 	// One read gives the visit's status, its links and whether it has a
-	// person credential.
-	// The unlocks arriving together read their passes in one statement.
+	// person credential; the unlocks arriving together share it.
 	f, found, err := s.passes.Get(ctx, secretbox.Hash(token))
 	if err != nil {
 		return err

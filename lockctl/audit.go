@@ -17,20 +17,19 @@ import (
 // unlock's event with the link's last_used_at, refusals): one goroutine
 // takes what is queued and writes up to auditBatch of them in one
 // transaction, with one multi-row insert. Nothing waits on purpose: a
-// batch is whatever queued while the previous one was written (a granted
-// unlock is answered only once its event is committed; waiting 2 ms for
-// more doubled the answer's median at 2,000 unlocks/s and saved no
-// measurable CPU). A granted
-// unlock's caller waits until its batch is committed, so a door that was
-// answered open is in the audit log even if the process dies right after;
-// sampled refusals do not wait. A batch that fails is written again one
-// event at a time, so one bad row or a lost connection costs at most that
-// event. When the queue is full the caller writes its own event at once
-// (write rather than drop); Close writes what is queued. Readers of the audit log call flush first, so an event
-// is listed as soon as its unlock was answered, and every other write
-// (the admin API's, see flushBeforeWrites) first flushes, so the audit
-// log's order is the order things were answered in. It is safe for
-// concurrent use.
+// batch is whatever queued while the previous one was written (waiting
+// 2 ms for more doubled a granted unlock's median answer at 2,000
+// unlocks/s and saved no measurable CPU). A granted unlock's caller waits
+// until its batch is committed, so a door that was answered open is in
+// the audit log even if the process dies right after; sampled refusals do
+// not wait. A batch that fails is written again one event at a time, so
+// one bad row or a lost connection costs at most that event. When the
+// queue is full the caller writes its own event at once (write rather
+// than drop); Close writes what is queued. Readers of the audit log call
+// flush first, so an event is listed as soon as its unlock was answered,
+// and every other write (the admin API's, see flushBeforeWrites) first
+// flushes, so the audit log's order is the order things were answered in.
+// It is safe for concurrent use.
 type auditWriter struct {
 	store *store
 	log   *slog.Logger

@@ -200,9 +200,6 @@ func (b *Bench) discoverLock(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("the first guest's pass showed no door within 2 minutes: is the worker running and the flow mapped to a group with doors?")
 }
 
-// drain signs one guest in and waits until the worker has synced its
-// visit. The queue is first in, first out, so by then the backlog of the
-// phase before is worked off and does not weigh on the next one.
 // settlePoll is how often a settle asks about its marker guest, and
 // settleEmailWait how long it waits for the guest's email once synced.
 const (
@@ -210,6 +207,10 @@ const (
 	settleEmailWait = time.Minute
 )
 
+// drain signs one guest in and waits until the worker has synced its
+// visit and, with embedded mail, sent its email. The queues are first in,
+// first out, so by then the backlog of the phase before is worked off and
+// does not weigh on the next one.
 func (b *Bench) drain(ctx context.Context, wait time.Duration) error {
 	if b.cfg.APIKey == "" {
 		b.pause(ctx, 3*time.Second)
