@@ -6,12 +6,14 @@ import (
 	"time"
 )
 
-// The unlock decision of a group link needs three things that change
-// rarely: the link (its group, enabled flag and validity window), whether
-// its group holds the door, and the door's state (online, locked down).
-// accessCache keeps them in memory, keyed by the secret's hash, the group
-// and the lock, so that a decision costs one read of the access generation
-// instead of three or four queries.
+// The unlock decision of a group link needs the link (its group, enabled
+// flag and validity window), whether its group holds the door, and the
+// door's state (online, locked down). The link is read with the access
+// generation, in the one read every decision makes (see view): links are
+// many and each is used rarely, so keeping them would not save that read.
+// The doors and the groups' doors are few and change rarely: accessCache
+// keeps them in memory, keyed by the lock and the group, so that a
+// decision costs that one read instead of three or four queries.
 //
 // Staleness across replicas. Every write that can change such a decision
 // (a link updated or deleted, a group's locks changed, a lock going
@@ -39,7 +41,6 @@ type accessCache struct {
 	gen      int64
 	filled   bool      // gen is the generation the entries were read under
 	filledAt time.Time // when the entries began to be read
-	links    map[string]GroupLink
 	locks    map[int64]Lock
 	groups   map[int64]map[int64]bool // group id → the ids of its locks
 }
@@ -54,7 +55,7 @@ const accessCacheMax = 50_000
 const accessCacheMaxAge = 10 * time.Second
 
 func newAccessCache() *accessCache {
-	return &accessCache{links: map[string]GroupLink{}, locks: map[int64]Lock{}, groups: map[int64]map[int64]bool{}}
+	return &accessCache{locks: map[int64]Lock{}, groups: map[int64]map[int64]bool{}}
 }
 
 // sync makes the cache hold only entries read under generation gen.
@@ -74,7 +75,6 @@ func (c *accessCache) sync(gen int64) {
 }
 
 func (c *accessCache) clearLocked() {
-	clear(c.links)
 	clear(c.locks)
 	clear(c.groups)
 }
@@ -87,13 +87,13 @@ type accessView struct {
 	gen int64
 }
 
-// generationReaders is how many reads of the access generation run at
-// once on PostgreSQL (one on SQLite); the decisions arriving meanwhile
-// share the next.
+// accessReaders is how many reads of the access data run at once on
+// PostgreSQL (one on SQLite); the decisions arriving meanwhile share the
+// next, of at most accessReadMax of them.
 const (
-	generationReaders   = 2
-	generationReadMax   = 256
-	generationReadLimit = 10 * time.Second
+	accessReaders   = 2
+	accessReadMax   = 256
+	accessReadLimit = 10 * time.Second
 )
 
 // view reads the access generation and returns a view under it. It fails
@@ -102,41 +102,24 @@ const (
 // that began after the decision did (batch.Reader), so it holds every
 // change committed before.
 func (ctl *Controller) view(ctx context.Context) (*accessView, error) {
-	gen, _, err := ctl.generations.Get(ctx, struct{}{})
+	v, _, _, err := ctl.linkView(ctx, "")
+	return v, err
+}
+
+// linkView is view that also reads the link whose secret hashes to hash,
+// in the same read: found is false when no link has that secret.
+func (ctl *Controller) linkView(ctx context.Context, hash string) (v *accessView, l GroupLink, found bool, err error) {
+	r, _, err := ctl.accessReads.Get(ctx, hash)
 	if err != nil {
-		return nil, err
+		return nil, l, false, err
 	}
-	ctl.access.sync(gen)
-	return &accessView{s: ctl.store, c: ctl.access, gen: gen}, nil
+	ctl.access.sync(r.Gen)
+	return &accessView{s: ctl.store, c: ctl.access, gen: r.Gen}, r.Link, r.Found, nil
 }
 
 // current reports whether the cache holds entries of v's generation; c.mu
 // is held.
 func (v *accessView) currentLocked() bool { return v.c.filled && v.c.gen == v.gen }
-
-// linkBySecret is store.linkBySecret through the cache.
-func (v *accessView) linkBySecret(ctx context.Context, hash string) (GroupLink, error) {
-	v.c.mu.Lock()
-	l, ok := v.c.links[hash]
-	ok = ok && v.currentLocked()
-	v.c.mu.Unlock()
-	if ok {
-		return l, nil
-	}
-	l, err := v.s.linkBySecret(ctx, hash)
-	if err != nil {
-		return l, err
-	}
-	v.c.mu.Lock()
-	defer v.c.mu.Unlock()
-	if v.currentLocked() {
-		if len(v.c.links) >= accessCacheMax {
-			clear(v.c.links)
-		}
-		v.c.links[hash] = l
-	}
-	return l, nil
-}
 
 // lock is store.lock through the cache. Only the fields an unlock decision
 // and its event use are current: the open/closed state (Unlocked) is not

@@ -92,16 +92,12 @@ func (c *Controller) resolveHeader(ctx context.Context, header, address string) 
 		p, err := c.resolveLogin(ctx, address, cred)
 		return p, nil, err
 	case "KISI-GROUP-LINK":
-		v, err := c.view(ctx)
+		v, l, found, err := c.linkView(ctx, hashSecret(cred))
 		if err != nil {
 			return nil, nil, err
 		}
-		l, err := v.linkBySecret(ctx, hashSecret(cred))
-		if latchkey.KindOf(err) == latchkey.NotFound {
+		if !found {
 			return nil, v, errBadLink
-		}
-		if err != nil {
-			return nil, v, err
 		}
 		return &principal{Link: &l}, v, nil
 	case "KISI-ACCESS-KEY":

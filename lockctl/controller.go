@@ -69,9 +69,9 @@ type Controller struct {
 	refusals   *refusals
 	sweepBatch int
 	access     *accessCache
-	// generations reads the access generation once for the decisions
-	// that arrive together (see view).
-	generations *batch.Reader[struct{}, int64]
+	// accessReads reads the access generation, and the links named, once
+	// for the decisions that arrive together (see view).
+	accessReads *batch.Reader[string, accessRead]
 	audit       *auditWriter
 }
 
@@ -119,12 +119,9 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 	c.audit = newAuditWriter(c.store, c.log)
 	readers := 1 // SQLite: its four connections are the writers' too
 	if db.Dialector.Name() == "postgres" {
-		readers = generationReaders
+		readers = accessReaders
 	}
-	c.generations = batch.NewReader(readers, generationReadMax, generationReadLimit, func(ctx context.Context, _ []struct{}) (map[struct{}]int64, error) {
-		n, err := c.store.generation(ctx)
-		return map[struct{}]int64{{}: n}, err
-	})
+	c.accessReads = batch.NewReader(readers, accessReadMax, accessReadLimit, c.store.accessReads)
 	driver.Watch(c.onStateChange)
 	return c
 }

@@ -37,6 +37,63 @@ func (s *store) generation(ctx context.Context) (int64, error) {
 	return n, translate(err, "read access generation", "access generation")
 }
 
+// accessRead is one decision's share of a read of the access data: the
+// access generation and, when the decision named a link's secret, that
+// link (Found false: no link has it).
+type accessRead struct {
+	Gen   int64
+	Link  GroupLink
+	Found bool
+}
+
+// accessReads reads the access generation and the links whose secrets
+// hash to hashes ("" asks for the generation alone), in one statement, so
+// each link is read in the state the generation names. Every hash asked is
+// in the answer. A missing generation row is an error, as in generation.
+func (s *store) accessReads(ctx context.Context, hashes []string) (map[string]accessRead, error) {
+	wanted := make([]string, 0, len(hashes))
+	for _, h := range hashes {
+		if h != "" {
+			wanted = append(wanted, h)
+		}
+	}
+	out := make(map[string]accessRead, len(hashes))
+	if len(wanted) == 0 {
+		gen, err := s.generation(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hashes {
+			out[h] = accessRead{Gen: gen}
+		}
+		return out, nil
+	}
+	var rows []struct {
+		AccessGen int64
+		GroupLink
+	}
+	// The generation's row is joined to the links, so it comes back (with
+	// no link) when none of the secrets is known.
+	err := s.db.WithContext(ctx).Raw(`SELECT g.n AS access_gen, l.* FROM lockctl_access_generation g
+		LEFT JOIN lockctl_group_links l ON l.secret_hash IN ? WHERE g.id = 1`, wanted).Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err, "read access generation and links", "group link")
+	}
+	if len(rows) == 0 {
+		return nil, translate(gorm.ErrRecordNotFound, "read access generation", "access generation")
+	}
+	gen := rows[0].AccessGen
+	for _, h := range hashes {
+		out[h] = accessRead{Gen: gen}
+	}
+	for _, r := range rows {
+		if r.ID != 0 {
+			out[r.SecretHash] = accessRead{Gen: gen, Link: r.GroupLink, Found: true}
+		}
+	}
+	return out, nil
+}
+
 // bumpGeneration moves the access generation on, inside tx: every cached
 // unlock decision of every process is dropped once tx commits.
 func bumpGeneration(tx *gorm.DB) error {

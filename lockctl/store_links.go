@@ -148,13 +148,6 @@ func (s *store) link(ctx context.Context, id int64) (GroupLink, error) {
 	return byID[GroupLink](ctx, s, id, "group link")
 }
 
-// linkBySecret finds the link whose secret hashes to hash.
-func (s *store) linkBySecret(ctx context.Context, hash string) (GroupLink, error) {
-	var l GroupLink
-	err := s.db.WithContext(ctx).Where("secret_hash = ?", hash).Take(&l).Error
-	return l, translate(err, "get group link by secret", "group link")
-}
-
 var linkSorts = map[string]string{
 	"name":         "lockctl_group_links.name, lockctl_group_links.id",
 	"unlock":       "(last_used_at IS NULL), last_used_at, lockctl_group_links.id",
