@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/latchkey/latchkey/internal/database"
 	"github.com/latchkey/latchkey/internal/testenv"
 )
@@ -218,8 +220,10 @@ func TestLinkUnlockReadsOnce(t *testing.T) {
 	f := e.site()
 	warm := e.link(f.visitors, nil)
 	var fresh []createdLink
+	now := e.clock.Now()
 	for range 3 {
-		fresh = append(fresh, e.link(f.visitors, nil))
+		fresh = append(fresh, e.link(f.visitors, map[string]any{"email": "ada@example.com", "phone": "+15550100",
+			"valid_from": rfc(now.Add(-time.Hour)), "valid_until": rfc(now.Add(time.Hour))}))
 	}
 	ctx := context.Background()
 	unlock := func(secret string) int64 {
@@ -259,8 +263,14 @@ func TestLinkUnlockReadsOnce(t *testing.T) {
 			t.Errorf("hash %q: generation %d, want %d", h, r.Gen, gen)
 		case r.Found != (want != 0) || r.Link.ID != want:
 			t.Errorf("hash %q: link %d (found %v), want %d", h, r.Link.ID, r.Found, want)
-		case r.Found && (r.Link.SecretHash != h || r.Link.GroupID != f.visitors || !r.Link.LinkEnabled):
-			t.Errorf("hash %q: link read as %+v", h, r.Link)
+		case r.Found:
+			stored, err := e.c.store.link(ctx, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(stored, r.Link); d != "" {
+				t.Errorf("hash %q: the link read differs from the stored link (-stored +read):\n%s", h, d)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -68,30 +69,68 @@ func (s *store) accessReads(ctx context.Context, hashes []string) (map[string]ac
 		}
 		return out, nil
 	}
-	var rows []struct {
-		AccessGen int64
-		GroupLink
-	}
-	// The generation's row is joined to the links, so it comes back (with
-	// no link) when none of the secrets is known.
-	err := s.db.WithContext(ctx).Raw(`SELECT g.n AS access_gen, l.* FROM lockctl_access_generation g
-		LEFT JOIN lockctl_group_links l ON l.secret_hash IN ? WHERE g.id = 1`, wanted).Scan(&rows).Error
+	// Every unlock reads this, so its rows are scanned by hand, past gorm's
+	// reflection. The generation's row is joined to the links, so it comes
+	// back (with no link) when none of the secrets is known.
+	rows, err := s.db.WithContext(ctx).Raw(`SELECT g.n, l.id, l.group_id, l.name, l.email, l.phone,
+		l.link_enabled, l.quick_response_code_type, l.valid_from, l.valid_until, l.secret_hash,
+		l.quick_response_code_token_hash, l.last_used_at, l.created_by_id, l.created_at, l.updated_at
+		FROM lockctl_access_generation g
+		LEFT JOIN lockctl_group_links l ON l.secret_hash IN ? WHERE g.id = 1`, wanted).Rows()
 	if err != nil {
 		return nil, translate(err, "read access generation and links", "group link")
 	}
-	if len(rows) == 0 {
+	defer rows.Close()
+	var (
+		gen   int64
+		found []GroupLink
+		read  bool
+	)
+	for rows.Next() {
+		var (
+			id, groupID                *int64
+			name, email, phone, qrType *string
+			secretHash, qrTokenHash    *string
+			enabled                    *bool
+			createdAt, updatedAt       *time.Time
+			l                          GroupLink
+		)
+		if err := rows.Scan(&gen, &id, &groupID, &name, &email, &phone, &enabled, &qrType, &l.ValidFrom, &l.ValidUntil,
+			&secretHash, &qrTokenHash, &l.LastUsedAt, &l.CreatedByID, &createdAt, &updatedAt); err != nil {
+			return nil, translate(err, "read access generation and links", "group link")
+		}
+		read = true
+		if id == nil {
+			continue // no link has any of the secrets
+		}
+		l.ID, l.GroupID, l.Name, l.Email, l.Phone = *id, deref(groupID), deref(name), deref(email), deref(phone)
+		l.LinkEnabled, l.QRType, l.SecretHash, l.QRTokenHash = deref(enabled), deref(qrType), deref(secretHash), deref(qrTokenHash)
+		l.CreatedAt, l.UpdatedAt = deref(createdAt), deref(updatedAt)
+		found = append(found, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, translate(err, "read access generation and links", "group link")
+	}
+	if !read {
 		return nil, translate(gorm.ErrRecordNotFound, "read access generation", "access generation")
 	}
-	gen := rows[0].AccessGen
 	for _, h := range hashes {
 		out[h] = accessRead{Gen: gen}
 	}
-	for _, r := range rows {
-		if r.ID != 0 {
-			out[r.SecretHash] = accessRead{Gen: gen, Link: r.GroupLink, Found: true}
-		}
+	for _, l := range found {
+		out[l.SecretHash] = accessRead{Gen: gen, Link: l, Found: true}
 	}
 	return out, nil
+}
+
+// deref is *p, or the zero value when p is nil (a column of a row that a
+// left join did not find).
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // bumpGeneration moves the access generation on, inside tx: every cached
