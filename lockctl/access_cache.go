@@ -2,6 +2,7 @@ package lockctl
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -111,7 +112,10 @@ func (ctl *Controller) view(ctx context.Context) (*accessView, error) {
 // linkView is view that also reads the link whose secret hashes to hash,
 // in the same read: found is false when no link has that secret.
 func (ctl *Controller) linkView(ctx context.Context, hash string) (v *accessView, l GroupLink, found bool, err error) {
-	r, _, err := ctl.accessReads.Get(ctx, hash)
+	r, ok, err := ctl.accessReads.Get(ctx, hash)
+	if err == nil && !ok {
+		err = errors.New("read access data: no answer for the decision")
+	}
 	if err != nil {
 		return nil, l, false, err
 	}

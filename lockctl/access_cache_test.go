@@ -71,7 +71,7 @@ func TestCachedDecisionSeesEveryChange(t *testing.T) {
 				f := e.site()
 				l := e.link(f.visitors, nil)
 				e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
-				e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}) // from the cache
+				e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}) // the doors from the cache
 				h := e.h
 				if where == "second controller" {
 					h = e.second().Handler()
@@ -116,10 +116,11 @@ func TestCachedDecisionSeesAddedDoor(t *testing.T) {
 	e.must(200, req{method: "POST", path: unlockPath(f.back), auth: holder(l.Secret)})
 }
 
-// TestCachedLinkWindowToTheSecond: the cache holds the window, not a
-// verdict: a link decided valid a second before valid_until is refused at
-// valid_until and a second after, without any write in between.
-func TestCachedLinkWindowToTheSecond(t *testing.T) {
+// TestLinkWindowToTheSecond: a decision checks the link's window against
+// its own instant, never a verdict kept from an earlier one: a link
+// decided valid a second before valid_until is refused at valid_until and
+// a second after, without any write in between.
+func TestLinkWindowToTheSecond(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
 	f := e.site()
 	t0 := e.clock.Now()
@@ -272,5 +273,27 @@ func TestLinkUnlockReadsOnce(t *testing.T) {
 				t.Errorf("hash %q: the link read differs from the stored link (-stored +read):\n%s", h, d)
 			}
 		}
+	}
+}
+
+// TestNoGenerationNoUnlock: without the access generation's row, the
+// shared read that carries a link fails, and no door opens.
+func TestNoGenerationNoUnlock(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LinkRate = Rate{PerSecond: 1000, Burst: 1000} })
+	f := e.site()
+	l := e.link(f.visitors, nil)
+	ctx := context.Background()
+	e.must(200, req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)})
+	if err := e.c.store.db.Exec("DELETE FROM lockctl_access_generation").Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.store.accessReads(ctx, []string{hashSecret(l.Secret)}); err == nil {
+		t.Error("the access read without a generation row: no error")
+	}
+	if st, _, _ := e.c.UnlockInProcess(ctx, holder(l.Secret), f.front, "203.0.113.9", "phone"); st == 200 {
+		t.Error("an unlock without a generation row opened the door")
+	}
+	if rec := e.do(req{method: "POST", path: unlockPath(f.front), auth: holder(l.Secret)}); rec.Code == 200 {
+		t.Error("an unlock over HTTP without a generation row opened the door")
 	}
 }

@@ -79,8 +79,9 @@ func (c *Controller) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // resolveHeader resolves an Authorization header sent from address into
-// a principal. A group link is looked up through the access cache; the
-// view it was read under comes back with it (nil for other credentials).
+// a principal. A group link is read with the access generation (see
+// linkView); the view it was read under comes back with it (nil for other
+// credentials).
 func (c *Controller) resolveHeader(ctx context.Context, header, address string) (*principal, *accessView, error) {
 	scheme, cred, _ := strings.Cut(strings.TrimSpace(header), " ")
 	cred = strings.TrimSpace(cred)

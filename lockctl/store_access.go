@@ -27,8 +27,9 @@ func migrateGeneration(ctx context.Context, db *gorm.DB) error {
 
 // generation returns the access generation. A missing row is an error, so
 // that no decision is taken from a cache that could not be checked.
-// It is read on every unlock, so it goes straight to the connection pool,
-// past gorm's statement building and reflection.
+// It serves the shared reads that name no link (see accessReads), so it
+// goes straight to the connection pool, past gorm's statement building
+// and reflection.
 func (s *store) generation(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.ConnPool.QueryRowContext(ctx, "SELECT n FROM lockctl_access_generation WHERE id = 1").Scan(&n)
