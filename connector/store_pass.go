@@ -34,18 +34,19 @@ func (s *Store) passUnlockFacts(ctx context.Context, hashes []string) (map[strin
 	out := make(map[string]passUnlockFacts, len(hashes))
 	for rows.Next() {
 		var (
-			hash, status    string
-			f               passUnlockFacts
-			groupID, linkID *int64
-			removed         *bool
-			secret          []byte
+			hash, status, install string
+			visitID               int64
+			hasPerson             bool
+			groupID, linkID       *int64
+			removed               *bool
+			secret                []byte
 		)
-		if err := rows.Scan(&hash, &f.VisitID, &status, &f.InstallID, &f.HasPerson, &groupID, &linkID, &removed, &secret); err != nil {
+		if err := rows.Scan(&hash, &visitID, &status, &install, &hasPerson, &groupID, &linkID, &removed, &secret); err != nil {
 			return nil, fmt.Errorf("get visits by pass: %w", err)
 		}
-		f.Status = Status(status)
-		if seen, ok := out[hash]; ok {
-			f = seen
+		f, ok := out[hash] // a visit's row repeats for each of its links
+		if !ok {
+			f = passUnlockFacts{VisitID: visitID, Status: Status(status), InstallID: install, HasPerson: hasPerson}
 		}
 		if groupID != nil {
 			l := VisitLink{VisitID: f.VisitID, GroupID: *groupID, SecretEnc: secret}

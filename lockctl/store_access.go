@@ -83,9 +83,8 @@ func (s *store) accessReads(ctx context.Context, hashes []string) (map[string]ac
 	}
 	defer rows.Close()
 	var (
-		gen   int64
-		found []GroupLink
-		read  bool
+		gen  int64
+		read bool // the generation's row came back
 	)
 	for rows.Next() {
 		var (
@@ -107,7 +106,7 @@ func (s *store) accessReads(ctx context.Context, hashes []string) (map[string]ac
 		l.ID, l.GroupID, l.Name, l.Email, l.Phone = *id, deref(groupID), deref(name), deref(email), deref(phone)
 		l.LinkEnabled, l.QRType, l.SecretHash, l.QRTokenHash = deref(enabled), deref(qrType), deref(secretHash), deref(qrTokenHash)
 		l.CreatedAt, l.UpdatedAt = deref(createdAt), deref(updatedAt)
-		found = append(found, l)
+		out[l.SecretHash] = accessRead{Gen: gen, Link: l, Found: true}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, translate(err, "read access generation and links", "group link")
@@ -116,10 +115,9 @@ func (s *store) accessReads(ctx context.Context, hashes []string) (map[string]ac
 		return nil, translate(gorm.ErrRecordNotFound, "read access generation", "access generation")
 	}
 	for _, h := range hashes {
-		out[h] = accessRead{Gen: gen}
-	}
-	for _, l := range found {
-		out[l.SecretHash] = accessRead{Gen: gen, Link: l, Found: true}
+		if _, ok := out[h]; !ok {
+			out[h] = accessRead{Gen: gen}
+		}
 	}
 	return out, nil
 }
